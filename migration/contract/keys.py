@@ -1,0 +1,272 @@
+"""Key templates as codecs: `format(values) -> key` and `parse(key) -> values`.
+
+A template such as ``ORDER#{created_at}#{id}`` is literal text with
+placeholders. ``{parent_name|ROOT}`` gives a placeholder a default used when the
+value is NULL. Formatting refuses values that would make the key impossible to
+parse back (an empty value, a value containing the delimiter that follows its
+placeholder, a value equal to the placeholder's default): a key that cannot be
+parsed is a silent corruption waiting to happen, so it is an error here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from migration.errors import KeyTemplateError
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A `{name}` or `{name|DEFAULT}` slot in a key template."""
+
+    name: str
+    default: str | None = None
+
+
+def canonical_number(value: Decimal) -> str:
+    """A Decimal as DynamoDB number text: exact, no exponent, no trailing zeros."""
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite number")
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def format_timestamp(value: datetime) -> str:
+    """Fixed-width ISO-8601 UTC, so that string order is time order.
+
+    Naive datetimes are taken as UTC: our MySQL sessions run with
+    ``time_zone = '+00:00'``.
+    """
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def key_text(value: Any) -> str | None:
+    """The text a scalar value contributes to a key; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        return canonical_number(value)
+    if isinstance(value, float):
+        return canonical_number(Decimal(repr(value)))
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    raise TypeError(f"a {type(value).__name__} value cannot be part of a key")
+
+
+class KeyTemplate:
+    """A parsed key template; immutable and cheap to reuse."""
+
+    __slots__ = ("source", "parts", "_checks")
+
+    def __init__(self, source: str):
+        self.source = source
+        self.parts: tuple[str | Placeholder, ...] = _parse_template(source)
+        # For each placeholder: the character its value must not contain (the
+        # first character of the literal that follows it), or None if last.
+        checks: list[tuple[Placeholder, str | None]] = []
+        for i, part in enumerate(self.parts):
+            if isinstance(part, Placeholder):
+                following = self.parts[i + 1] if i + 1 < len(self.parts) else None
+                assert not isinstance(following, Placeholder)
+                checks.append((part, following[0] if following else None))
+        self._checks = tuple(checks)
+
+    def __repr__(self) -> str:
+        return f"KeyTemplate({self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyTemplate) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Names of the placeholders, in order."""
+        return tuple(p.name for p, _ in self._checks)
+
+    @property
+    def is_static(self) -> bool:
+        """True when the template has no placeholder (for example ``#META``)."""
+        return not self._checks
+
+    @property
+    def single_field(self) -> str | None:
+        """The field name when the template is exactly one bare placeholder."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], Placeholder):
+            return self.parts[0].name
+        return None
+
+    @property
+    def static_prefix(self) -> str:
+        """The literal text before the first placeholder."""
+        first = self.parts[0] if self.parts else ""
+        return first if isinstance(first, str) else ""
+
+    def format(self, values: Mapping[str, Any]) -> str:
+        """Build the key from `values`; raises KeyTemplateError when it would be ambiguous."""
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            out.append(self._text_for(part, values.get(part.name)))
+        return "".join(out)
+
+    def _text_for(self, part: Placeholder, value: Any) -> str:
+        try:
+            text = key_text(value)
+        except (TypeError, ValueError) as err:
+            raise KeyTemplateError(self.source, str(err), part.name) from err
+        if text is None:
+            if part.default is None:
+                raise KeyTemplateError(self.source, "value is NULL", part.name)
+            return part.default
+        if text == "":
+            raise KeyTemplateError(self.source, "value is empty", part.name)
+        if part.default is not None and text == part.default:
+            raise KeyTemplateError(
+                self.source,
+                f"value {text!r} equals the placeholder's default, so the key would be "
+                "ambiguous",
+                part.name,
+            )
+        delimiter = self._delimiter_after(part)
+        if delimiter is not None and delimiter in text:
+            raise KeyTemplateError(
+                self.source,
+                f"value {text!r} contains the delimiter {delimiter!r}, so the key would be "
+                "ambiguous",
+                part.name,
+            )
+        return text
+
+    def _delimiter_after(self, part: Placeholder) -> str | None:
+        for candidate, delimiter in self._checks:
+            if candidate is part:
+                return delimiter
+        return None
+
+    def prefix(self, values: Mapping[str, Any]) -> str:
+        """The key text up to the first placeholder missing from `values`.
+
+        Used for `begins_with` conditions on partially known sort keys.
+        """
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif part.name in values and values[part.name] is not None:
+                out.append(self._text_for(part, values[part.name]))
+            else:
+                break
+        return "".join(out)
+
+    def parse(self, key: str) -> dict[str, str | None]:
+        """Split a key back into placeholder values (as text; a default gives None)."""
+        values: dict[str, str | None] = {}
+        pos = 0
+        parts = self.parts
+        for i, part in enumerate(parts):
+            if isinstance(part, str):
+                if not key.startswith(part, pos):
+                    raise KeyTemplateError(
+                        self.source, f"key {key!r} does not match the literal {part!r}"
+                    )
+                pos += len(part)
+                continue
+            following = parts[i + 1] if i + 1 < len(parts) else None
+            if following is None:
+                end = len(key)
+            else:
+                assert isinstance(following, str)
+                end = key.find(following[0], pos)
+                if end < 0:
+                    raise KeyTemplateError(
+                        self.source, f"key {key!r} ends before {following!r}", part.name
+                    )
+            text = key[pos:end]
+            if text == "":
+                raise KeyTemplateError(self.source, f"key {key!r} has an empty value", part.name)
+            values[part.name] = None if part.default is not None and text == part.default else text
+            pos = end
+        if pos != len(key):
+            raise KeyTemplateError(self.source, f"key {key!r} has trailing text")
+        return values
+
+    def matches(self, key: str) -> bool:
+        """True when `key` could have been made by this template."""
+        try:
+            self.parse(key)
+        except KeyTemplateError:
+            return False
+        return True
+
+
+def _parse_template(source: str) -> tuple[str | Placeholder, ...]:
+    if not isinstance(source, str):
+        raise KeyTemplateError(str(source), "a template must be a string")
+    if source == "":
+        raise KeyTemplateError(source, "a template must not be empty")
+    parts: list[str | Placeholder] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(source):
+        ch = source[i]
+        if ch == "}":
+            raise KeyTemplateError(source, f"unmatched '}}' at position {i}")
+        if ch != "{":
+            literal.append(ch)
+            i += 1
+            continue
+        close = source.find("}", i + 1)
+        if close < 0:
+            raise KeyTemplateError(source, f"unclosed '{{' at position {i}")
+        inner = source[i + 1 : close]
+        if "{" in inner:
+            raise KeyTemplateError(source, f"unclosed '{{' at position {i}")
+        name, _, default = inner.partition("|")
+        name = name.strip()
+        if not name:
+            raise KeyTemplateError(source, f"empty placeholder '{{{inner}}}' at position {i}")
+        if not _NAME.match(name):
+            raise KeyTemplateError(source, f"placeholder name {name!r} is not an identifier")
+        if "|" in inner and default == "":
+            raise KeyTemplateError(source, f"placeholder {{{inner}}} has an empty default")
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        elif parts and isinstance(parts[-1], Placeholder):
+            raise KeyTemplateError(
+                source,
+                f"placeholders {{{parts[-1].name}}} and {{{name}}} are adjacent: "
+                "nothing separates their values",
+            )
+        parts.append(Placeholder(name, default if "|" in inner else None))
+        i = close + 1
+    if literal:
+        parts.append("".join(literal))
+    return tuple(parts)

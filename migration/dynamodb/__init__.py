@@ -1,0 +1,1 @@
+"""Everything that talks to DynamoDB: the client choke point and schema management."""

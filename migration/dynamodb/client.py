@@ -1,0 +1,188 @@
+"""The single choke point for DynamoDB calls.
+
+Every DynamoDB request of dual-write, backfill, reconcile, repair and schema
+management goes through `DynamoDB.call`, so retries with backoff, error
+translation, counting and test fault injection live in one place.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from migration.errors import (
+    CancellationReason,
+    ConditionFailed,
+    DynamoDBError,
+    DynamoDBUnavailable,
+    InvalidRequest,
+    ResourceInUse,
+    TableNotFound,
+    Throttled,
+    TransactionCancelled,
+    TransactionConflict,
+    Transient,
+    UnsupportedByEndpoint,
+)
+from migration.settings import Settings
+
+# A hook sees (operation, params) before a call, or (operation, params, response)
+# after it; raising from it simulates a fault at exactly that point.
+BeforeHook = Callable[[str, dict[str, Any]], None]
+AfterHook = Callable[[str, dict[str, Any], dict[str, Any]], None]
+
+_THROTTLE_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException",
+                   "RequestLimitExceeded", "Throttling", "TooManyRequestsException"}
+_UNAVAILABLE_CODES = {"InternalServerError", "InternalFailure", "ServiceUnavailable",
+                      "ServiceUnavailableException"}
+
+
+def _snake(operation: str) -> str:
+    out = []
+    for i, ch in enumerate(operation):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def make_client(settings: Settings, *, max_pool_connections: int = 50) -> Any:
+    """A botocore DynamoDB client for the settings, with botocore's own retries off
+    (the choke point retries, so attempts are counted once)."""
+    config = Config(
+        region_name=settings.aws_region,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max_pool_connections,
+        connect_timeout=5,
+        read_timeout=30,
+        tcp_keepalive=True,
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_endpoint or None,
+        region_name=settings.aws_region,
+        config=config,
+        **settings.aws_credentials(),
+    )
+
+
+def translate(operation: str, err: Exception) -> DynamoDBError:
+    """Turn a botocore exception into the project's typed error (keep it as the cause)."""
+    if isinstance(err, botocore.exceptions.ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "ConditionalCheckFailedException":
+            return ConditionFailed(operation, code, message)
+        if code == "TransactionCanceledException":
+            reasons = [
+                CancellationReason(index=i, code=r.get("Code"), message=r.get("Message", ""),
+                                   item=r.get("Item"))
+                for i, r in enumerate(err.response.get("CancellationReasons", []))
+            ]
+            return TransactionCancelled(operation, message, reasons)
+        if code == "TransactionConflictException" or code == "TransactionInProgressException":
+            return TransactionConflict(operation, code, message)
+        if code in _THROTTLE_CODES:
+            return Throttled(operation, code, message)
+        if code in _UNAVAILABLE_CODES or (isinstance(status, int) and status >= 500):
+            return DynamoDBUnavailable(operation, code, message)
+        if code == "ResourceNotFoundException":
+            return TableNotFound(operation, code, message)
+        if code == "ResourceInUseException":
+            return ResourceInUse(operation, code, message)
+        if "UnknownOperation" in code:
+            return UnsupportedByEndpoint(operation, code, message)
+        if code == "ValidationException":
+            return InvalidRequest(operation, code, message)
+        return DynamoDBError(operation, code, message)
+    if isinstance(err, botocore.exceptions.EndpointConnectionError | \
+                  botocore.exceptions.ConnectionClosedError | \
+                  botocore.exceptions.ReadTimeoutError | \
+                  botocore.exceptions.ConnectTimeoutError):
+        return DynamoDBUnavailable(operation, type(err).__name__, str(err))
+    if isinstance(err, botocore.exceptions.HTTPClientError):
+        return DynamoDBUnavailable(operation, type(err).__name__, str(err))
+    return DynamoDBError(operation, type(err).__name__, str(err))
+
+
+class DynamoDB:
+    """The one DynamoDB client wrapper of the toolkit (thread-safe).
+
+    `call("PutItem", TableName=..., Item=...)` sends one request. Transient
+    failures (throttling, server errors, connection errors) are retried with
+    exponential backoff and full jitter up to `max_attempts`; every other error
+    is raised at once as a typed `DynamoDBError` with the botocore error as its
+    cause. `before`/`after` hooks let tests inject faults at this single point.
+    """
+
+    def __init__(self, settings: Settings, *, client: Any = None, max_attempts: int = 8,
+                 base_delay: float = 0.05, max_delay: float = 5.0):
+        self.settings = settings
+        self.client = client if client is not None else make_client(settings)
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.before: list[BeforeHook] = []
+        self.after: list[AfterHook] = []
+        self.calls: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._methods: dict[str, Callable[..., dict[str, Any]]] = {}
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.dynamodb_endpoint or "AWS"
+
+    def table_name(self, logical: str) -> str:
+        """The physical table name for a contract table name (prefix applied)."""
+        return self.settings.table_name(logical)
+
+    def _method(self, operation: str) -> Callable[..., dict[str, Any]]:
+        method = self._methods.get(operation)
+        if method is None:
+            method = getattr(self.client, _snake(operation))
+            self._methods[operation] = method
+        return method
+
+    def call(self, operation: str, *, retry: bool = True, **params: Any) -> dict[str, Any]:
+        """Send one DynamoDB request by API name; see the class docstring."""
+        method = self._method(operation)
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._lock:
+                self.calls[operation] += 1
+            try:
+                for hook in self.before:
+                    hook(operation, params)
+                try:
+                    response = method(**params)
+                except botocore.exceptions.BotoCoreError as err:
+                    raise translate(operation, err) from err
+                except botocore.exceptions.ClientError as err:
+                    raise translate(operation, err) from err
+                for after in self.after:
+                    after(operation, params, response)
+                return response
+            except DynamoDBError as err:
+                if not (retry and isinstance(err, Transient)) or attempt >= self.max_attempts:
+                    raise
+                with self._lock:
+                    self.retries[operation] += 1
+                time.sleep(self.backoff(attempt))
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter for the given attempt (1-based)."""
+        cap = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return random.uniform(0, cap)

@@ -1,0 +1,166 @@
+"""The project's exceptions: one base class, subclasses that carry their evidence.
+
+Every error says whether retrying can help: `Transient` errors (throttling, a
+transaction conflict, an unreachable endpoint) may succeed when tried again,
+`Terminal` ones (a bad contract, a failed condition) never will. One
+`except Transient` decides whether to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class MigrateError(Exception):
+    """Base class of every error this toolkit raises on purpose."""
+
+
+class Transient:
+    """Mixin: the operation may succeed if retried."""
+
+
+class Terminal:
+    """Mixin: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class ContractIssue:
+    """One problem found in a contract: where it is and why it is wrong."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.message}"
+
+
+class ContractError(MigrateError, Terminal):
+    """A contract (or seed-002 schema) is invalid; carries every issue found."""
+
+    def __init__(self, issues: Sequence[ContractIssue]):
+        self.issues = list(issues)
+        lines = "\n".join(f"  - {issue}" for issue in self.issues)
+        super().__init__(f"{len(self.issues)} problem(s) in the contract:\n{lines}")
+
+
+class KeyTemplateError(MigrateError, Terminal):
+    """A key template is malformed, or a value cannot be put in a key without ambiguity."""
+
+    def __init__(self, template: str, reason: str, field: str | None = None):
+        self.template = template
+        self.reason = reason
+        self.field = field
+        where = f" (placeholder {{{field}}})" if field else ""
+        super().__init__(f"key template {template!r}{where}: {reason}")
+
+
+class ItemError(MigrateError, Terminal):
+    """A source row cannot become a DynamoDB item (empty key, too large, ...).
+
+    Carries the entity, the row's primary key and the reason, so a dead-letter
+    report can say exactly which row was refused and why.
+    """
+
+    def __init__(self, entity: str, source_key: Mapping[str, Any], reason: str):
+        self.entity = entity
+        self.source_key = dict(source_key)
+        self.reason = reason
+        key = ", ".join(f"{k}={v!r}" for k, v in self.source_key.items())
+        super().__init__(f"{entity} row ({key}) cannot become an item: {reason}")
+
+
+class ConfigError(MigrateError, Terminal):
+    """A setting is missing or invalid."""
+
+
+class ServiceError(MigrateError, Terminal):
+    """A local service (MySQL/MariaDB or DynamoDB Local) could not be found or started."""
+
+
+class SchemaChangeRefused(MigrateError, Terminal):
+    """`schema apply` will not make a change: DynamoDB cannot do it in place, or it
+    would delete something and `--allow-destructive` was not given."""
+
+    def __init__(self, table: str, reasons: Sequence[str]):
+        self.table = table
+        self.reasons = list(reasons)
+        super().__init__(f"table {table}: " + "; ".join(self.reasons))
+
+
+class DynamoDBError(MigrateError):
+    """A DynamoDB call failed; the botocore error is kept as `__cause__`."""
+
+    def __init__(self, operation: str, code: str, message: str):
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} failed: {code}: {message}")
+
+
+class DynamoDBUnavailable(DynamoDBError, Transient):
+    """The endpoint could not be reached, or answered with a server error."""
+
+
+class Throttled(DynamoDBError, Transient):
+    """DynamoDB refused the request for capacity reasons."""
+
+
+class ConditionFailed(DynamoDBError, Terminal):
+    """A condition expression evaluated to false."""
+
+
+class UnsupportedByEndpoint(DynamoDBError, Terminal):
+    """The endpoint does not implement this operation (DynamoDB Local lacks some)."""
+
+
+class TableNotFound(DynamoDBError, Terminal):
+    """The table (or index) does not exist."""
+
+
+class ResourceInUse(DynamoDBError, Terminal):
+    """The table or index is being created, updated or deleted, or already exists."""
+
+
+class InvalidRequest(DynamoDBError, Terminal):
+    """DynamoDB rejected the request as invalid (ValidationException)."""
+
+
+class TransactionConflict(DynamoDBError, Transient):
+    """Another transaction is working on one of the items; retry with backoff."""
+
+
+@dataclass(frozen=True)
+class CancellationReason:
+    """Why one action of a cancelled transaction failed (`None` code: it did not)."""
+
+    index: int
+    code: str | None
+    message: str = ""
+    item: Mapping[str, Any] | None = None
+
+
+class TransactionCancelled(DynamoDBError):
+    """A TransactWriteItems/TransactGetItems was cancelled; says which action failed and why.
+
+    `reasons` has one entry per action, in request order, as DynamoDB returns them.
+    """
+
+    def __init__(self, operation: str, message: str, reasons: Sequence[CancellationReason]):
+        self.reasons = list(reasons)
+        failed = [r for r in self.reasons if r.code not in (None, "None")]
+        detail = ", ".join(f"action {r.index}: {r.code}" for r in failed) or message
+        super().__init__(operation, "TransactionCanceledException", detail)
+
+    @property
+    def failed(self) -> list[CancellationReason]:
+        return [r for r in self.reasons if r.code not in (None, "None")]
+
+    @property
+    def only_conflicts(self) -> bool:
+        """True when every failing action failed because of a conflict or throttling,
+        so the whole transaction may be retried."""
+        codes = {r.code for r in self.failed}
+        return bool(codes) and codes <= {"TransactionConflict", "ThrottlingError",
+                                         "ProvisionedThroughputExceeded"}

@@ -1,0 +1,93 @@
+"""Settings: one object, read from `MIGRATE_*` environment variables (nested with `__`).
+
+CLI options map onto the same object, so every knob has one source of truth.
+Secrets are `SecretStr` and never printed: use `Settings.safe_dict()` or
+`redacted_mysql_url()` to show them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+SHOP_CONTRACT = Path(__file__).parent / "shop" / "contract.yaml"
+
+
+class Settings(BaseSettings):
+    """Every setting of the toolkit; environment variables are `MIGRATE_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MIGRATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    mysql_url: SecretStr = Field(
+        default=SecretStr("mysql+pymysql://root@127.0.0.1:3306/shop"),
+        description="SQLAlchemy URL of the source MySQL/MariaDB database.",
+    )
+    mysql_password: SecretStr | None = Field(
+        default=None, description="Overrides the password in mysql_url when set."
+    )
+    dynamodb_endpoint: str = Field(
+        default="", description="DynamoDB endpoint URL; empty means AWS."
+    )
+    aws_region: str = "us-east-1"
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    table_prefix: str = Field(
+        default="", description="Prepended to every DynamoDB table name."
+    )
+    contract: Path = Field(default=SHOP_CONTRACT, description="Path to the contract file.")
+    schema_wait_seconds: float = Field(
+        default=300.0, description="How long schema apply waits for a table or index."
+    )
+    price_per_million_wru: float = Field(
+        default=0.625, description="On-demand price (USD) per million write request units."
+    )
+
+    def sqlalchemy_url(self) -> URL:
+        """The MySQL URL as a SQLAlchemy URL object, password applied."""
+        url = make_url(self.mysql_url.get_secret_value())
+        if self.mysql_password is not None:
+            url = url.set(password=self.mysql_password.get_secret_value())
+        return url
+
+    def redacted_mysql_url(self) -> str:
+        """The MySQL URL with any password masked, safe for logs and reports."""
+        return self.sqlalchemy_url().render_as_string(hide_password=True)
+
+    def table_name(self, logical: str) -> str:
+        """The physical DynamoDB table name for a contract table name."""
+        return f"{self.table_prefix}{logical}"
+
+    def aws_credentials(self) -> dict[str, str]:
+        """Explicit credentials for boto3, or placeholders for a local endpoint.
+
+        DynamoDB Local keeps one database per access key and region, so every
+        process of a local run must use the same pair: we pin it here.
+        """
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            return {
+                "aws_access_key_id": self.aws_access_key_id.get_secret_value(),
+                "aws_secret_access_key": self.aws_secret_access_key.get_secret_value(),
+            }
+        if self.dynamodb_endpoint:
+            return {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        return {}
+
+    def safe_dict(self) -> dict[str, Any]:
+        """Settings for display: secrets masked, the URL's password hidden."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "mysql_url":
+                value = self.redacted_mysql_url()
+            elif isinstance(value, SecretStr):
+                value = "**********"
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out

@@ -1,0 +1,45 @@
+"""Connections to the source MySQL/MariaDB database.
+
+Every session runs with ``time_zone = '+00:00'`` so TIMESTAMP values come back
+in UTC and the fixed-width ISO-8601 strings we put in items are UTC too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from migration.settings import Settings
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET time_zone = '+00:00'")
+    finally:
+        cursor.close()
+
+
+def create_engine(settings: Settings | URL | str, *, pool_size: int = 10,
+                  database: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for the source database (UTC sessions, pre-ping, utf8mb4)."""
+    if isinstance(settings, Settings):
+        url = settings.sqlalchemy_url()
+    else:
+        url = sa.engine.make_url(settings) if isinstance(settings, str) else settings
+    if database is not None:
+        url = url.set(database=database)
+    query = dict(url.query)
+    query.setdefault("charset", "utf8mb4")
+    url = url.set(query=query)
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                              pool_pre_ping=True, pool_recycle=3600, **kwargs)
+    sa.event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def server_url(url: URL) -> URL:
+    """The same server without a database (to create or drop one)."""
+    return url.set(database=None)
