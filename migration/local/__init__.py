@@ -1,0 +1,1 @@
+"""Local services for the demo and the tests: a MySQL-compatible server and DynamoDB Local."""
