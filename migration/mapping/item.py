@@ -1,0 +1,174 @@
+"""The one row-to-item function: backfill, dual-write, reconcile and repair all call
+`ItemMapper.to_item`, so they can never disagree about what an item should be.
+
+A *record* is a mapping of a source row's columns plus its derived values
+(lookups, embeds, aggregates; see `migration.source.records`). The mapper
+formats the key templates, converts every declared field by the type rules of
+`migration.mapping.values`, tags the item with its entity type, and refuses
+what DynamoDB would refuse (an empty or NULL key value, a key over its byte
+limit, an item over 400 KB) with an `ItemError` naming the source row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from migration.contract.keys import KeyTemplate, Placeholder, canonical_number
+from migration.contract.model import Contract, Entity
+from migration.errors import ItemError, KeyTemplateError
+from migration.mapping.values import (
+    AttributeValue,
+    Converter,
+    Item,
+    attribute_size,
+    converter_for,
+    from_attribute,
+)
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+
+
+def item_size(item: Mapping[str, AttributeValue]) -> int:
+    """The item's size as DynamoDB counts it: attribute names plus values."""
+    return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
+
+
+class _KeySlot:
+    __slots__ = ("attribute", "template", "type", "required", "limit", "index", "needed")
+
+    def __init__(self, attribute: str, template: KeyTemplate, type_: str, required: bool,
+                 limit: int, index: str | None):
+        self.attribute = attribute
+        self.template = template
+        self.type = type_
+        self.required = required
+        self.limit = limit
+        self.index = index
+        # Placeholders without a default: NULL in any of them keeps the item out of
+        # a (sparse) index instead of being an error.
+        self.needed = tuple(p.name for p in template.parts
+                            if isinstance(p, Placeholder) and p.default is None)
+
+
+class ItemMapper:
+    """Maps records of one entity to items, and items back to field values."""
+
+    def __init__(self, contract: Contract, entity: Entity):
+        table = contract.table_of(entity)
+        self.entity = entity
+        self.table = table
+        self.type_attribute = contract.entity_type_attribute
+        self.version_attribute = contract.version_attribute
+        self.partition_key = table.partition_key
+        self.sort_key = table.sort_key
+        types = table.attribute_types()
+        slots = [_KeySlot(table.partition_key, entity.pk, types[table.partition_key], True,
+                          MAX_PARTITION_KEY_BYTES, None)]
+        if table.sort_key and entity.sk is not None:
+            slots.append(_KeySlot(table.sort_key, entity.sk, types[table.sort_key], True,
+                                  MAX_SORT_KEY_BYTES, None))
+        self._primary = tuple(slots)
+        index_slots: list[tuple[str, tuple[_KeySlot, ...]]] = []
+        for keys in entity.index_keys:
+            index = table.index(keys.index)
+            assert index is not None
+            group = []
+            if index.kind == "GSI" and keys.pk is not None:
+                group.append(_KeySlot(index.partition_key, keys.pk, types[index.partition_key],
+                                      False, MAX_PARTITION_KEY_BYTES, index.name))
+            if index.sort_key and keys.sk is not None:
+                group.append(_KeySlot(index.sort_key, keys.sk, types[index.sort_key], False,
+                                      MAX_SORT_KEY_BYTES, index.name))
+            index_slots.append((index.name, tuple(group)))
+        self._indexes = tuple(index_slots)
+        key_attributes = set(types)
+        self._fields: tuple[tuple[str, str, Converter], ...] = tuple(
+            (f.name, f.source_name, converter_for(f.type))
+            for f in entity.fields if f.name not in key_attributes
+        )
+        self._field_types = {f.name: f.type for f in entity.fields}
+        self._type_value = {"S": entity.entity_type}
+        source = entity.source
+        self._source_key = source.primary_key if source else entity.key_fields
+
+    # -- keys -------------------------------------------------------------------
+    def source_key(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's primary key in the source (for errors and dead letters)."""
+        return {name: record.get(name) for name in self._source_key}
+
+    def _key_value(self, slot: _KeySlot, record: Mapping[str, Any]) -> AttributeValue:
+        try:
+            text = slot.template.format(record)
+        except KeyTemplateError as err:
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"{slot.attribute}: {err}") from err
+        size = len(text.encode("utf-8"))
+        if size > slot.limit:
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"{slot.attribute} is {size} bytes; DynamoDB allows {slot.limit}")
+        if slot.type == "N":
+            try:
+                return {"N": canonical_number(Decimal(text))}
+            except ArithmeticError as err:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"{slot.attribute}: {text!r} is not a number") from err
+        return {"S": text}
+
+    def key(self, record: Mapping[str, Any]) -> Item:
+        """The item's primary key (partition key, and sort key when the table has one)."""
+        return {slot.attribute: self._key_value(slot, record) for slot in self._primary}
+
+    # -- items --------------------------------------------------------------------
+    def to_item(self, record: Mapping[str, Any]) -> Item:
+        """The item this record maps to. Raises ItemError when it cannot be one."""
+        item: Item = {}
+        for slot in self._primary:
+            item[slot.attribute] = self._key_value(slot, record)
+        for _index, group in self._indexes:
+            values = []
+            for slot in group:
+                if any(record.get(name) is None for name in slot.needed):
+                    values = []  # sparse index: the item is simply not in it
+                    break
+                values.append((slot.attribute, self._key_value(slot, record)))
+            for attribute, value in values:
+                item[attribute] = value
+        for name, source_name, convert in self._fields:
+            value = record.get(source_name)
+            if value is None:
+                continue
+            try:
+                converted = convert(value)
+            except (TypeError, ValueError, ArithmeticError) as err:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"field {name}: {err}") from err
+            if converted is not None:
+                item[name] = converted
+        item[self.type_attribute] = self._type_value
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}")
+        return item
+
+    def values(self, item: Mapping[str, AttributeValue]) -> dict[str, Any]:
+        """The entity's field values held by an item (the inverse of `to_item` for fields)."""
+        out: dict[str, Any] = {}
+        for field in self.entity.fields:
+            value = item.get(field.name)
+            if value is not None:
+                out[field.name] = from_attribute(value, field.type)
+        return out
+
+    def is_mine(self, item: Mapping[str, AttributeValue]) -> bool:
+        """True when the item was written for this entity."""
+        return item.get(self.type_attribute) == self._type_value
+
+
+def mappers(contract: Contract) -> dict[str, ItemMapper]:
+    """One mapper per entity of the contract, by entity name."""
+    return {entity.name: ItemMapper(contract, entity) for entity in contract.entities()}

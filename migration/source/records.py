@@ -1,0 +1,242 @@
+"""Read source records: rows of an entity's table plus their lookups, embeds and aggregates.
+
+A record is a dict of the row's columns plus one key per derived value, ready
+for `ItemMapper.to_item`. Derived values are fetched for a whole chunk of rows
+at once, one query per related table (never one query per row): lookups that
+read the same related table on the same columns share a query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from migration.contract.model import Aggregate, Contract, Embed, Entity, Lookup, Source
+
+Record = dict[str, Any]
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass(frozen=True)
+class _LookupGroup:
+    """Lookups reading one related table through the same join columns."""
+
+    table: str
+    on: tuple[tuple[str, str], ...]  # (related column, source column)
+    columns: tuple[tuple[str, str], ...]  # (record name, related column)
+
+
+def _group_lookups(lookups: Sequence[Lookup]) -> tuple[_LookupGroup, ...]:
+    groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[str, str]]] = {}
+    for lookup in lookups:
+        groups.setdefault((lookup.table, lookup.on), []).append((lookup.name, lookup.column))
+    return tuple(_LookupGroup(table, on, tuple(cols)) for (table, on), cols in groups.items())
+
+
+def _in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
+               params: dict[str, Any], prefix: str) -> str:
+    """`(a, b) IN ((:p0_0, :p0_1), ...)` with bound parameters, or `a IN (...)`."""
+    parts = []
+    for i, key in enumerate(keys):
+        names = []
+        for j, value in enumerate(key):
+            name = f"{prefix}{i}_{j}"
+            params[name] = value
+            names.append(f":{name}")
+        parts.append(names[0] if len(names) == 1 else "(" + ", ".join(names) + ")")
+    target = _q(columns[0]) if len(columns) == 1 else "(" + ", ".join(map(_q, columns)) + ")"
+    return f"{target} IN ({', '.join(parts)})"
+
+
+class RecordReader:
+    """Reads the records of one entity, by primary key or as a keyset-paginated stream."""
+
+    def __init__(self, contract: Contract, entity: Entity):
+        if entity.source is None:
+            raise ValueError(f"entity {entity.name} has no MySQL source")
+        self.entity = entity
+        self.source: Source = entity.source
+        derived = set(self.source.derived_names)
+        needed: dict[str, None] = dict.fromkeys(self.source.primary_key)
+        for field in entity.fields:
+            if field.source_name not in derived:
+                needed[field.source_name] = None
+        for template in [entity.pk, entity.sk] + [t for k in entity.index_keys
+                                                  for t in (k.pk, k.sk)]:
+            if template is not None:
+                for name in template.fields:
+                    if name not in derived:
+                        needed[name] = None
+        for lookup in self.source.lookups:
+            needed.update(dict.fromkeys(src for _, src in lookup.on))
+        for embed in self.source.embeds:
+            needed.update(dict.fromkeys(src for _, src in embed.on))
+        for aggregate in self.source.aggregates:
+            needed.update(dict.fromkeys(src for _, src in aggregate.on))
+        self.columns: tuple[str, ...] = tuple(needed)
+        self._select = "SELECT " + ", ".join(map(_q, self.columns)) + \
+            f" FROM {_q(self.source.table)}"
+        self._lookup_groups = _group_lookups(self.source.lookups)
+
+    # -- whole records ---------------------------------------------------------
+    def fetch(self, conn: Connection, keys: Sequence[tuple[Any, ...]], *,
+              for_update: bool = False) -> list[Record]:
+        """Records for these primary keys (missing rows are simply absent), in key order."""
+        if not keys:
+            return []
+        params: dict[str, Any] = {}
+        sql = (f"{self._select} WHERE {_in_clause(self.source.primary_key, keys, params, 'k')}"
+               f" ORDER BY {', '.join(map(_q, self.source.primary_key))}")
+        if for_update:
+            sql += " FOR UPDATE"
+        rows = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+        self.attach(conn, rows)
+        return rows
+
+    def stream(self, conn: Connection, *, chunk_size: int = 1000,
+               after: tuple[Any, ...] | None = None,
+               until: tuple[Any, ...] | None = None) -> Iterator[list[Record]]:
+        """Chunks of records in primary-key order (keyset pagination, never OFFSET).
+
+        `after` excludes keys up to and including it; `until` stops after that key.
+        """
+        pk = self.source.primary_key
+        order = ", ".join(map(_q, pk))
+        last = after
+        while True:
+            params: dict[str, Any] = {"limit": chunk_size}
+            clauses = []
+            if last is not None:
+                clauses.append(_keyset_after(pk, last, params, "a"))
+            if until is not None:
+                clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            sql = f"{self._select}{where} ORDER BY {order} LIMIT :limit"
+            rows = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+            if not rows:
+                return
+            self.attach(conn, rows)
+            yield rows
+            if len(rows) < chunk_size:
+                return
+            last = tuple(rows[-1][c] for c in pk)
+
+    def key_of(self, record: Record) -> tuple[Any, ...]:
+        return tuple(record[c] for c in self.source.primary_key)
+
+    # -- derived values ------------------------------------------------------------
+    def attach(self, conn: Connection, rows: list[Record]) -> None:
+        """Add every lookup, embed and aggregate to `rows`, one query per related table."""
+        if not rows:
+            return
+        for group in self._lookup_groups:
+            _attach_lookup(conn, group, rows)
+        for embed in self.source.embeds:
+            _attach_embed(conn, embed, rows)
+        for aggregate in self.source.aggregates:
+            _attach_aggregate(conn, aggregate, rows)
+
+
+def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
+                  prefix: str) -> str:
+    """`pk > key` for a composite key, spelled so that MySQL and MariaDB use the index."""
+    ors = []
+    for i in range(len(pk)):
+        ands = []
+        for j in range(i):
+            params[f"{prefix}{j}"] = key[j]
+            ands.append(f"{_q(pk[j])} = :{prefix}{j}")
+        params[f"{prefix}{i}"] = key[i]
+        ands.append(f"{_q(pk[i])} > :{prefix}{i}")
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")"
+
+
+def _distinct_keys(rows: Sequence[Record], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    keys: dict[tuple[Any, ...], None] = {}
+    for row in rows:
+        key = tuple(row.get(c) for c in columns)
+        if None not in key:
+            keys[key] = None
+    return list(keys)
+
+
+def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record]) -> None:
+    source_cols = [src for _, src in group.on]
+    target_cols = [tgt for tgt, _ in group.on]
+    keys = _distinct_keys(rows, source_cols)
+    found: dict[tuple[Any, ...], Record] = {}
+    if keys:
+        params: dict[str, Any] = {}
+        select = ", ".join(_q(c) for c in dict.fromkeys(
+            target_cols + [col for _, col in group.columns]))
+        sql = (f"SELECT {select} FROM {_q(group.table)} "
+               f"WHERE {_in_clause(target_cols, keys, params, 'l')}")
+        for related in conn.execute(sa.text(sql), params).mappings():
+            found[tuple(related[c] for c in target_cols)] = dict(related)
+    for row in rows:
+        related_row = found.get(tuple(row.get(c) for c in source_cols))
+        for name, column in group.columns:
+            row[name] = related_row[column] if related_row is not None else None
+
+
+def _attach_embed(conn: Connection, embed: Embed, rows: list[Record]) -> None:
+    source_cols = [src for _, src in embed.on]
+    target_cols = [tgt for tgt, _ in embed.on]
+    keys = _distinct_keys(rows, source_cols)
+    children: dict[tuple[Any, ...], list[Record]] = defaultdict(list)
+    if keys:
+        params: dict[str, Any] = {}
+        wanted = dict.fromkeys(target_cols + [c for _, c in embed.columns] + list(embed.order_by)
+                               + [src for lk in embed.lookups for _, src in lk.on])
+        order = ", ".join(map(_q, target_cols + list(embed.order_by)))
+        sql = (f"SELECT {', '.join(map(_q, wanted))} FROM {_q(embed.table)} "
+               f"WHERE {_in_clause(target_cols, keys, params, 'e')} ORDER BY {order}")
+        fetched = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+        for group in _group_lookups(embed.lookups):
+            _attach_lookup(conn, group, fetched)
+        for child in fetched:
+            children[tuple(child[c] for c in target_cols)].append(child)
+    names = [(attr, col) for attr, col in embed.columns] + [(lk.name, lk.name)
+                                                           for lk in embed.lookups]
+    for row in rows:
+        related = children.get(tuple(row.get(c) for c in source_cols), [])
+        if embed.limit is not None:
+            related = related[: embed.limit]
+        row[embed.name] = [
+            {attr: child[col] for attr, col in names if child.get(col) is not None}
+            for child in related
+        ]
+
+
+def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]) -> None:
+    source_cols = [src for _, src in aggregate.on]
+    target_cols = [tgt for tgt, _ in aggregate.on]
+    keys = _distinct_keys(rows, source_cols)
+    results: dict[tuple[Any, ...], Any] = {}
+    if keys:
+        params: dict[str, Any] = {}
+        function = aggregate.function.upper()
+        expr = "COUNT(*)" if aggregate.function == "count" else \
+            f"{function}({_q(aggregate.column or '')})"
+        group_by = ", ".join(map(_q, target_cols))
+        sql = (f"SELECT {group_by}, {expr} AS value FROM {_q(aggregate.table)} "
+               f"WHERE {_in_clause(target_cols, keys, params, 'g')} GROUP BY {group_by}")
+        for related in conn.execute(sa.text(sql), params).mappings():
+            results[tuple(related[c] for c in target_cols)] = related["value"]
+    empty = 0 if aggregate.function == "count" else None
+    for row in rows:
+        row[aggregate.name] = results.get(tuple(row.get(c) for c in source_cols), empty)
+
+
+def readers(contract: Contract) -> dict[str, RecordReader]:
+    """A reader per entity that has a MySQL source."""
+    return {e.name: RecordReader(contract, e) for e in contract.source_entities()}
