@@ -103,6 +103,147 @@ def contract_import(path: Path, out: Path | None) -> None:
         click.echo(f"  note: {line}", err=True)
 
 
+# -- MySQL side -----------------------------------------------------------------
+
+@cli.group()
+def db() -> None:
+    """The shop's MySQL schema (Alembic)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.option("--create", is_flag=True, help="Create the database first if it is missing.")
+@pass_ctx
+def db_upgrade(ctx: _Context, revision: str, create: bool) -> None:
+    """Migrate the shop schema to REVISION (default: head)."""
+    from migration.shop.schema import upgrade
+
+    if create:
+        commands.ensure_database(ctx.settings)
+    upgrade(ctx.settings, revision)
+    click.echo(f"{ctx.settings.redacted_mysql_url()}: at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@pass_ctx
+def db_downgrade(ctx: _Context, revision: str) -> None:
+    """Migrate the shop schema down to REVISION (`base` drops the shop tables)."""
+    from migration.shop.schema import downgrade
+
+    downgrade(ctx.settings, revision)
+    click.echo(f"{ctx.settings.redacted_mysql_url()}: at {revision}")
+
+
+@cli.command()
+@click.option("--users", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Scale: about 10 rows in total per user.")
+@click.option("--seed", "seed_value", type=int, default=0, show_default=True,
+              help="Random seed; the same seed gives the same rows.")
+@click.option("--reset", is_flag=True, help="Delete existing shop rows first.")
+@pass_ctx
+def seed(ctx: _Context, users: int, seed_value: int, reset: bool) -> None:
+    """Fill the shop with realistic, reproducible data."""
+    from migration.shop.seed import seed as run_seed
+    from migration.source.mysql import create_engine
+
+    engine = create_engine(ctx.settings)
+    try:
+        counts = run_seed(engine, users, seed=seed_value, reset=reset,
+                          progress=lambda table, rows: click.echo(f"{table}: {rows} rows", err=True))
+    finally:
+        engine.dispose()
+    click.echo(str(counts))
+
+
+# -- DynamoDB schema ----------------------------------------------------------------
+
+@cli.group()
+def schema() -> None:
+    """Create and evolve the DynamoDB tables the contract describes."""
+
+
+@schema.command("plan")
+@pass_ctx
+def schema_plan(ctx: _Context) -> None:
+    """Print what `schema apply` would change."""
+    from migration.contract import load_contract
+    from migration.dynamodb.client import DynamoDB
+    from migration.dynamodb.schema import format_plan, plan
+
+    click.echo(format_plan(plan(load_contract(ctx.settings.contract), DynamoDB(ctx.settings))))
+
+
+@schema.command("apply")
+@click.option("--allow-destructive", is_flag=True,
+              help="Allow changes that delete something (a GSI that left the contract).")
+@pass_ctx
+def schema_apply(ctx: _Context, allow_destructive: bool) -> None:
+    """Make the live tables match the contract."""
+    from migration.contract import load_contract
+    from migration.dynamodb.client import DynamoDB
+    from migration.dynamodb.schema import apply, format_apply_result
+
+    result = apply(load_contract(ctx.settings.contract), DynamoDB(ctx.settings),
+                   allow_destructive=allow_destructive, wait_seconds=ctx.settings.schema_wait_seconds,
+                   progress=lambda line: click.echo(line, err=True))
+    click.echo(format_apply_result(result))
+
+
+@schema.command("history")
+@click.option("--table", default=None, help="Only this contract table.")
+@pass_ctx
+def schema_history(ctx: _Context, table: str | None) -> None:
+    """List the schema changes applied so far."""
+    from migration.dynamodb.client import DynamoDB
+    from migration.dynamodb.schema import history
+
+    records = history(DynamoDB(ctx.settings), table)
+    for r in records:
+        click.echo(f"{r.applied_at}  {r.table:<12} {r.kind:<20} {r.description}  "
+                   f"({r.applied_by}@{r.host}, toolkit {r.toolkit_version})")
+    if not records:
+        click.echo("no schema changes recorded yet")
+
+
+# -- local services and the demo -----------------------------------------------------
+
+@cli.group()
+def services() -> None:
+    """Local MySQL/MariaDB and DynamoDB Local for development."""
+
+
+@services.command("up")
+@pass_ctx
+def services_up(ctx: _Context) -> None:
+    """Find or start the services, print their MIGRATE_* variables, wait for Ctrl-C."""
+    import time
+
+    from migration.local.services import environment, local_services
+
+    with local_services(ctx.settings) as live:
+        for key, value in environment(live).items():
+            click.echo(f"export {key}='{value}'")
+        click.echo("# services run until you press Ctrl-C", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.option("--users", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--database", default="migrate_demo", show_default=True,
+              help="MySQL database the demo creates (dropped and recreated each run).")
+@pass_ctx
+def demo(ctx: _Context, users: int, database: str) -> None:
+    """Run the toolkit end to end on local services."""
+    from migration.demo import run_demo
+
+    run_demo(ctx.settings, users=users, database=database, echo=click.echo)
+
+
 def main() -> None:
     """Entry point of the `migrate` console script."""
     try:

@@ -90,6 +90,22 @@ class SchemaChangeRefused(MigrateError, Terminal):
         super().__init__(f"table {table}: " + "; ".join(self.reasons))
 
 
+class SchemaWaitTimeout(MigrateError, Transient):
+    """A table or index did not reach the awaited state in time.
+
+    Transient: DynamoDB is usually still working on it; running `schema apply`
+    again later continues from where the table is.
+    """
+
+    def __init__(self, table: str, what: str, seconds: float, status: str):
+        self.table = table
+        self.what = what
+        self.seconds = seconds
+        self.status = status
+        super().__init__(f"table {table}: gave up after {seconds:.0f}s waiting for {what} "
+                         f"(last seen: {status})")
+
+
 class DynamoDBError(MigrateError):
     """A DynamoDB call failed; the botocore error is kept as `__cause__`."""
 
@@ -108,7 +124,13 @@ class Throttled(DynamoDBError, Transient):
 
 
 class ConditionFailed(DynamoDBError, Terminal):
-    """A condition expression evaluated to false."""
+    """A condition expression evaluated to false; `item` is the item as it stood, when
+    the request asked for it (ReturnValuesOnConditionCheckFailure=ALL_OLD)."""
+
+    def __init__(self, operation: str, code: str, message: str,
+                 item: Mapping[str, Any] | None = None):
+        super().__init__(operation, code, message)
+        self.item = item
 
 
 class UnsupportedByEndpoint(DynamoDBError, Terminal):

@@ -111,7 +111,8 @@ def read_document(path: str | Path) -> Any:
             return json.loads(text)
         return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ContractError([ContractIssue(str(path), "$", f"not valid {path.suffix[1:] or 'YAML'}: {err}")]) from err
+        kind = path.suffix[1:] or "YAML"
+        raise ContractError([ContractIssue(str(path), "$", f"not valid {kind}: {err}")]) from err
 
 
 def load_contract(path: str | Path) -> Contract:
@@ -1027,9 +1028,8 @@ class _Checker:
         elif operator is not None:
             if not param:
                 self.error(path, f"operator {operator!r} needs 'param'")
-        elif function in ("contains", "begins_with"):
-            if not param:
-                self.error(path, f"function {function!r} needs 'param'")
+        elif function in ("contains", "begins_with") and not param:
+            self.error(path, f"function {function!r} needs 'param'")
         refs = [p for p in (param, param2) if p] + (list(params) if isinstance(params, list) else [])
         for ref in refs:
             if not isinstance(ref, str) or ref not in param_names:

@@ -289,7 +289,8 @@ class Table:
         if self.sort_key:
             types[self.sort_key] = self.sort_key_type
         for index in self.indexes:
-            types[index.partition_key] = index.partition_key_type
+            if index.kind == "GSI":  # an LSI shares the table's partition key
+                types[index.partition_key] = index.partition_key_type
             if index.sort_key:
                 types[index.sort_key] = index.sort_key_type
         return types

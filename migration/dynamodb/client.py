@@ -66,12 +66,14 @@ def make_client(settings: Settings, *, max_pool_connections: int = 50) -> Any:
         tcp_keepalive=True,
     )
     session = boto3.session.Session()
+    credentials = settings.aws_credentials()
     return session.client(
         "dynamodb",
         endpoint_url=settings.dynamodb_endpoint or None,
         region_name=settings.aws_region,
         config=config,
-        **settings.aws_credentials(),
+        aws_access_key_id=credentials.get("aws_access_key_id"),
+        aws_secret_access_key=credentials.get("aws_secret_access_key"),
     )
 
 
@@ -83,7 +85,9 @@ def translate(operation: str, err: Exception) -> DynamoDBError:
         message = str(error.get("Message", ""))
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code == "ConditionalCheckFailedException":
-            return ConditionFailed(operation, code, message)
+            stored = err.response.get("Item")
+            return ConditionFailed(operation, code, message,
+                                   stored if isinstance(stored, dict) else None)
         if code == "TransactionCanceledException":
             reasons = [
                 CancellationReason(index=i, code=r.get("Code"), message=r.get("Message", ""),

@@ -156,11 +156,26 @@ def dynamodb_answers(endpoint: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def start_dynamodb_local(port: int | None = None, timeout: float = 90.0) -> Service:
-    """Start DynamoDB Local in memory on `port` (a free one by default) and wait for it."""
+def _install_java() -> str:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise ServiceError("Java 17+ is needed to run DynamoDB Local and `java` is not on PATH")
+    _log("installing Debian's default-jre-headless (java is missing)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for args in (["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                  "default-jre-headless"]):
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            raise ServiceError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
     java = shutil.which("java")
     if java is None:
-        raise ServiceError("Java 17+ is needed to run DynamoDB Local and `java` is not on PATH")
+        raise ServiceError("default-jre-headless installed but `java` is still not on PATH")
+    return java
+
+
+def start_dynamodb_local(port: int | None = None, timeout: float = 90.0) -> Service:
+    """Start DynamoDB Local in memory on `port` (a free one by default) and wait for it."""
+    java = shutil.which("java") or _install_java()
     jar_dir = dynamodb_local_dir()
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ddblocal-"))

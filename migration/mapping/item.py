@@ -28,6 +28,10 @@ from migration.mapping.values import (
 )
 
 MAX_ITEM_BYTES = 400 * 1024
+GUARD_PREFIX = "UNIQUE#"
+GUARD_SORT_KEY = "UNIQUE"
+GUARD_TYPE = "_unique"
+OWNER_ATTRIBUTE = "_owner"
 MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
 
@@ -94,6 +98,7 @@ class ItemMapper:
         self._type_value = {"S": entity.entity_type}
         source = entity.source
         self._source_key = source.primary_key if source else entity.key_fields
+        self._unique = source.unique if source else ()
 
     # -- keys -------------------------------------------------------------------
     def source_key(self, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,14 +134,14 @@ class ItemMapper:
         for slot in self._primary:
             item[slot.attribute] = self._key_value(slot, record)
         for _index, group in self._indexes:
-            values = []
+            values: list[tuple[str, AttributeValue]] = []
             for slot in group:
                 if any(record.get(name) is None for name in slot.needed):
                     values = []  # sparse index: the item is simply not in it
                     break
                 values.append((slot.attribute, self._key_value(slot, record)))
-            for attribute, value in values:
-                item[attribute] = value
+            for attribute, key_value in values:
+                item[attribute] = key_value
         for name, source_name, convert in self._fields:
             value = record.get(source_name)
             if value is None:
@@ -154,6 +159,44 @@ class ItemMapper:
             raise ItemError(self.entity.name, self.source_key(record),
                             f"item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}")
         return item
+
+    # -- unique guards ---------------------------------------------------------------
+    def guard_items(self, record: Mapping[str, Any]) -> list[Item]:
+        """One guard item per unique attribute (the seed-000 pattern): its key holds the
+        value, so two rows claiming the same value collide on one DynamoDB key."""
+        guards: list[Item] = []
+        owner = {"S": self.owner(record)}
+        for attribute in self._unique:
+            value = record.get(attribute)
+            if value is None:
+                continue
+            text = f"{GUARD_PREFIX}{self.entity.entity_type}#{attribute}#{value}"
+            size = len(text.encode("utf-8"))
+            if size > MAX_PARTITION_KEY_BYTES:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"unique {attribute} is {size} bytes in a guard key")
+            guard: Item = {self.partition_key: {"S": text}}
+            if self.sort_key:
+                guard[self.sort_key] = {"S": GUARD_SORT_KEY}
+            guard[self.type_attribute] = {"S": GUARD_TYPE}
+            guard[OWNER_ATTRIBUTE] = owner
+            guards.append(guard)
+        return guards
+
+    def items(self, record: Mapping[str, Any]) -> list[Item]:
+        """Every item a record maps to: the entity's item, then its unique guards."""
+        return [self.to_item(record), *self.guard_items(record)]
+
+    def owner(self, record: Mapping[str, Any]) -> str:
+        """Who owns a guard: the entity and the source primary key, as text."""
+        return self.entity.name + "#" + "#".join(str(record.get(c)) for c in self._source_key)
+
+    def key_of(self, item: Mapping[str, AttributeValue]) -> Item:
+        """The primary key attributes of an item of this mapper's table."""
+        key = {self.partition_key: item[self.partition_key]}
+        if self.sort_key:
+            key[self.sort_key] = item[self.sort_key]
+        return key
 
     def values(self, item: Mapping[str, AttributeValue]) -> dict[str, Any]:
         """The entity's field values held by an item (the inverse of `to_item` for fields)."""

@@ -74,7 +74,7 @@ def to_attribute(value: Any, field_type: str | None = None) -> AttributeValue | 
         return {"B": bytes(value)}
     if isinstance(value, Enum):
         return to_attribute(value.value, field_type)
-    if isinstance(value, Mapping) or isinstance(value, list | tuple):
+    if isinstance(value, (Mapping, list | tuple)):
         return _nested(value)
     if isinstance(value, set | frozenset):
         return _set(value)

@@ -42,4 +42,5 @@ def create_engine(settings: Settings | URL | str, *, pool_size: int = 10,
 
 def server_url(url: URL) -> URL:
     """The same server without a database (to create or drop one)."""
-    return url.set(database=None)
+    # URL.set(database=None) means "leave unchanged" in SQLAlchemy 2.1: replace the field.
+    return url._replace(database=None)

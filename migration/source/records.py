@@ -20,8 +20,13 @@ from migration.contract.model import Aggregate, Contract, Embed, Entity, Lookup,
 
 Record = dict[str, Any]
 
+# Locking reads: dual-write, repair and the backfill read under row locks so that
+# nothing they map can change before their DynamoDB write lands. `LOCK IN SHARE
+# MODE` is understood by MySQL 8 and MariaDB alike (MariaDB has no `FOR SHARE`).
+LOCKS = {None: "", "share": " LOCK IN SHARE MODE", "update": " FOR UPDATE"}
 
-def _q(name: str) -> str:
+
+def quote_name(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
@@ -41,9 +46,10 @@ def _group_lookups(lookups: Sequence[Lookup]) -> tuple[_LookupGroup, ...]:
     return tuple(_LookupGroup(table, on, tuple(cols)) for (table, on), cols in groups.items())
 
 
-def _in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
-               params: dict[str, Any], prefix: str) -> str:
-    """`(a, b) IN ((:p0_0, :p0_1), ...)` with bound parameters, or `a IN (...)`."""
+def in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
+               params: dict[str, Any], prefix: str, alias: str | None = None) -> str:
+    """`(a, b) IN ((:p0_0, :p0_1), ...)` with bound parameters, or `a IN (...)`;
+    `alias` qualifies the columns (`m.a`)."""
     parts = []
     for i, key in enumerate(keys):
         names = []
@@ -52,7 +58,8 @@ def _in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
             params[name] = value
             names.append(f":{name}")
         parts.append(names[0] if len(names) == 1 else "(" + ", ".join(names) + ")")
-    target = _q(columns[0]) if len(columns) == 1 else "(" + ", ".join(map(_q, columns)) + ")"
+    qualified = [(f"{alias}." if alias else "") + quote_name(c) for c in columns]
+    target = qualified[0] if len(qualified) == 1 else "(" + ", ".join(qualified) + ")"
     return f"{target} IN ({', '.join(parts)})"
 
 
@@ -82,34 +89,39 @@ class RecordReader:
         for aggregate in self.source.aggregates:
             needed.update(dict.fromkeys(src for _, src in aggregate.on))
         self.columns: tuple[str, ...] = tuple(needed)
-        self._select = "SELECT " + ", ".join(map(_q, self.columns)) + \
-            f" FROM {_q(self.source.table)}"
+        self._select = "SELECT " + ", ".join(map(quote_name, self.columns)) + \
+            f" FROM {quote_name(self.source.table)}"
         self._lookup_groups = _group_lookups(self.source.lookups)
 
     # -- whole records ---------------------------------------------------------
     def fetch(self, conn: Connection, keys: Sequence[tuple[Any, ...]], *,
-              for_update: bool = False) -> list[Record]:
-        """Records for these primary keys (missing rows are simply absent), in key order."""
+              lock: str | None = None) -> list[Record]:
+        """Records for these primary keys (missing rows are simply absent), in key order.
+
+        `lock` ("share" or "update") makes every read a locking read: the rows
+        themselves get that lock, related rows (lookups, embeds, aggregates) a
+        shared one. Writers of one item then take turns: inserting a child row
+        of an embed only conflicts with the exclusive lock on its root.
+        """
         if not keys:
             return []
         params: dict[str, Any] = {}
-        sql = (f"{self._select} WHERE {_in_clause(self.source.primary_key, keys, params, 'k')}"
-               f" ORDER BY {', '.join(map(_q, self.source.primary_key))}")
-        if for_update:
-            sql += " FOR UPDATE"
+        sql = (f"{self._select} WHERE {in_clause(self.source.primary_key, keys, params, 'k')}"
+               f" ORDER BY {', '.join(map(quote_name, self.source.primary_key))}{LOCKS[lock]}")
         rows = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
-        self.attach(conn, rows)
+        self.attach(conn, rows, lock="share" if lock else None)
         return rows
 
     def stream(self, conn: Connection, *, chunk_size: int = 1000,
                after: tuple[Any, ...] | None = None,
-               until: tuple[Any, ...] | None = None) -> Iterator[list[Record]]:
+               until: tuple[Any, ...] | None = None,
+               lock: str | None = None) -> Iterator[list[Record]]:
         """Chunks of records in primary-key order (keyset pagination, never OFFSET).
 
         `after` excludes keys up to and including it; `until` stops after that key.
         """
         pk = self.source.primary_key
-        order = ", ".join(map(_q, pk))
+        order = ", ".join(map(quote_name, pk))
         last = after
         while True:
             params: dict[str, Any] = {"limit": chunk_size}
@@ -119,11 +131,11 @@ class RecordReader:
             if until is not None:
                 clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-            sql = f"{self._select}{where} ORDER BY {order} LIMIT :limit"
+            sql = f"{self._select}{where} ORDER BY {order} LIMIT :limit{LOCKS[lock]}"
             rows = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
             if not rows:
                 return
-            self.attach(conn, rows)
+            self.attach(conn, rows, lock=lock)
             yield rows
             if len(rows) < chunk_size:
                 return
@@ -133,16 +145,16 @@ class RecordReader:
         return tuple(record[c] for c in self.source.primary_key)
 
     # -- derived values ------------------------------------------------------------
-    def attach(self, conn: Connection, rows: list[Record]) -> None:
+    def attach(self, conn: Connection, rows: list[Record], *, lock: str | None = None) -> None:
         """Add every lookup, embed and aggregate to `rows`, one query per related table."""
         if not rows:
             return
         for group in self._lookup_groups:
-            _attach_lookup(conn, group, rows)
+            _attach_lookup(conn, group, rows, lock)
         for embed in self.source.embeds:
-            _attach_embed(conn, embed, rows)
+            _attach_embed(conn, embed, rows, lock)
         for aggregate in self.source.aggregates:
-            _attach_aggregate(conn, aggregate, rows)
+            _attach_aggregate(conn, aggregate, rows, lock)
 
 
 def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
@@ -153,9 +165,9 @@ def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
         ands = []
         for j in range(i):
             params[f"{prefix}{j}"] = key[j]
-            ands.append(f"{_q(pk[j])} = :{prefix}{j}")
+            ands.append(f"{quote_name(pk[j])} = :{prefix}{j}")
         params[f"{prefix}{i}"] = key[i]
-        ands.append(f"{_q(pk[i])} > :{prefix}{i}")
+        ands.append(f"{quote_name(pk[i])} > :{prefix}{i}")
         ors.append("(" + " AND ".join(ands) + ")")
     return "(" + " OR ".join(ors) + ")"
 
@@ -169,17 +181,18 @@ def _distinct_keys(rows: Sequence[Record], columns: Sequence[str]) -> list[tuple
     return list(keys)
 
 
-def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record]) -> None:
+def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record],
+                   lock: str | None = None) -> None:
     source_cols = [src for _, src in group.on]
     target_cols = [tgt for tgt, _ in group.on]
     keys = _distinct_keys(rows, source_cols)
     found: dict[tuple[Any, ...], Record] = {}
     if keys:
         params: dict[str, Any] = {}
-        select = ", ".join(_q(c) for c in dict.fromkeys(
+        select = ", ".join(quote_name(c) for c in dict.fromkeys(
             target_cols + [col for _, col in group.columns]))
-        sql = (f"SELECT {select} FROM {_q(group.table)} "
-               f"WHERE {_in_clause(target_cols, keys, params, 'l')}")
+        sql = (f"SELECT {select} FROM {quote_name(group.table)} "
+               f"WHERE {in_clause(target_cols, keys, params, 'l')}{LOCKS[lock]}")
         for related in conn.execute(sa.text(sql), params).mappings():
             found[tuple(related[c] for c in target_cols)] = dict(related)
     for row in rows:
@@ -188,7 +201,8 @@ def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record]) ->
             row[name] = related_row[column] if related_row is not None else None
 
 
-def _attach_embed(conn: Connection, embed: Embed, rows: list[Record]) -> None:
+def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
+                  lock: str | None = None) -> None:
     source_cols = [src for _, src in embed.on]
     target_cols = [tgt for tgt, _ in embed.on]
     keys = _distinct_keys(rows, source_cols)
@@ -197,12 +211,13 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record]) -> None:
         params: dict[str, Any] = {}
         wanted = dict.fromkeys(target_cols + [c for _, c in embed.columns] + list(embed.order_by)
                                + [src for lk in embed.lookups for _, src in lk.on])
-        order = ", ".join(map(_q, target_cols + list(embed.order_by)))
-        sql = (f"SELECT {', '.join(map(_q, wanted))} FROM {_q(embed.table)} "
-               f"WHERE {_in_clause(target_cols, keys, params, 'e')} ORDER BY {order}")
+        order = ", ".join(map(quote_name, target_cols + list(embed.order_by)))
+        sql = (f"SELECT {', '.join(map(quote_name, wanted))} FROM {quote_name(embed.table)} "
+               f"WHERE {in_clause(target_cols, keys, params, 'e')} ORDER BY {order}"
+               f"{LOCKS[lock]}")
         fetched = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
         for group in _group_lookups(embed.lookups):
-            _attach_lookup(conn, group, fetched)
+            _attach_lookup(conn, group, fetched, lock)
         for child in fetched:
             children[tuple(child[c] for c in target_cols)].append(child)
     names = [(attr, col) for attr, col in embed.columns] + [(lk.name, lk.name)
@@ -217,7 +232,8 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record]) -> None:
         ]
 
 
-def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]) -> None:
+def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record],
+                      lock: str | None = None) -> None:
     source_cols = [src for _, src in aggregate.on]
     target_cols = [tgt for tgt, _ in aggregate.on]
     keys = _distinct_keys(rows, source_cols)
@@ -226,10 +242,11 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
         params: dict[str, Any] = {}
         function = aggregate.function.upper()
         expr = "COUNT(*)" if aggregate.function == "count" else \
-            f"{function}({_q(aggregate.column or '')})"
-        group_by = ", ".join(map(_q, target_cols))
-        sql = (f"SELECT {group_by}, {expr} AS value FROM {_q(aggregate.table)} "
-               f"WHERE {_in_clause(target_cols, keys, params, 'g')} GROUP BY {group_by}")
+            f"{function}({quote_name(aggregate.column or '')})"
+        group_by = ", ".join(map(quote_name, target_cols))
+        sql = (f"SELECT {group_by}, {expr} AS value FROM {quote_name(aggregate.table)} "
+               f"WHERE {in_clause(target_cols, keys, params, 'g')} GROUP BY {group_by}"
+               f"{LOCKS[lock]}")
         for related in conn.execute(sa.text(sql), params).mappings():
             results[tuple(related[c] for c in target_cols)] = related["value"]
     empty = 0 if aggregate.function == "count" else None
