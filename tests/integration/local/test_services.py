@@ -22,7 +22,6 @@ from migration.settings import Settings
 from migration.shop.schema import upgrade
 from migration.source.mysql import create_engine
 
-
 HAS_MARIADBD = any(shutil.which(name) or Path(f"/usr/sbin/{name}").exists()
                    for name in ("mariadbd", "mysqld"))
 

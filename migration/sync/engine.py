@@ -1,0 +1,426 @@
+"""The sync engine: one MySQL change and the DynamoDB items it affects, kept in step.
+
+`SyncEngine.run` wraps an application write:
+
+1. In a READ COMMITTED transaction, lock the rows the write touches (FOR UPDATE),
+   follow MySQL's own ON DELETE CASCADE / SET NULL to the rows it will change
+   on its own, find every root row whose items depend on them (the contract's
+   dependency graph) and read those records under shared locks: the
+   before-image.
+2. Run the write, re-read the touched rows, and compute the after-image the same way.
+3. The difference is the set of DynamoDB puts and deletes. Record it in the
+   outbox (its own committed transaction; its id is the version), write
+   DynamoDB with version-guarded conditions, commit MySQL, clear the outbox row.
+
+Row locks make writers of one item take turns in MySQL's commit order, and
+versions only grow in that order, so DynamoDB sees the same order. If DynamoDB
+fails, the entity's policy decides: `rollback` (MySQL rolls back, the caller
+gets `DualWriteFailed`) or `outbox` (MySQL commits; `repair` catches up).
+`repair` re-syncs whatever an outbox row names, from MySQL, idempotently.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from migration.contract.model import Contract
+from migration.dynamodb.client import DynamoDB
+from migration.errors import DynamoDBError, ItemError, MigrateError, Terminal, Transient
+from migration.mapping.item import GUARD_TYPE, ItemMapper
+from migration.mapping.values import Item
+from migration.source.catalog import Catalog, read_catalog
+from migration.source.records import LOCKS, RecordReader, in_clause, quote_name
+from migration.sync.dependencies import DependencyGraph, Key, RowChange
+from migration.sync.outbox import Outbox, OutboxEntry
+from migration.sync.writer import Action, Delete, Put, UniqueConflict, VersionedWriter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# InnoDB deadlock and lock wait timeout: the whole operation is retried.
+_RETRYABLE_MYSQL = {1213, 1205}
+
+
+class Policy(StrEnum):
+    """What a dual-write does when DynamoDB fails."""
+
+    ROLLBACK = "rollback"
+    OUTBOX = "outbox"
+
+
+class DualWriteFailed(MigrateError, Terminal):
+    """DynamoDB (or the mapping) failed under the `rollback` policy: MySQL rolled back."""
+
+    def __init__(self, operation: str, cause: BaseException, repaired: bool):
+        self.operation = operation
+        self.repaired = repaired
+        super().__init__(f"{operation}: DynamoDB write failed, MySQL rolled back "
+                         f"({type(cause).__name__}: {cause})")
+
+
+class CommitFailed(MigrateError, Transient):
+    """MySQL failed to commit after DynamoDB took the write; repair re-synced (or will)."""
+
+
+@dataclass(frozen=True)
+class Touch:
+    """A row an operation is about to write.
+
+    Updates and deletes name the row by `key`; `values` are the new column values
+    of an update, or the whole row of an insert (without its auto-increment id).
+    """
+
+    table: str
+    key: Key | None = None
+    values: Mapping[str, Any] | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True)
+class _Slot:
+    table: str  # physical table
+    key: Item
+    item: Item
+    owner: str | None
+
+
+ItemKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def _key_id(table: str, key: Mapping[str, Mapping[str, Any]]) -> ItemKey:
+    return table, tuple(sorted((k, next(iter(v.values()))) for k, v in key.items()))
+
+
+@dataclass
+class SyncStats:
+    operations: int = 0
+    retries: int = 0
+    items_written: int = 0
+    items_deleted: int = 0
+    superseded: int = 0
+    dynamodb_failures: int = 0
+    repairs: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class SyncEngine:
+    """Runs application writes so DynamoDB follows MySQL (see the module docstring)."""
+
+    def __init__(self, contract: Contract, engine: Engine, ddb: DynamoDB, *,
+                 enabled: Callable[[], set[str]] | None = None,
+                 policy: Callable[[str], Policy] | None = None,
+                 outbox: Outbox | None = None, mysql_attempts: int = 20):
+        self.contract = contract
+        self.engine = engine
+        self.ddb = ddb
+        self.graph = DependencyGraph(contract)
+        self.readers = {e.name: RecordReader(contract, e) for e in contract.source_entities()}
+        self.mappers = {e.name: ItemMapper(contract, e) for e in contract.source_entities()}
+        self.enabled = enabled or (lambda: set(self.readers))
+        self.policy = policy or (lambda entity: Policy.ROLLBACK)
+        self.outbox = outbox or Outbox(engine)
+        self.writer = VersionedWriter(ddb, contract.version_attribute)
+        self.mysql_attempts = mysql_attempts
+        self.stats = SyncStats()
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            with self.engine.connect() as conn:
+                self._catalog = read_catalog(conn)
+        return self._catalog
+
+    def connect(self) -> Connection:
+        """A connection in READ COMMITTED: every locking read sees the latest commit."""
+        return self.engine.connect().execution_options(isolation_level="READ COMMITTED")
+
+    # -- the dual-write transaction ----------------------------------------------------
+    def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T],
+            *, created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
+        """Run `write` in a MySQL transaction and bring DynamoDB along (module docstring).
+
+        `created` names the rows an insert made (their auto-increment keys), from the
+        write's result. Deadlocks and lock wait timeouts retry the whole operation.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = self._run_once(operation, touches, write, created)
+                self.stats.operations += 1
+                return result
+            except OperationalError as err:
+                code = err.orig.args[0] if err.orig is not None and err.orig.args else None
+                if code not in _RETRYABLE_MYSQL or attempt >= self.mysql_attempts:
+                    raise
+                self.stats.retries += 1
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+
+    def _run_once(self, operation: str, touches: Sequence[Touch],
+                  write: Callable[[Connection], T],
+                  created: Callable[[T], Sequence[tuple[str, Key]]] | None) -> T:
+        enabled = self.enabled() & set(self.readers)
+        version: int | None = None
+        failure: BaseException | None = None
+        with self.connect() as conn:
+            transaction = conn.begin()
+            try:
+                if not enabled:
+                    result = write(conn)
+                    transaction.commit()
+                    return result
+                befores = self._lock(conn, touches)
+                provisional = [RowChange(t.table, before, _provisional(t, before))
+                               for t, before in zip(touches, befores, strict=True)]
+                provisional += self._cascades(conn, touches, befores)
+                roots = self.graph.affected_roots(conn, provisional, entities=enabled)
+                before_image = self._image(conn, roots)
+                result = write(conn)
+                changes = self._after(conn, touches, befores, provisional, result, created)
+                for entity, keys in self.graph.affected_roots(conn, changes,
+                                                              entities=enabled).items():
+                    roots.setdefault(entity, set()).update(keys)
+                after_image = self._image(conn, roots)
+                actions = _diff(before_image, after_image)
+                if not actions:
+                    transaction.commit()
+                    return result
+                touched = [(s.table, s.key, s.owner) for s in before_image.values()] + \
+                    [(s.table, s.key, s.owner) for s in after_image.values()
+                     if _key_id(s.table, s.key) not in before_image]
+                version = self.outbox.record("dual_write", operation, roots, touched)
+                try:
+                    outcome = self.writer.write(actions, version)
+                    self.stats.items_written += sum(isinstance(a, Put) for a in actions)
+                    self.stats.items_deleted += sum(isinstance(a, Delete) for a in actions)
+                    self.stats.superseded += len(outcome.superseded)
+                except (DynamoDBError, UniqueConflict) as err:
+                    self.stats.dynamodb_failures += 1
+                    failure = err
+                    if self._policy(roots) is Policy.ROLLBACK:
+                        raise
+                    log.warning("%s: DynamoDB failed (%s); MySQL commits, outbox #%s stays "
+                                "for repair", operation, err, version)
+                    self.outbox.note_failure(version, err)
+            except (DynamoDBError, UniqueConflict, ItemError) as err:
+                transaction.rollback()
+                repaired = self._repair_after_rollback(version)
+                raise DualWriteFailed(operation, err, repaired) from err
+            except BaseException:
+                transaction.rollback()
+                if version is not None:
+                    self._repair_after_rollback(version)
+                raise
+            try:
+                transaction.commit()
+            except DBAPIError as err:
+                repaired = self._repair_after_rollback(version)
+                raise CommitFailed(f"{operation}: MySQL commit failed after DynamoDB took the "
+                                   f"write; {'re-synced' if repaired else 'outbox keeps it'}") \
+                    from err
+        if version is not None and failure is None:
+            self.outbox.clear([version])
+        return result
+
+    def _policy(self, roots: Mapping[str, Iterable[Key]]) -> Policy:
+        policies = {self.policy(entity) for entity, keys in roots.items() if keys}
+        return Policy.ROLLBACK if Policy.ROLLBACK in policies or not policies else Policy.OUTBOX
+
+    def _repair_after_rollback(self, version: int | None) -> bool:
+        """After a rollback DynamoDB may hold part of a change: re-sync it from MySQL now,
+        or leave the outbox row for `repair` when that fails too."""
+        if version is None:
+            return True
+        entry = self.outbox.get(version)
+        if entry is None:
+            return True
+        try:
+            self.repair_entry(entry)
+            return True
+        except Exception as err:  # noqa: BLE001 - recorded on the outbox row, never lost
+            log.warning("immediate repair of outbox #%s failed: %s", version, err)
+            self.outbox.note_failure(version, err)
+            return False
+
+    # -- images ------------------------------------------------------------------------
+    def _lock(self, conn: Connection, touches: Sequence[Touch]) -> list[dict[str, Any] | None]:
+        befores: list[dict[str, Any] | None] = []
+        for touch in touches:
+            if touch.key is None:
+                befores.append(None)
+                continue
+            befores.append(self._row(conn, touch.table, touch.key, lock="update"))
+        return befores
+
+    def _row(self, conn: Connection, table: str, key: Key,
+             lock: str | None = None) -> dict[str, Any] | None:
+        pk = self.catalog.primary_key(table)
+        params: dict[str, Any] = {}
+        sql = (f"SELECT * FROM {quote_name(table)} WHERE "
+               f"{in_clause(pk, [tuple(key)], params, 'k')}{LOCKS[lock]}")
+        row = conn.execute(sa.text(sql), params).mappings().first()
+        return dict(row) if row is not None else None
+
+    def _cascades(self, conn: Connection, touches: Sequence[Touch],
+                  befores: Sequence[Mapping[str, Any] | None]) -> list[RowChange]:
+        """Rows MySQL itself will delete or null when the touched rows are deleted."""
+        changes: list[RowChange] = []
+        frontier: list[tuple[str, Mapping[str, Any]]] = [
+            (t.table, b) for t, b in zip(touches, befores, strict=True)
+            if t.delete and b is not None]
+        seen: set[tuple[str, Key]] = set()
+        while frontier:
+            table, row = frontier.pop()
+            for fk in self.catalog.children(table):
+                if fk.on_delete not in ("CASCADE", "SET NULL"):
+                    continue
+                value = tuple(row.get(c) for c in fk.parent_columns)
+                if None in value:
+                    continue
+                params: dict[str, Any] = {}
+                sql = (f"SELECT * FROM {quote_name(fk.child)} WHERE "
+                       f"{in_clause(fk.child_columns, [value], params, 'c')} FOR UPDATE")
+                for found in conn.execute(sa.text(sql), params).mappings():
+                    child = dict(found)
+                    ident = (fk.child, tuple(child.get(c) for c in
+                                             self.catalog.primary_key(fk.child)))
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                    if fk.on_delete == "CASCADE":
+                        changes.append(RowChange(fk.child, child, None))
+                        frontier.append((fk.child, child))
+                    else:
+                        nulled = dict(child)
+                        nulled.update({c: None for c in fk.child_columns})
+                        changes.append(RowChange(fk.child, child, nulled))
+        return changes
+
+    def _after(self, conn: Connection, touches: Sequence[Touch],
+               befores: Sequence[Mapping[str, Any] | None], provisional: Sequence[RowChange],
+               result: Any, created: Callable[[Any], Sequence[tuple[str, Key]]] | None,
+               ) -> list[RowChange]:
+        changes: list[RowChange] = []
+        for touch, before in zip(touches, befores, strict=True):
+            if touch.key is not None:
+                changes.append(RowChange(touch.table, before,
+                                         None if touch.delete else
+                                         self._row(conn, touch.table, touch.key)))
+        if created is not None:
+            for table, key in created(result):
+                changes.append(RowChange(table, None, self._row(conn, table, key)))
+        # Cascaded rows: deleted ones are gone; nulled ones are re-read as they now are.
+        for change in provisional[len(touches):]:
+            if change.after is None:
+                changes.append(change)
+            else:
+                key = tuple(change.before[c] for c in self.catalog.primary_key(change.table)) \
+                    if change.before is not None else ()
+                changes.append(RowChange(change.table, change.before,
+                                         self._row(conn, change.table, key)))
+        return changes
+
+    def _image(self, conn: Connection, roots: Mapping[str, Iterable[Key]]
+               ) -> dict[ItemKey, _Slot]:
+        """Every item the roots map to now; roots locked exclusively, related rows shared."""
+        image: dict[ItemKey, _Slot] = {}
+        for entity, keys in roots.items():
+            keys = list(keys)
+            if not keys:
+                continue
+            reader, mapper = self.readers[entity], self.mappers[entity]
+            table = self.ddb.table_name(mapper.table.name)
+            for record in reader.fetch(conn, keys, lock="update"):
+                owner = mapper.owner(record)
+                for item in mapper.items(record):
+                    key = mapper.key_of(item)
+                    guard = item.get(mapper.type_attribute) == {"S": GUARD_TYPE}
+                    image[_key_id(table, key)] = _Slot(table, key, item,
+                                                       owner if guard else None)
+        return image
+
+    # -- repair ---------------------------------------------------------------------------
+    def repair_entry(self, entry: OutboxEntry) -> int:
+        """Re-sync what one outbox row names, from MySQL; returns the items written."""
+        enabled = set(self.readers)
+        roots = {e: set(keys) for e, keys in entry.roots.items() if e in enabled}
+        with self.connect() as conn, conn.begin():
+            image = self._image(conn, roots)
+            actions: list[Action] = [Put(s.table, s.item, s.key, s.owner)
+                                     for s in image.values()]
+            for table, key, owner in entry.item_keys:
+                if _key_id(table, key) not in image:
+                    actions.append(Delete(table, key, owner))
+            if actions:
+                version = self.outbox.record("repair", f"repair of #{entry.id}", roots,
+                                             entry.item_keys)
+                self.writer.write(actions, version)
+            else:
+                version = None
+        self.outbox.clear([entry.id] + ([version] if version is not None else []))
+        self.stats.repairs += 1
+        return len(actions)
+
+    def repair(self, *, limit: int | None = None, older_than: float = 0.0,
+               on_error: Callable[[OutboxEntry, BaseException], None] | None = None
+               ) -> tuple[int, int]:
+        """Re-sync every pending outbox row (oldest first); returns (repaired, failed).
+
+        `older_than` (seconds) skips rows that a live dual-write may still clear.
+        """
+        import datetime as dt
+
+        done = failed = 0
+        after = 0
+        while limit is None or done + failed < limit:
+            batch = self.outbox.pending(limit=100, after=after,
+                                        older_than=dt.timedelta(seconds=older_than))
+            if not batch:
+                break
+            for entry in batch:
+                after = entry.id
+                try:
+                    self.repair_entry(entry)
+                    done += 1
+                except Exception as err:  # noqa: BLE001 - recorded and reported, never lost
+                    failed += 1
+                    self.outbox.note_failure(entry.id, err)
+                    if on_error is not None:
+                        on_error(entry, err)
+                if limit is not None and done + failed >= limit:
+                    break
+        return done, failed
+
+
+def _provisional(touch: Touch, before: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the touched row will look like, as far as we know before the write."""
+    if touch.delete:
+        return None
+    if before is None:
+        return dict(touch.values or {})
+    merged = dict(before)
+    merged.update(touch.values or {})
+    return merged
+
+
+def _diff(before: Mapping[ItemKey, _Slot], after: Mapping[ItemKey, _Slot]) -> list[Action]:
+    actions: list[Action] = []
+    for ident, slot in after.items():
+        old = before.get(ident)
+        if old is None or old.item != slot.item:
+            actions.append(Put(slot.table, slot.item, slot.key, slot.owner))
+    for ident, slot in before.items():
+        if ident not in after:
+            actions.append(Delete(slot.table, slot.key, slot.owner))
+    return actions

@@ -1,0 +1,156 @@
+"""The outbox: a durable record of every change on its way to DynamoDB.
+
+A dual-write records its intent — the root rows it changes and every item key
+it may write or delete — in its own, immediately committed MySQL transaction,
+*before* it writes DynamoDB, and clears the record after the MySQL commit.
+Whatever fails in between (DynamoDB unreachable, a crash, a MySQL commit that
+fails after DynamoDB took the write), the record survives and `repair`
+re-syncs those roots from MySQL, the source of truth. Writing the record in the
+application's own transaction would not do: a failed commit would take the
+record with it while DynamoDB kept the change.
+
+The record's AUTO_INCREMENT id is the version of every item the change writes.
+It is allocated after the change's row locks are taken, so writers of one item
+get increasing versions in the order MySQL commits them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from migration.sync.state import outbox as outbox_table
+
+Key = tuple[Any, ...]
+Roots = Mapping[str, Iterable[Key]]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$d": str(value)}
+    if isinstance(value, dt.datetime):
+        return {"$t": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$D": value.isoformat()}
+    if isinstance(value, bytes | bytearray):
+        return {"$b": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, Mapping):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (tag, inner), = value.items()
+            if tag == "$d":
+                return Decimal(inner)
+            if tag == "$t":
+                return dt.datetime.fromisoformat(inner)
+            if tag == "$D":
+                return dt.date.fromisoformat(inner)
+            if tag == "$b":
+                return base64.b64decode(inner)
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One recorded change: which roots to re-sync and which item keys it touched."""
+
+    id: int
+    kind: str
+    operation: str
+    roots: dict[str, list[Key]]
+    # (physical table, key in wire form, guard owner or None)
+    item_keys: list[tuple[str, dict[str, Any], str | None]]
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+
+
+class Outbox:
+    """Reads and writes `migrate_outbox` on its own autocommit connections."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def record(self, kind: str, operation: str, roots: Roots,
+               item_keys: Sequence[tuple[str, Mapping[str, Any], str | None]]) -> int:
+        """Durably record a change; returns its id, the version of its items."""
+        row = {
+            "kind": kind,
+            "operation": operation[:200],
+            "roots": json.dumps({e: [_encode(list(k)) for k in keys]
+                                 for e, keys in roots.items()}, ensure_ascii=False),
+            "item_keys": json.dumps([[t, _encode(dict(k)), o] for t, k, o in item_keys],
+                                    ensure_ascii=False),
+            "owner": self.owner,
+        }
+        with self.engine.begin() as conn:
+            result = conn.execute(outbox_table.insert().values(**row))
+            version = result.inserted_primary_key
+            assert version is not None
+            return int(version[0])
+
+    def clear(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(outbox_table.delete().where(outbox_table.c.id.in_(ids)))
+
+    def note_failure(self, entry_id: int, error: BaseException) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox_table.update().where(outbox_table.c.id == entry_id).values(
+                attempts=outbox_table.c.attempts + 1,
+                last_error=f"{type(error).__name__}: {error}"[:4000]))
+
+    def pending(self, *, limit: int = 100, after: int = 0,
+                older_than: dt.timedelta | None = None) -> list[OutboxEntry]:
+        """Recorded changes not yet cleared, oldest first."""
+        query = sa.select(outbox_table).where(outbox_table.c.id > after)
+        if older_than is not None:
+            query = query.where(outbox_table.c.created_at <
+                                sa.func.now(6) - sa.text(
+                                    f"INTERVAL {int(older_than.total_seconds() * 1e6)} MICROSECOND"))
+        query = query.order_by(outbox_table.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._entry(dict(r)) for r in rows]
+
+    def get(self, entry_id: int) -> OutboxEntry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(outbox_table).where(
+                outbox_table.c.id == entry_id)).mappings().first()
+        return self._entry(dict(row)) if row is not None else None
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(outbox_table))
+                       .scalar_one())
+
+    @staticmethod
+    def _entry(row: Mapping[str, Any]) -> OutboxEntry:
+        roots = {e: [tuple(_decode(k)) for k in keys]
+                 for e, keys in json.loads(row["roots"]).items()}
+        item_keys = [(t, _decode(k), o) for t, k, o in json.loads(row["item_keys"])]
+        return OutboxEntry(id=int(row["id"]), kind=row["kind"], operation=row["operation"],
+                           roots=roots, item_keys=item_keys, attempts=int(row["attempts"]),
+                           last_error=row["last_error"], created_at=row["created_at"])
