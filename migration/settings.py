@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     price_per_million_wru: float = Field(
         default=0.625, description="On-demand price (USD) per million write request units."
     )
+    flags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Phase overrides per entity, e.g. MIGRATE_FLAGS__USER=dynamodb_read:25; "
+                    "they win over the flags table.",
+    )
+    failure_policy: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per entity: rollback (default) or outbox, e.g. MIGRATE_FAILURE_POLICY__CART=outbox.",
+    )
+    flag_cache_seconds: float = Field(
+        default=2.0, description="How long a process trusts the flags it read from MySQL."
+    )
 
     def sqlalchemy_url(self) -> URL:
         """The MySQL URL as a SQLAlchemy URL object, password applied."""

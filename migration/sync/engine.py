@@ -74,16 +74,21 @@ class CommitFailed(MigrateError, Transient):
 
 @dataclass(frozen=True)
 class Touch:
-    """A row an operation is about to write.
+    """Rows an operation is about to write.
 
-    Updates and deletes name the row by `key`; `values` are the new column values
-    of an update, or the whole row of an insert (without its auto-increment id).
+    Updates and deletes name the row by `key` (or every row matching `where`);
+    `values` are the new column values of an update, or the whole row of an
+    insert (without its auto-increment id). A touch with a key and values of a
+    row that may not exist yet is an upsert. A touch that changes nothing
+    (no values) just locks the row: a parent whose children the operation
+    changes wholesale, so no new child can slip in meanwhile.
     """
 
     table: str
     key: Key | None = None
     values: Mapping[str, Any] | None = None
     delete: bool = False
+    where: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class SyncEngine:
                     result = write(conn)
                     transaction.commit()
                     return result
-                befores = self._lock(conn, touches)
+                touches, befores = self._lock(conn, touches)
                 provisional = [RowChange(t.table, before, _provisional(t, before))
                                for t, before in zip(touches, befores, strict=True)]
                 provisional += self._cascades(conn, touches, befores)
@@ -254,14 +259,27 @@ class SyncEngine:
             return False
 
     # -- images ------------------------------------------------------------------------
-    def _lock(self, conn: Connection, touches: Sequence[Touch]) -> list[dict[str, Any] | None]:
+    def _lock(self, conn: Connection, touches: Sequence[Touch]
+              ) -> tuple[list[Touch], list[dict[str, Any] | None]]:
+        """Lock every touched row (FOR UPDATE) and return it as it is before the write;
+        `where` touches become one keyed touch per matching row."""
+        expanded: list[Touch] = []
         befores: list[dict[str, Any] | None] = []
         for touch in touches:
-            if touch.key is None:
-                befores.append(None)
+            if touch.where is not None:
+                pk = self.catalog.primary_key(touch.table)
+                where = " AND ".join(f"{quote_name(c)} = :w{i}" for i, c in enumerate(touch.where))
+                params = {f"w{i}": v for i, v in enumerate(touch.where.values())}
+                sql = f"SELECT * FROM {quote_name(touch.table)} WHERE {where} FOR UPDATE"
+                for row in conn.execute(sa.text(sql), params).mappings():
+                    expanded.append(Touch(touch.table, tuple(row[c] for c in pk), touch.values,
+                                          touch.delete))
+                    befores.append(dict(row))
                 continue
-            befores.append(self._row(conn, touch.table, touch.key, lock="update"))
-        return befores
+            expanded.append(touch)
+            befores.append(None if touch.key is None else
+                           self._row(conn, touch.table, touch.key, lock="update"))
+        return expanded, befores
 
     def _row(self, conn: Connection, table: str, key: Key,
              lock: str | None = None) -> dict[str, Any] | None:
@@ -350,27 +368,41 @@ class SyncEngine:
                                                        owner if guard else None)
         return image
 
-    # -- repair ---------------------------------------------------------------------------
-    def repair_entry(self, entry: OutboxEntry) -> int:
-        """Re-sync what one outbox row names, from MySQL; returns the items written."""
-        enabled = set(self.readers)
-        roots = {e: set(keys) for e, keys in entry.roots.items() if e in enabled}
+    # -- re-sync and repair ------------------------------------------------------------------
+    def sync_roots(self, roots: Mapping[str, Iterable[Key]], *, operation: str = "resync",
+                   stale: Sequence[tuple[str, Mapping[str, Any], str | None]] = (),
+                   kind: str = "resync") -> int:
+        """Write every item the roots map to now, from MySQL, and delete the `stale`
+        item keys they no longer map to; returns the number of actions.
+
+        The roots are read under exclusive locks, so no dual-write of theirs runs
+        meanwhile; the write carries a fresh version, so it cannot be overwritten by
+        an older state, and it is recorded in the outbox until it is done.
+        """
+        roots = {e: set(keys) for e, keys in roots.items() if e in self.readers and keys}
+        version: int | None = None
         with self.connect() as conn, conn.begin():
             image = self._image(conn, roots)
             actions: list[Action] = [Put(s.table, s.item, s.key, s.owner)
                                      for s in image.values()]
-            for table, key, owner in entry.item_keys:
+            for table, key, owner in stale:
                 if _key_id(table, key) not in image:
-                    actions.append(Delete(table, key, owner))
+                    actions.append(Delete(table, dict(key), owner))
             if actions:
-                version = self.outbox.record("repair", f"repair of #{entry.id}", roots,
-                                             entry.item_keys)
+                keys = [(s.table, s.key, s.owner) for s in image.values()] + list(stale)
+                version = self.outbox.record(kind, operation, roots, keys)
                 self.writer.write(actions, version)
-            else:
-                version = None
-        self.outbox.clear([entry.id] + ([version] if version is not None else []))
-        self.stats.repairs += 1
+        if version is not None:
+            self.outbox.clear([version])
         return len(actions)
+
+    def repair_entry(self, entry: OutboxEntry) -> int:
+        """Re-sync what one outbox row names, from MySQL; returns the actions written."""
+        count = self.sync_roots(entry.roots, operation=f"repair of #{entry.id}",
+                                stale=entry.item_keys, kind="repair")
+        self.outbox.clear([entry.id])
+        self.stats.repairs += 1
+        return count
 
     def repair(self, *, limit: int | None = None, older_than: float = 0.0,
                on_error: Callable[[OutboxEntry, BaseException], None] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,8 +128,8 @@ class VersionedWriter:
         if len(actions) == 1:
             self._single(actions[0], version, result)
             return result
-        for index, chunk in enumerate(_chunks(actions)):
-            self._transaction(chunk, version, index, result)
+        for chunk in _chunks(actions):
+            self._transaction(chunk, version, result)
         return result
 
     def _single(self, action: Action, version: int, result: WriteResult) -> None:
@@ -142,8 +143,7 @@ class VersionedWriter:
             return
         result.written += 1
 
-    def _transaction(self, chunk: list[Action], version: int, index: int,
-                     result: WriteResult) -> None:
+    def _transaction(self, chunk: list[Action], version: int, result: WriteResult) -> None:
         pending = list(chunk)
         attempt = 0
         while pending:
@@ -157,8 +157,11 @@ class VersionedWriter:
                 items.append({kind: params})
             result.requests += 1
             try:
-                self.ddb.call("TransactWriteItems", TransactItems=items,
-                              ClientRequestToken=f"v{version}-c{index}-a{attempt}-n{len(pending)}")
+                # Unique per request: the choke point's own retries resend the same params,
+                # so a request that did land is not applied twice; a token must never be
+                # reused for other params (another database may have the same versions).
+                token = f"{uuid.uuid4().hex[:24]}-{version % 10**11}"
+                self.ddb.call("TransactWriteItems", TransactItems=items, ClientRequestToken=token)
             except TransactionCancelled as err:
                 attempt += 1
                 failed = {r.index: r for r in err.failed}

@@ -1,0 +1,63 @@
+"""The DualWriteWrapper base: writes through the sync engine, reads by phase.
+
+A wrapper method names the rows its MySQL write touches (`Touch`) and the
+write itself (a call on the MySQL repositories, bound to the engine's
+transaction); the sync engine does the rest (see `migration.sync.engine`).
+Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from migration.sync.dependencies import Key
+from migration.sync.engine import Touch
+from wrappers.flags import Phase
+
+if TYPE_CHECKING:
+    from wrappers.shop import Shop
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class DualWriteWrapper:
+    """Base of the shop's entity wrappers; `flag` is the entity's flag name."""
+
+    flag: str = ""
+
+    def __init__(self, shop: Shop):
+        self.shop = shop
+
+    def _write(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T],
+               created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
+        return self.shop.sync.run(operation, touches, write, created=created)
+
+    def _read(self, operation: str, key: Sequence[Any], from_mysql: Callable[[], T],
+              from_dynamodb: Callable[[], T],
+              compare: Callable[[T, T], Mapping[str, Any]] | None = None) -> T:
+        """Answer a read from the store the phase names; in shadow_read, compare both."""
+        flags = self.shop.flags
+        flag = flags.flag(self.flag)
+        if flag.phase is Phase.DYNAMODB_READ and flags.reads_dynamodb(self.flag, key):
+            return from_dynamodb()
+        answer = from_mysql()
+        if flag.phase is Phase.SHADOW_READ:
+            try:
+                shadow = from_dynamodb()
+                differences = (compare or _default_compare)(answer, shadow)
+            except Exception as err:  # noqa: BLE001 - a shadow read never fails the caller
+                differences = {"_error": f"{type(err).__name__}: {err}"}
+            if differences:
+                self.shop.shadow_mismatches += 1
+                log.warning("shadow read %s %s differs: %s", operation, list(key), differences)
+                flags.record_mismatch(self.flag, operation, list(key), differences)
+        return answer
+
+
+def _default_compare(mysql: Any, dynamodb: Any) -> dict[str, Any]:
+    return {} if mysql == dynamodb else {"value": {"mysql": mysql, "dynamodb": dynamodb}}

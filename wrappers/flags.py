@@ -1,0 +1,192 @@
+"""Feature flags: each entity's migration phase, changeable at runtime without a deploy.
+
+Phases, in order: `mysql_only` → `dual_write` → `shadow_read` → `dynamodb_read`.
+A phase lives in the MySQL table `migrate_flags` (read at most every
+`flag_cache_seconds` per process) and may be pinned by the environment
+(`MIGRATE_FLAGS__USER=dynamodb_read:25`), which wins. `dynamodb_read` may serve
+only a percentage of keys, chosen by a stable hash of the key so one key always
+reads from the same store. Shadow-read mismatches are recorded in
+`migrate_shadow_mismatches` with the key and the differing fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.engine import Engine
+
+from migration.errors import MigrateError, Terminal
+from migration.sync.state import flags as flags_table
+from migration.sync.state import shadow_mismatches
+
+
+class Phase(StrEnum):
+    MYSQL_ONLY = "mysql_only"
+    DUAL_WRITE = "dual_write"
+    SHADOW_READ = "shadow_read"
+    DYNAMODB_READ = "dynamodb_read"
+
+    @property
+    def writes_dynamodb(self) -> bool:
+        return self is not Phase.MYSQL_ONLY
+
+
+class FlagError(MigrateError, Terminal):
+    """An unknown entity, an unknown phase or a percentage outside 0-100."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    entity: str
+    phase: Phase
+    percent: int
+    source: str  # "default", "database" or "environment"
+
+
+def parse_phase(value: str, *, entity: str = "") -> tuple[Phase, int]:
+    """`dynamodb_read:25` → (Phase.DYNAMODB_READ, 25); a bare phase means 100%."""
+    text, _, percent_text = value.strip().partition(":")
+    try:
+        phase = Phase(text.strip().lower())
+    except ValueError:
+        where = f" for {entity}" if entity else ""
+        raise FlagError(f"unknown phase {text!r}{where}; phases: "
+                        f"{', '.join(p.value for p in Phase)}") from None
+    percent = 100
+    if percent_text:
+        try:
+            percent = int(percent_text)
+        except ValueError:
+            raise FlagError(f"percentage {percent_text!r} is not a whole number") from None
+    if not 0 <= percent <= 100:
+        raise FlagError(f"percentage {percent} is outside 0-100")
+    return phase, percent
+
+
+def key_bucket(entity: str, key: Iterable[Any]) -> int:
+    """A stable bucket 0-99 for a key: the same key always lands in the same bucket."""
+    text = entity + ":" + json.dumps([str(k) for k in key], ensure_ascii=False)
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big") % 100
+
+
+class FlagStore:
+    """Reads and sets the phase of each entity (flag names like `user`, `cart`)."""
+
+    def __init__(self, engine: Engine, entities: Mapping[str, str], *,
+                 overrides: Mapping[str, str] | None = None, cache_seconds: float = 2.0,
+                 default: Phase = Phase.MYSQL_ONLY):
+        self.engine = engine
+        self.entities = dict(entities)  # flag name -> contract entity name
+        self.cache_seconds = cache_seconds
+        self.default = default
+        self._overrides: dict[str, tuple[Phase, int]] = {}
+        for name, value in (overrides or {}).items():
+            self._overrides[self._known(name.lower())] = parse_phase(value, entity=name)
+        self._cache: dict[str, tuple[Phase, int]] = {}
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _known(self, name: str) -> str:
+        if name not in self.entities:
+            raise FlagError(f"unknown entity {name!r}; entities: {', '.join(self.entities)}")
+        return name
+
+    def _load(self) -> dict[str, tuple[Phase, int]]:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._loaded_at < self.cache_seconds:
+                return self._cache
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(flags_table.c.entity, flags_table.c.phase,
+                                              flags_table.c.percent)).all()
+            cache = {}
+            for entity, phase, percent in rows:
+                if entity in self.entities:
+                    try:
+                        cache[entity] = (Phase(phase), int(percent))
+                    except ValueError:
+                        continue  # a phase written by a newer toolkit version: keep the default
+            self._cache, self._loaded_at = cache, now
+            return cache
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = float("-inf")
+
+    def flag(self, name: str) -> Flag:
+        name = self._known(name.lower())
+        if name in self._overrides:
+            phase, percent = self._overrides[name]
+            return Flag(name, phase, percent, "environment")
+        stored = self._load().get(name)
+        if stored is not None:
+            return Flag(name, stored[0], stored[1], "database")
+        return Flag(name, self.default, 100, "default")
+
+    def all(self) -> list[Flag]:
+        return [self.flag(name) for name in self.entities]
+
+    def set_phase(self, name: str, phase: str | Phase, percent: int = 100) -> Flag:
+        """Change an entity's phase for every process (after their cache expires)."""
+        name = self._known(name.lower())
+        parsed, _ = parse_phase(str(phase), entity=name)
+        if not 0 <= percent <= 100:
+            raise FlagError(f"percentage {percent} is outside 0-100")
+        statement = mysql_insert(flags_table).values(entity=name, phase=parsed.value,
+                                                     percent=percent)
+        statement = statement.on_duplicate_key_update(phase=parsed.value, percent=percent,
+                                                      updated_at=sa.func.now(6))
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+        self.invalidate()
+        return self.flag(name)
+
+    def phase_of(self, entity: str) -> Phase:
+        """The phase of a contract entity (by its contract name)."""
+        for name, contract_name in self.entities.items():
+            if contract_name == entity:
+                return self.flag(name).phase
+        return Phase.MYSQL_ONLY
+
+    def writing_entities(self) -> set[str]:
+        """Contract entities whose items DynamoDB must follow (every phase but mysql_only)."""
+        return {self.entities[f.entity] for f in self.all() if f.phase.writes_dynamodb}
+
+    def reads_dynamodb(self, name: str, key: Iterable[Any]) -> bool:
+        flag = self.flag(name)
+        if flag.phase is not Phase.DYNAMODB_READ:
+            return False
+        return flag.percent >= 100 or key_bucket(name, key) < flag.percent
+
+    # -- shadow reads ------------------------------------------------------------------
+    def record_mismatch(self, name: str, operation: str, key: Any,
+                        fields: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(shadow_mismatches.insert().values(
+                entity=name, operation=operation[:200],
+                item_key=json.dumps(key, ensure_ascii=False, default=str),
+                fields=json.dumps(fields, ensure_ascii=False, default=str)))
+
+    def mismatch_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(shadow_mismatches.c.entity, sa.func.count())
+                                .group_by(shadow_mismatches.c.entity)).all()
+        counts = dict.fromkeys(self.entities, 0)
+        counts.update({entity: int(n) for entity, n in rows if entity in counts})
+        return counts
+
+    def mismatches(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = sa.select(shadow_mismatches).order_by(shadow_mismatches.c.id.desc()).limit(limit)
+        if name is not None:
+            query = query.where(shadow_mismatches.c.entity == self._known(name))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,214 @@
+"""The reference shop with dual-write: `open_shop()` and its five entity wrappers.
+
+Every write goes to MySQL first (it owns the auto-increment ids), inside a
+transaction, then to every DynamoDB item the contract says the change affects
+(see `migration.sync.engine`): an email change moves the user's item and every
+order and cart line of theirs; a product rename rewrites the carts and orders
+holding it; a category rename moves its children; MySQL's own cascades are
+followed. Each entity's phase (`wrappers.flags`) says whether DynamoDB follows
+and where reads come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from migration.contract import load_contract
+from migration.contract.model import Contract
+from migration.dynamodb.client import DynamoDB
+from migration.settings import Settings
+from migration.shop.repositories import (
+    MySQLCategoryRepository,
+    MySQLOrderRepository,
+    MySQLProductRepository,
+    MySQLShoppingCartRepository,
+    MySQLUserRepository,
+)
+from migration.source.mysql import create_engine
+from migration.sync.engine import Policy, SyncEngine, Touch
+from migration.sync.state import ensure_state_tables
+from wrappers.base import DualWriteWrapper
+from wrappers.flags import FlagStore
+
+# Flag names (what `migrate flags` takes) and the contract entities they govern.
+SHOP_ENTITIES = {"user": "User", "product": "Product", "order": "Order",
+                 "category": "Category", "cart": "CartItem"}
+
+
+class UsersWrapper(DualWriteWrapper):
+    """Users: create, update, delete, upgrade_to_seller; reads by id, email, username."""
+
+    flag = "user"
+
+    def create(self, data: Mapping[str, Any]) -> int:
+        return self._write("users.create", [Touch("users", values=dict(data))],
+                           lambda conn: MySQLUserRepository(conn).create(data),
+                           created=lambda user_id: [("users", (user_id,))])
+
+    def update(self, user_id: int, data: Mapping[str, Any]) -> None:
+        self._write("users.update", [Touch("users", (user_id,), dict(data))],
+                    lambda conn: MySQLUserRepository(conn).update(user_id, data))
+
+    def delete(self, user_id: int) -> None:
+        self._write("users.delete", [Touch("users", (user_id,), delete=True)],
+                    lambda conn: MySQLUserRepository(conn).delete(user_id))
+
+    def upgrade_to_seller(self, user_id: int) -> None:
+        self._write("users.upgrade_to_seller", [Touch("users", (user_id,), {"is_seller": 1})],
+                    lambda conn: MySQLUserRepository(conn).upgrade_to_seller(user_id))
+
+
+class ProductsWrapper(DualWriteWrapper):
+    """Products: create, update (by their seller only), delete, inventory."""
+
+    flag = "product"
+
+    def create_product(self, seller_id: int, data: Mapping[str, Any]) -> int:
+        return self._write(
+            "products.create_product", [Touch("products", values={**data, "seller_id": seller_id})],
+            lambda conn: MySQLProductRepository(conn).create_product(seller_id, data),
+            created=lambda product_id: [("products", (product_id,))])
+
+    def update_product(self, product_id: int, seller_id: int, data: Mapping[str, Any]) -> None:
+        self._write("products.update_product", [Touch("products", (product_id,), dict(data))],
+                    lambda conn: MySQLProductRepository(conn).update_product(
+                        product_id, seller_id, data))
+
+    def delete_product(self, product_id: int, seller_id: int) -> None:
+        self._write("products.delete_product", [Touch("products", (product_id,), delete=True)],
+                    lambda conn: MySQLProductRepository(conn).delete_product(product_id,
+                                                                             seller_id))
+
+    def update_inventory(self, product_id: int, quantity: int) -> None:
+        self._write("products.update_inventory",
+                    [Touch("products", (product_id,), {"inventory_quantity": quantity})],
+                    lambda conn: MySQLProductRepository(conn).update_inventory(product_id,
+                                                                               quantity))
+
+
+class OrdersWrapper(DualWriteWrapper):
+    """Orders: create, add an item (embedded in the order's item), change status."""
+
+    flag = "order"
+
+    def create_order(self, user_id: int, total_amount: Decimal) -> int:
+        return self._write(
+            "orders.create_order",
+            [Touch("orders", values={"user_id": user_id, "total_amount": total_amount})],
+            lambda conn: MySQLOrderRepository(conn).create_order(user_id, total_amount),
+            created=lambda order_id: [("orders", (order_id,))])
+
+    def create_order_item(self, order_id: int, product_id: int, quantity: int,
+                          price_at_time: Decimal) -> int:
+        values = {"order_id": order_id, "product_id": product_id, "quantity": quantity,
+                  "price_at_time": price_at_time}
+        return self._write(
+            "orders.create_order_item", [Touch("order_items", values=values)],
+            lambda conn: MySQLOrderRepository(conn).create_order_item(
+                order_id, product_id, quantity, price_at_time),
+            created=lambda item_id: [("order_items", (item_id,))])
+
+    def update_order_status(self, order_id: int, status: str) -> None:
+        self._write("orders.update_order_status", [Touch("orders", (order_id,),
+                                                         {"status": status})],
+                    lambda conn: MySQLOrderRepository(conn).update_order_status(order_id, status))
+
+
+class CategoriesWrapper(DualWriteWrapper):
+    """Categories: create, update (a rename moves the children), delete (children become roots)."""
+
+    flag = "category"
+
+    def create(self, data: Mapping[str, Any]) -> int:
+        return self._write("categories.create", [Touch("categories", values=dict(data))],
+                           lambda conn: MySQLCategoryRepository(conn).create(data),
+                           created=lambda category_id: [("categories", (category_id,))])
+
+    def update(self, category_id: int, data: Mapping[str, Any]) -> None:
+        self._write("categories.update", [Touch("categories", (category_id,), dict(data))],
+                    lambda conn: MySQLCategoryRepository(conn).update(category_id, data))
+
+    def delete(self, category_id: int) -> None:
+        self._write("categories.delete", [Touch("categories", (category_id,), delete=True)],
+                    lambda conn: MySQLCategoryRepository(conn).delete(category_id))
+
+
+class CartWrapper(DualWriteWrapper):
+    """Shopping cart lines: add, change quantity, remove, clear."""
+
+    flag = "cart"
+
+    def add_item(self, user_id: int, product_id: int, quantity: int) -> None:
+        key = {"user_id": user_id, "product_id": product_id}
+        self._write("cart.add_item", [Touch("shopping_carts", (user_id, product_id), key)],
+                    lambda conn: MySQLShoppingCartRepository(conn).add_item(
+                        user_id, product_id, quantity))
+
+    def update_item_quantity(self, user_id: int, product_id: int, quantity: int) -> None:
+        self._write("cart.update_item_quantity",
+                    [Touch("shopping_carts", (user_id, product_id), {"quantity": quantity})],
+                    lambda conn: MySQLShoppingCartRepository(conn).update_item_quantity(
+                        user_id, product_id, quantity))
+
+    def remove_item(self, user_id: int, product_id: int) -> None:
+        self._write("cart.remove_item",
+                    [Touch("shopping_carts", (user_id, product_id), delete=True)],
+                    lambda conn: MySQLShoppingCartRepository(conn).remove_item(user_id,
+                                                                               product_id))
+
+    def clear_cart(self, user_id: int) -> int:
+        # Locking the user row keeps a concurrent add_item (whose foreign key check
+        # needs that row) from slipping a new line in between.
+        return self._write("cart.clear_cart",
+                           [Touch("users", (user_id,)),
+                            Touch("shopping_carts", where={"user_id": user_id}, delete=True)],
+                           lambda conn: MySQLShoppingCartRepository(conn).clear_cart(user_id))
+
+
+class Shop:
+    """The shop's five dual-write wrappers over one MySQL engine and one DynamoDB client."""
+
+    def __init__(self, settings: Settings, *, contract: Contract | None = None,
+                 ddb: DynamoDB | None = None, policies: Mapping[str, str] | None = None):
+        self.settings = settings
+        self.contract = contract or load_contract(settings.contract)
+        self.engine = create_engine(settings, pool_size=20)
+        ensure_state_tables(self.engine)
+        self.ddb = ddb or DynamoDB(settings)
+        self.flags = FlagStore(self.engine, SHOP_ENTITIES, overrides=settings.flags,
+                               cache_seconds=settings.flag_cache_seconds)
+        chosen = {name.lower(): value for name, value in settings.failure_policy.items()}
+        chosen.update({name.lower(): value for name, value in (policies or {}).items()})
+        self.policies: dict[str, Policy] = {}
+        for name, value in chosen.items():
+            self.flags._known(name)
+            self.policies[SHOP_ENTITIES[name]] = Policy(value)
+        self.sync = SyncEngine(self.contract, self.engine, self.ddb,
+                               enabled=self.flags.writing_entities,
+                               policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
+        self.shadow_mismatches = 0
+        self.users = UsersWrapper(self)
+        self.products = ProductsWrapper(self)
+        self.orders = OrdersWrapper(self)
+        self.categories = CategoriesWrapper(self)
+        self.cart = CartWrapper(self)
+
+    def repair(self, *, limit: int | None = None, older_than: float = 0.0) -> tuple[int, int]:
+        """Re-sync whatever the outbox names; returns (repaired, failed)."""
+        return self.sync.repair(limit=limit, older_than=older_than)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Shop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_shop(settings: Settings | None = None, **kwargs: Any) -> Shop:
+    """The shop with dual-write; settings from `MIGRATE_*` when none are given."""
+    return Shop(settings or Settings(), **kwargs)
