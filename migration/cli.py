@@ -206,6 +206,110 @@ def schema_history(ctx: _Context, table: str | None) -> None:
         click.echo("no schema changes recorded yet")
 
 
+# -- dual-write: flags and repair ------------------------------------------------------
+
+def _flag_store(settings: Settings) -> Any:
+    from migration.contract import load_contract
+    from migration.source.mysql import create_engine
+    from migration.sync.state import ensure_state_tables
+    from wrappers.flags import FlagStore, flag_names
+
+    engine = create_engine(settings, pool_size=2)
+    ensure_state_tables(engine)
+    return FlagStore(engine, flag_names(load_contract(settings.contract)),
+                     overrides=settings.flags, cache_seconds=0)
+
+
+@cli.group()
+def flags() -> None:
+    """Each entity's migration phase: mysql_only, dual_write, shadow_read, dynamodb_read."""
+
+
+@flags.command("show")
+@pass_ctx
+def flags_show(ctx: _Context) -> None:
+    """Print each entity's phase, percentage and shadow-read mismatch count."""
+    store = _flag_store(ctx.settings)
+    counts = store.mismatch_counts()
+    click.echo(f"{'entity':<12} {'phase':<14} {'percent':>7} {'mismatches':>10}  source")
+    for flag in store.all():
+        click.echo(f"{flag.entity:<12} {flag.phase.value:<14} {flag.percent:>6}% "
+                   f"{counts.get(flag.entity, 0):>10}  {flag.source}")
+    store.engine.dispose()
+
+
+@flags.command("set")
+@click.argument("entity")
+@click.argument("phase")
+@click.option("--percent", type=click.IntRange(0, 100), default=100, show_default=True,
+              help="For dynamodb_read: the share of keys DynamoDB answers.")
+@pass_ctx
+def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
+    """Change one entity's phase (takes effect everywhere within the flag cache time)."""
+    from wrappers.flags import FlagError
+
+    store = _flag_store(ctx.settings)
+    try:
+        flag = store.set_phase(entity, phase, percent)
+    except FlagError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    finally:
+        store.engine.dispose()
+    click.echo(f"{flag.entity}: {flag.phase.value} ({flag.percent}%)"
+               + ("  [overridden by the environment]" if flag.source == "environment" else ""))
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Repair at most this many outbox rows.")
+@click.option("--older-than", type=float, default=5.0, show_default=True,
+              help="Skip rows younger than this many seconds (a live dual-write may clear them).")
+@pass_ctx
+def repair(ctx: _Context, limit: int | None, older_than: float) -> None:
+    """Re-sync from MySQL every change the outbox still names. Idempotent."""
+    from migration.contract import load_contract
+    from migration.dynamodb.client import DynamoDB
+    from migration.source.mysql import create_engine
+    from migration.sync.engine import SyncEngine
+    from migration.sync.state import ensure_state_tables
+
+    engine = create_engine(ctx.settings, pool_size=4)
+    ensure_state_tables(engine)
+    engine_sync = SyncEngine(load_contract(ctx.settings.contract), engine, DynamoDB(ctx.settings))
+    failures: list[str] = []
+    done, failed = engine_sync.repair(
+        limit=limit, older_than=older_than,
+        on_error=lambda entry, err: failures.append(f"#{entry.id} {entry.operation}: {err}"))
+    engine.dispose()
+    click.echo(f"repaired {done} outbox row(s); {failed} failed")
+    for line in failures:
+        click.echo(f"  failed: {line}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@cli.group()
+def state() -> None:
+    """The toolkit's own MySQL tables (outbox, flags, shadow-read mismatches)."""
+
+
+@state.command("init")
+@click.option("--sql", is_flag=True, help="Only print the CREATE TABLE statements.")
+@pass_ctx
+def state_init(ctx: _Context, sql: bool) -> None:
+    """Create the toolkit's tables where they are missing."""
+    from migration.source.mysql import create_engine
+    from migration.sync.state import ensure_state_tables, state_ddl
+
+    if sql:
+        click.echo(state_ddl())
+        return
+    engine = create_engine(ctx.settings, pool_size=1)
+    ensure_state_tables(engine)
+    engine.dispose()
+    click.echo("toolkit tables ready")
+
+
 # -- local services and the demo -----------------------------------------------------
 
 @cli.group()

@@ -72,6 +72,12 @@ def parse_phase(value: str, *, entity: str = "") -> tuple[Phase, int]:
     return phase, percent
 
 
+def flag_names(contract: Any) -> dict[str, str]:
+    """Flag names of a contract's source entities: the entity type in lower case
+    (USER → `user`, CART → `cart`), mapped to the contract entity."""
+    return {e.entity_type.lower(): e.name for e in contract.source_entities()}
+
+
 def key_bucket(entity: str, key: Iterable[Any]) -> int:
     """A stable bucket 0-99 for a key: the same key always lands in the same bucket."""
     text = entity + ":" + json.dumps([str(k) for k in key], ensure_ascii=False)

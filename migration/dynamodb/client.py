@@ -168,9 +168,11 @@ class DynamoDB:
             with self._lock:
                 self.calls[operation] += 1
             try:
-                for hook in self.before:
-                    hook(operation, params)
                 try:
+                    # Hooks run where the real request does, so an injected botocore
+                    # fault is translated and retried exactly like a real one.
+                    for hook in self.before:
+                        hook(operation, params)
                     response = method(**params)
                 except botocore.exceptions.BotoCoreError as err:
                     raise translate(operation, err) from err

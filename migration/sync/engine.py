@@ -391,7 +391,13 @@ class SyncEngine:
             if actions:
                 keys = [(s.table, s.key, s.owner) for s in image.values()] + list(stale)
                 version = self.outbox.record(kind, operation, roots, keys)
-                self.writer.write(actions, version)
+                try:
+                    self.writer.write(actions, version)
+                except BaseException:
+                    if kind == "repair":
+                        # The outbox row being repaired still names all of this.
+                        self.outbox.clear([version])
+                    raise
         if version is not None:
             self.outbox.clear([version])
         return len(actions)
