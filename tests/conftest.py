@@ -18,10 +18,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
+from migration.dynamodb.schema import apply
 from migration.local.services import local_services
-from migration.settings import Settings
+from migration.settings import SHOP_CONTRACT, Settings
+from migration.shop.schema import upgrade
+from migration.shop.seed import seed
 from migration.source.mysql import create_engine, server_url
+from migration.source.records import RecordReader
+from wrappers.shop import SHOP_ENTITIES, Shop, open_shop
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -97,3 +103,32 @@ def live_settings(mysql_url: URL, dynamodb_settings: Settings) -> Settings:
     return dynamodb_settings.model_copy(
         update={"mysql_url": SecretStr(mysql_url.render_as_string(hide_password=False)),
                 "mysql_password": None})
+
+
+# -- the shop with dual-write ----------------------------------------------------------
+SHOP = load_contract(SHOP_CONTRACT)
+
+
+def bring_dynamodb_up_to_date(shop: Shop) -> None:
+    with shop.engine.connect() as conn:
+        for entity in SHOP.source_entities():
+            reader = RecordReader(SHOP, entity)
+            for chunk in reader.stream(conn, chunk_size=200):
+                shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+
+
+@pytest.fixture
+def shop(live_settings: Settings) -> Iterator[Shop]:
+    """A seeded shop on real MariaDB and DynamoDB Local, every entity dual-writing,
+    DynamoDB already holding every item (as after a backfill)."""
+    upgrade(live_settings)
+    engine = create_engine(live_settings)
+    seed(engine, 12)
+    engine.dispose()
+    apply(SHOP, DynamoDB(live_settings))
+    opened = open_shop(live_settings)
+    for name in SHOP_ENTITIES:
+        opened.flags.set_phase(name, "dual_write")
+    bring_dynamodb_up_to_date(opened)
+    yield opened
+    opened.close()
