@@ -200,6 +200,7 @@ class Shop:
         return self.sync.repair(limit=limit, older_than=older_than)
 
     def close(self) -> None:
+        self.sync.outbox.close()
         self.engine.dispose()
 
     def __enter__(self) -> Shop:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -141,6 +141,9 @@ class DynamoDB:
         self.after: list[AfterHook] = []
         self.calls: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        # Wall-clock seconds spent in requests (retries and backoff included), per
+        # operation: what a caller's latency owes to DynamoDB.
+        self.seconds: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
         self._methods: dict[str, Callable[..., dict[str, Any]]] = {}
 
@@ -162,6 +165,16 @@ class DynamoDB:
     def call(self, operation: str, *, retry: bool = True, **params: Any) -> dict[str, Any]:
         """Send one DynamoDB request by API name; see the class docstring."""
         method = self._method(operation)
+        started = time.perf_counter()
+        try:
+            return self._call(operation, method, retry, params)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.seconds[operation] += elapsed
+
+    def _call(self, operation: str, method: Callable[..., dict[str, Any]], retry: bool,
+              params: dict[str, Any]) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1

@@ -24,7 +24,13 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(settings: Settings | URL | str, *, pool_size: int = 10,
                   database: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for the source database (UTC sessions, pre-ping, utf8mb4)."""
+    """An engine for the source database (UTC sessions, pre-ping, utf8mb4, READ COMMITTED).
+
+    READ COMMITTED: the sync engine's locking reads must see the latest commit, and
+    without gap locks concurrent dual-writes deadlock far less (they serialise on
+    the rows themselves). Set once per connection, not on every checkout.
+    """
+    kwargs.setdefault("isolation_level", "READ COMMITTED")
     if isinstance(settings, Settings):
         url = settings.sqlalchemy_url()
     else:

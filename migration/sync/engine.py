@@ -138,6 +138,10 @@ class SyncEngine:
         self.mysql_attempts = mysql_attempts
         self.stats = SyncStats()
         self._catalog: Catalog | None = None
+        # migration.source.mysql engines are READ COMMITTED already: no per-checkout SET.
+        self._read_committed = engine.get_execution_options().get("isolation_level") == \
+            "READ COMMITTED" or getattr(engine.dialect, "_on_connect_isolation_level",
+                                        None) == "READ COMMITTED"
 
     @property
     def catalog(self) -> Catalog:
@@ -148,6 +152,8 @@ class SyncEngine:
 
     def connect(self) -> Connection:
         """A connection in READ COMMITTED: every locking read sees the latest commit."""
+        if self._read_committed:
+            return self.engine.connect()
         return self.engine.connect().execution_options(isolation_level="READ COMMITTED")
 
     # -- the dual-write transaction ----------------------------------------------------
@@ -235,7 +241,7 @@ class SyncEngine:
                                    f"write; {'re-synced' if repaired else 'outbox keeps it'}") \
                     from err
         if version is not None and failure is None:
-            self.outbox.clear([version])
+            self.outbox.clear_later(version)
         return result
 
     def _policy(self, roots: Mapping[str, Iterable[Key]]) -> Policy:

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -87,9 +88,15 @@ class OutboxEntry:
 class Outbox:
     """Reads and writes `migrate_outbox` on its own autocommit connections."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, clear_interval: float = 0.2):
         self.engine = engine
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.clear_interval = clear_interval
+        self._to_clear: list[int] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._cleaner: threading.Thread | None = None
 
     def record(self, kind: str, operation: str, roots: Roots,
                item_keys: Sequence[tuple[str, Mapping[str, Any], str | None]]) -> int:
@@ -116,6 +123,42 @@ class Outbox:
         with self.engine.begin() as conn:
             conn.execute(outbox_table.delete().where(outbox_table.c.id.in_(ids)))
 
+    def clear_later(self, entry_id: int) -> None:
+        """Clear a row soon, in a batch with others (one DELETE and one commit for many,
+        off the caller's path). A row whose clearing is lost (the process died) is
+        simply re-synced by repair: harmless, as every re-sync is."""
+        with self._lock:
+            self._to_clear.append(entry_id)
+            if self._cleaner is None:
+                self._cleaner = threading.Thread(target=self._clean, name="outbox-cleaner",
+                                                 daemon=True)
+                self._cleaner.start()
+            if len(self._to_clear) >= 200:
+                self._wake.set()
+
+    def _clean(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.clear_interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Clear now every row waiting to be cleared."""
+        with self._lock:
+            batch, self._to_clear = self._to_clear, []
+        try:
+            for start in range(0, len(batch), 1000):
+                self.clear(batch[start:start + 1000])
+        except Exception:  # noqa: BLE001 - put back: a later flush retries, repair covers it
+            with self._lock:
+                self._to_clear.extend(batch)
+            raise
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
+
     def note_failure(self, entry_id: int, error: BaseException) -> None:
         with self.engine.begin() as conn:
             conn.execute(outbox_table.update().where(outbox_table.c.id == entry_id).values(
@@ -125,6 +168,7 @@ class Outbox:
     def pending(self, *, limit: int = 100, after: int = 0,
                 older_than: dt.timedelta | None = None) -> list[OutboxEntry]:
         """Recorded changes not yet cleared, oldest first."""
+        self.flush()
         query = sa.select(outbox_table).where(outbox_table.c.id > after)
         if older_than is not None:
             query = query.where(outbox_table.c.created_at <
@@ -142,6 +186,7 @@ class Outbox:
         return self._entry(dict(row)) if row is not None else None
 
     def count(self) -> int:
+        self.flush()
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(outbox_table))
                        .scalar_one())

@@ -1,0 +1,257 @@
+"""Dual-write latency per shop operation: `mysql_only` against `dual_write`, next to one
+raw DynamoDB PutItem, all measured in one run against the same local services.
+
+    .venv/bin/python bench/dual_write.py [--repeat 200] [--users 200]
+
+Uses MIGRATE_MYSQL_URL's server (or a throwaway MariaDB) and DynamoDB Local
+(started unless MIGRATE_DYNAMODB_ENDPOINT answers); creates and drops its own
+database and table prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from migration.contract import load_contract  # noqa: E402
+from migration.dynamodb.client import DynamoDB  # noqa: E402
+from migration.dynamodb.schema import apply  # noqa: E402
+from migration.local.services import local_services  # noqa: E402
+from migration.settings import Settings  # noqa: E402
+from migration.shop import schema  # noqa: E402
+from migration.shop.seed import seed  # noqa: E402
+from migration.source.mysql import create_engine  # noqa: E402
+from migration.source.records import RecordReader  # noqa: E402
+from wrappers.shop import SHOP_ENTITIES, Shop  # noqa: E402
+
+Step = Callable[[], Any]
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def operations(shop: Shop, ids: dict[str, Any], counter: Counter) -> dict[str, tuple[Step, Step]]:
+    """Each operation as (untimed preparation, timed call); both repeatable."""
+    users, products, orders, categories, cart = (shop.users, shop.products, shop.orders,
+                                                 shop.categories, shop.cart)
+    state: dict[str, Any] = {}
+
+    def fresh_user() -> None:
+        n = counter.next()
+        state["user"] = users.create({"username": f"bench{n}", "email": f"bench{n}@example.org",
+                                      "password_hash": "h"})
+
+    def fresh_product() -> None:
+        state["product"] = products.create_product(ids["seller"], {
+            "category_id": ids["category"], "name": f"Bench {counter.next()}",
+            "price": Decimal("9.99")})
+
+    def fresh_category() -> None:
+        state["category"] = categories.create({"name": f"bench cat {counter.next()}"})
+
+    def fresh_line() -> None:
+        cart.add_item(ids["buyer"], ids["product"], 1)
+
+    def full_cart() -> None:
+        for product in ids["cart_products"]:
+            cart.add_item(ids["buyer2"], product, 1)
+
+    def nothing() -> None:
+        return None
+
+    def toggle(key: str, a: Any, b: Any) -> Any:
+        state[key] = b if state.get(key) == a else a
+        return state[key]
+
+    return {
+        "users.create": (nothing, lambda: users.create({
+            "username": f"new{counter.next()}", "email": f"new{counter.n}@example.org",
+            "password_hash": "h"})),
+        "users.update (email: moves orders, cart)": (nothing, lambda: users.update(
+            ids["user"], {"email": toggle("email", "a@bench.example", "b@bench.example")})),
+        "users.delete": (fresh_user, lambda: users.delete(state["user"])),
+        "users.upgrade_to_seller": (fresh_user, lambda: users.upgrade_to_seller(state["user"])),
+        "products.create_product": (nothing, lambda: products.create_product(ids["seller"], {
+            "category_id": ids["category"], "name": f"P{counter.next()}",
+            "price": Decimal("1.00")})),
+        "products.update_product (price: rewrites carts)": (nothing, lambda: products.update_product(
+            ids["product"], ids["seller"], {"price": toggle("price", Decimal("5.00"),
+                                                            Decimal("6.00"))})),
+        "products.delete_product": (fresh_product, lambda: products.delete_product(
+            state["product"], ids["seller"])),
+        "products.update_inventory": (nothing, lambda: products.update_inventory(
+            ids["product"], toggle("inventory", 10, 11))),
+        "orders.create_order": (nothing, lambda: orders.create_order(ids["user"], Decimal("1"))),
+        "orders.create_order_item": (lambda: state.__setitem__(
+            "order", orders.create_order(ids["user"], Decimal("1"))),
+            lambda: orders.create_order_item(state["order"], ids["product"], 1, Decimal("1"))),
+        "orders.update_order_status": (nothing, lambda: orders.update_order_status(
+            ids["order"], toggle("status", "pending", "completed"))),
+        "categories.create": (nothing, lambda: categories.create(
+            {"name": f"c{counter.next()}", "parent_id": ids["category"]})),
+        "categories.update (rename: moves children)": (nothing, lambda: categories.update(
+            ids["parent"], {"name": toggle("cname", "bench parent A", "bench parent B")})),
+        "categories.delete": (fresh_category, lambda: categories.delete(state["category"])),
+        "cart.add_item": (nothing, lambda: cart.add_item(ids["buyer"], ids["product"], 1)),
+        "cart.update_item_quantity": (fresh_line, lambda: cart.update_item_quantity(
+            ids["buyer"], ids["product"], toggle("qty", 2, 3))),
+        "cart.remove_item": (fresh_line, lambda: cart.remove_item(ids["buyer"], ids["product"])),
+        "cart.clear_cart (3 lines)": (full_cart, lambda: cart.clear_cart(ids["buyer2"])),
+    }
+
+
+def prepare(shop: Shop) -> dict[str, Any]:
+    ids: dict[str, Any] = {}
+    seller = shop.users.create({"username": "bench_seller", "email": "seller@bench.example",
+                                "password_hash": "h"})
+    shop.users.upgrade_to_seller(seller)
+    with shop.engine.connect() as conn:
+        category = conn.execute(sa.text("SELECT id FROM categories ORDER BY id LIMIT 1")).scalar()
+    ids.update(seller=seller, category=category)
+    ids["product"] = shop.products.create_product(seller, {
+        "category_id": category, "name": "Bench product", "price": Decimal("5.00")})
+    ids["cart_products"] = [shop.products.create_product(seller, {
+        "category_id": category, "name": f"Bench cart {i}", "price": Decimal("1.00")})
+        for i in range(3)]
+    ids["user"] = shop.users.create({"username": "bench_user", "email": "a@bench.example",
+                                     "password_hash": "h"})
+    for _ in range(3):
+        order = shop.orders.create_order(ids["user"], Decimal("5.00"))
+        shop.orders.create_order_item(order, ids["product"], 1, Decimal("5.00"))
+    shop.cart.add_item(ids["user"], ids["product"], 1)
+    ids["order"] = order
+    ids["buyer"] = shop.users.create({"username": "bench_buyer", "email": "buyer@bench.example",
+                                      "password_hash": "h"})
+    ids["buyer2"] = shop.users.create({"username": "bench_buyer2",
+                                       "email": "buyer2@bench.example", "password_hash": "h"})
+    for i in range(5):  # other carts holding the product: a price change rewrites them
+        other = shop.users.create({"username": f"holder{i}", "email": f"holder{i}@bench.example",
+                                   "password_hash": "h"})
+        shop.cart.add_item(other, ids["product"], 1)
+    ids["parent"] = shop.categories.create({"name": "bench parent A"})
+    for i in range(3):
+        shop.categories.create({"name": f"bench child {i}", "parent_id": ids["parent"]})
+    return ids
+
+
+def measure(step: tuple[Step, Step], repeat: int, ddb: DynamoDB) -> tuple[list[float], list[float]]:
+    """Latency of each call, and the part of it spent inside DynamoDB requests."""
+    prepare_step, call = step
+    samples, in_dynamodb = [], []
+    for _ in range(repeat):
+        prepare_step()
+        before = sum(ddb.seconds.values())
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+        in_dynamodb.append(sum(ddb.seconds.values()) - before)
+    return samples, in_dynamodb
+
+
+def stats(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--users", type=int, default=200)
+    args = parser.parse_args(argv)
+    name = f"bench_dw_{uuid.uuid4().hex[:8]}"
+    base = Settings()
+    with local_services(base.model_copy(update={"table_prefix": f"{name}_"})) as live:
+        url = schema.create_database(live.sqlalchemy_url(), name)
+        settings = live.model_copy(update={"mysql_url": SecretStr(
+            url.render_as_string(hide_password=False))})
+        try:
+            return run(settings, args.repeat, args.users)
+        finally:
+            schema.drop_database(live.sqlalchemy_url(), name)
+
+
+def run(settings: Settings, repeat: int, users: int) -> int:
+    schema.upgrade(settings)
+    engine = create_engine(settings)
+    seed(engine, users)
+    engine.dispose()
+    contract = load_contract(settings.contract)
+    ddb = DynamoDB(settings)
+    apply(contract, ddb)
+    shop = Shop(settings, contract=contract, ddb=ddb)
+    for flag in SHOP_ENTITIES:
+        shop.flags.set_phase(flag, "dual_write")
+    with shop.engine.connect() as conn:
+        for entity in contract.source_entities():
+            reader = RecordReader(contract, entity)
+            for chunk in reader.stream(conn, chunk_size=500):
+                shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+    ids = prepare(shop)
+    counter = Counter()
+    ops = operations(shop, ids, counter)
+
+    table = ddb.table_name("Products")
+    raw = []
+    for i in range(repeat):
+        item = {"PK": {"S": f"raw#{i}"}, "SK": {"S": "#META"}, "name": {"S": "raw put"}}
+        started = time.perf_counter()
+        ddb.call("PutItem", TableName=table, Item=item)
+        raw.append(time.perf_counter() - started)
+    raw_transaction = []
+    for i in range(repeat):
+        actions = [{"Put": {"TableName": table, "Item": {
+            "PK": {"S": f"rawtx#{i}#{j}"}, "SK": {"S": "#META"}, "name": {"S": "raw put"}}}}
+            for j in range(10)]
+        started = time.perf_counter()
+        ddb.call("TransactWriteItems", TransactItems=actions)
+        raw_transaction.append(time.perf_counter() - started)
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    dynamodb_part: dict[str, float] = {}
+    for phase in ("mysql_only", "dual_write"):
+        for flag in SHOP_ENTITIES:
+            shop.flags.set_phase(flag, phase)
+        for op, step in ops.items():
+            measure(step, 3, ddb)  # warm up
+            samples, in_dynamodb = measure(step, repeat, ddb)
+            results.setdefault(op, {})[phase] = stats(samples)
+            if phase == "dual_write":
+                dynamodb_part[op] = statistics.median(in_dynamodb) * 1000
+    put_median, put_p99 = stats(raw)
+    tx_median, tx_p99 = stats(raw_transaction)
+    print(f"repeat={repeat}; raw DynamoDB PutItem: median {put_median:.2f} ms, p99 {put_p99:.2f} ms;"
+          f" raw TransactWriteItems of 10 puts: median {tx_median:.2f} ms, p99 {tx_p99:.2f} ms")
+    print("times in ms; 'in DynamoDB' is the median time inside DynamoDB requests during the "
+          "dual-write; 'rest' = added - in DynamoDB")
+    print(f"{'operation':<50} {'mysql_only med/p99':>19} {'dual_write med/p99':>19} "
+          f"{'added':>7} {'in DynamoDB':>11} {'rest':>6} {'added/PutItem':>13}")
+    for op, phases in results.items():
+        m_med, m_p99 = phases["mysql_only"]
+        d_med, d_p99 = phases["dual_write"]
+        added = d_med - m_med
+        print(f"{op:<50} {m_med:>8.2f} /{m_p99:>8.2f} {d_med:>8.2f} /{d_p99:>8.2f} "
+              f"{added:>7.2f} {dynamodb_part[op]:>11.2f} {added - dynamodb_part[op]:>6.2f} "
+              f"{added / put_median:>13.2f}")
+    shop.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
