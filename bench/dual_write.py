@@ -85,8 +85,8 @@ def operations(shop: Shop, ids: dict[str, Any], counter: Counter) -> dict[str, t
         "users.create": (nothing, lambda: users.create({
             "username": f"new{counter.next()}", "email": f"new{counter.n}@example.org",
             "password_hash": "h"})),
-        "users.update (email: moves orders, cart)": (nothing, lambda: users.update(
-            ids["user"], {"email": toggle("email", "a@bench.example", "b@bench.example")})),
+        "users.update (email: moves 3 orders, 1 cart line)": (nothing, lambda: users.update(
+            ids["mover"], {"email": toggle("email", "a@bench.example", "b@bench.example")})),
         "users.delete": (fresh_user, lambda: users.delete(state["user"])),
         "users.upgrade_to_seller": (fresh_user, lambda: users.upgrade_to_seller(state["user"])),
         "products.create_product": (nothing, lambda: products.create_product(ids["seller"], {
@@ -131,13 +131,17 @@ def prepare(shop: Shop) -> dict[str, Any]:
     ids["cart_products"] = [shop.products.create_product(seller, {
         "category_id": category, "name": f"Bench cart {i}", "price": Decimal("1.00")})
         for i in range(3)]
-    ids["user"] = shop.users.create({"username": "bench_user", "email": "a@bench.example",
-                                     "password_hash": "h"})
+    # The user whose email moves keeps exactly 3 orders and 1 cart line; the orders
+    # benchmarks add theirs to another user.
+    ids["mover"] = shop.users.create({"username": "bench_mover", "email": "a@bench.example",
+                                      "password_hash": "h"})
     for _ in range(3):
-        order = shop.orders.create_order(ids["user"], Decimal("5.00"))
+        order = shop.orders.create_order(ids["mover"], Decimal("5.00"))
         shop.orders.create_order_item(order, ids["product"], 1, Decimal("5.00"))
-    shop.cart.add_item(ids["user"], ids["product"], 1)
-    ids["order"] = order
+    shop.cart.add_item(ids["mover"], ids["product"], 1)
+    ids["user"] = shop.users.create({"username": "bench_user", "email": "user@bench.example",
+                                     "password_hash": "h"})
+    ids["order"] = shop.orders.create_order(ids["user"], Decimal("5.00"))
     ids["buyer"] = shop.users.create({"username": "bench_buyer", "email": "buyer@bench.example",
                                       "password_hash": "h"})
     ids["buyer2"] = shop.users.create({"username": "bench_buyer2",

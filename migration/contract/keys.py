@@ -79,7 +79,7 @@ def key_text(value: Any) -> str | None:
 class KeyTemplate:
     """A parsed key template; immutable and cheap to reuse."""
 
-    __slots__ = ("source", "parts", "_checks")
+    __slots__ = ("source", "parts", "_checks", "_plan")
 
     def __init__(self, source: str):
         self.source = source
@@ -93,6 +93,12 @@ class KeyTemplate:
                 assert not isinstance(following, Placeholder)
                 checks.append((part, following[0] if following else None))
         self._checks = tuple(checks)
+        # The hot path of `format`: per part either literal text, or
+        # (placeholder, the delimiter its value must not hold).
+        delimiters = dict((id(p), d) for p, d in checks)
+        self._plan: tuple[str | tuple[Placeholder, str | None], ...] = tuple(
+            part if isinstance(part, str) else (part, delimiters[id(part)])
+            for part in self.parts)
 
     def __repr__(self) -> str:
         return f"KeyTemplate({self.source!r})"
@@ -129,11 +135,21 @@ class KeyTemplate:
     def format(self, values: Mapping[str, Any]) -> str:
         """Build the key from `values`; raises KeyTemplateError when it would be ambiguous."""
         out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
+        for step in self._plan:
+            if type(step) is str:
+                out.append(step)
                 continue
-            out.append(self._text_for(part, values.get(part.name)))
+            part, delimiter = step  # type: ignore[misc]
+            value = values.get(part.name)
+            kind = type(value)
+            # Fast path for the common cases; every other value goes the careful way.
+            if kind is int:
+                out.append(str(value))
+            elif kind is str and value and part.default is None and (
+                    delimiter is None or delimiter not in value):
+                out.append(value)
+            else:
+                out.append(self._text_for(part, value))
         return "".join(out)
 
     def _text_for(self, part: Placeholder, value: Any) -> str:

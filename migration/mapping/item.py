@@ -12,6 +12,7 @@ limit, an item over 400 KB) with an `ItemError` naming the source row.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,8 @@ from migration.mapping.values import (
 )
 
 MAX_ITEM_BYTES = 400 * 1024
+# Values whose DynamoDB size is tiny whatever they hold (numbers, dates, booleans).
+_SMALL_TYPES = frozenset({int, float, Decimal, bool, datetime, date, time, timedelta})
 GUARD_PREFIX = "UNIQUE#"
 GUARD_SORT_KEY = "UNIQUE"
 GUARD_TYPE = "_unique"
@@ -96,6 +99,11 @@ class ItemMapper:
         )
         self._field_types = {f.name: f.type for f in entity.fields}
         self._type_value = {"S": entity.entity_type}
+        # Names and keys at their largest, counted once.
+        self._bound_base = 4 * (sum(len(f.name) for f in entity.fields)
+                                + sum(len(s.attribute) + s.limit for s in slots)
+                                + sum(len(s.attribute) + s.limit for _, g in index_slots for s in g)
+                                + len(self.type_attribute) + len(entity.entity_type))
         source = entity.source
         self._source_key = source.primary_key if source else entity.key_fields
         self._unique = source.unique if source else ()
@@ -111,7 +119,8 @@ class ItemMapper:
         except KeyTemplateError as err:
             raise ItemError(self.entity.name, self.source_key(record),
                             f"{slot.attribute}: {err}") from err
-        size = len(text.encode("utf-8"))
+        # UTF-8 takes at most 4 bytes a character: only long keys need encoding to measure.
+        size = len(text) if len(text) * 4 <= slot.limit else len(text.encode("utf-8"))
         if size > slot.limit:
             raise ItemError(self.entity.name, self.source_key(record),
                             f"{slot.attribute} is {size} bytes; DynamoDB allows {slot.limit}")
@@ -142,6 +151,9 @@ class ItemMapper:
                 values.append((slot.attribute, self._key_value(slot, record)))
             for attribute, key_value in values:
                 item[attribute] = key_value
+        # An upper bound of the item's size, kept as we go: only items that might pass
+        # 400 KB are measured exactly (UTF-8 takes at most 4 bytes a character).
+        bound = self._bound_base
         for name, source_name, convert in self._fields:
             value = record.get(source_name)
             if value is None:
@@ -153,9 +165,15 @@ class ItemMapper:
                                 f"field {name}: {err}") from err
             if converted is not None:
                 item[name] = converted
+                kind = type(value)
+                if kind is str:
+                    bound += 4 * len(value)
+                elif kind in _SMALL_TYPES:
+                    bound += 64
+                else:
+                    bound += 4 * attribute_size(converted)
         item[self.type_attribute] = self._type_value
-        size = item_size(item)
-        if size > MAX_ITEM_BYTES:
+        if bound > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:
             raise ItemError(self.entity.name, self.source_key(record),
                             f"item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}")
         return item
