@@ -67,10 +67,12 @@ def test_order_records_carry_lookups_and_embeds(mysql_engine: Engine) -> None:
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 3 * 4
     first = chunks[0][0]
     assert first["user_email"] == "li@example.com"
-    assert first["order_items"] == [
-        {"product_id": 1, "quantity": 1, "price_at_time": Decimal("9.99"), "product_name": "Case"},
-        {"product_id": 2, "quantity": 1, "price_at_time": Decimal("19.50"),
-         "product_name": "Charger"}]
+    items = first["order_items"]
+    assert [sorted(i) for i in items] == [["id", "price_at_time", "product_id", "product_name",
+                                           "quantity"]] * 2
+    assert [(i["product_id"], i["quantity"], i["price_at_time"], i["product_name"])
+            for i in items] == [(1, 1, Decimal("9.99"), "Case"), (2, 1, Decimal("19.50"), "Charger")]
+    assert items[0]["id"] < items[1]["id"]
     assert first["created_at"] == datetime(2024, 5, 1, 10, 0)
 
 
