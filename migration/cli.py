@@ -35,7 +35,18 @@ def _fail(err: MigrateError) -> None:
     sys.exit(2)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every MigrateError ends the command with its message and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MigrateError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands)
 @click.option("--contract", type=click.Path(path_type=Path), default=None,
               help="Contract file (default: MIGRATE_CONTRACT, else the shop's).")
 @click.option("--mysql-url", default=None, help="SQLAlchemy URL (default: MIGRATE_MYSQL_URL).")
@@ -308,6 +319,85 @@ def state_init(ctx: _Context, sql: bool) -> None:
     ensure_state_tables(engine)
     engine.dispose()
     click.echo("toolkit tables ready")
+
+
+# -- backfill ---------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--entity", "entities", multiple=True,
+              help="Only this entity (name or flag name); repeatable. Default: all.")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Chunks written at once.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Rows per chunk (read and locked together, checkpointed together).")
+@click.option("--rate", type=click.FloatRange(min=1), default=None,
+              help="At most this many items per second, all workers together.")
+@click.option("--restart", is_flag=True, help="Forget the checkpoints and start over.")
+@click.option("--dry-run", is_flag=True, help="Read and map everything; write nothing.")
+@click.option("--segment", default="0/1", show_default=True,
+              help="I/N: this process takes slice I of N of every table's key space.")
+@click.option("--shuffle", is_flag=True,
+              help="Write chunks and items in shuffled order (spreads hot partitions).")
+@click.option("--dead-letters", type=click.Path(path_type=Path), default=None,
+              help="JSON-lines file for rows that cannot become items.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "json"]),
+              default="auto", show_default=True)
+@pass_ctx
+def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size: int,
+             rate: float | None, restart: bool, dry_run: bool, segment: str, shuffle: bool,
+             dead_letters: Path | None, progress_mode: str) -> None:
+    """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
+
+    Exit status: 0 done, 1 some rows were dead-lettered, 2 the run failed.
+    """
+    from migration.backfill.progress import Progress
+    from migration.backfill.run import BackfillOptions, Segment
+    from migration.backfill.run import backfill as run_backfill
+    from migration.contract import load_contract
+    from migration.dynamodb.client import DynamoDB
+    from migration.source.mysql import create_engine
+
+    options = BackfillOptions(
+        entities=entities, workers=workers, batch_size=batch_size, rate=rate, restart=restart,
+        dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
+        dead_letters=dead_letters,
+        progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
+    engine = create_engine(ctx.settings, pool_size=workers + 2)
+    try:
+        summary = run_backfill(load_contract(ctx.settings.contract), engine,
+                               DynamoDB(ctx.settings), options)
+    finally:
+        engine.dispose()
+    click.echo(summary.text())
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.option("--entity", "entities", multiple=True, help="Only this entity; repeatable.")
+@pass_ctx
+def estimate(ctx: _Context, entities: tuple[str, ...]) -> None:
+    """Write units and on-demand cost a real backfill would take (reads and maps every row)."""
+    from migration.backfill.run import estimate as run_estimate
+    from migration.contract import load_contract
+    from migration.dynamodb.client import DynamoDB
+    from migration.source.mysql import create_engine
+
+    engine = create_engine(ctx.settings, pool_size=2)
+    try:
+        rows = run_estimate(load_contract(ctx.settings.contract), engine, DynamoDB(ctx.settings),
+                            entities=entities, price_per_million=ctx.settings.price_per_million_wru)
+    finally:
+        engine.dispose()
+    click.echo(f"{'entity':<10} {'items':>10} {'MB':>9} {'write units':>12} {'cost (USD)':>11}")
+    for row in rows:
+        click.echo(f"{row['entity']:<10} {row['items']:>10} {row['bytes'] / 1e6:>9.2f} "
+                   f"{row['write_units']:>12} {row['cost']:>11.4f}")
+    total_units = sum(r["write_units"] for r in rows)
+    click.echo(f"{'total':<10} {sum(r['items'] for r in rows):>10} "
+               f"{sum(r['bytes'] for r in rows) / 1e6:>9.2f} {total_units:>12} "
+               f"{sum(r['cost'] for r in rows):>11.4f}")
+    click.echo(f"(on-demand, {ctx.settings.price_per_million_wru} USD per million write request "
+               "units: MIGRATE_PRICE_PER_MILLION_WRU)")
 
 
 # -- local services and the demo -----------------------------------------------------

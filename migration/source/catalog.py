@@ -7,7 +7,7 @@ change rows no application code touched; the catalog tells it which.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -30,6 +30,13 @@ class ForeignKey:
 class Catalog:
     primary_keys: dict[str, tuple[str, ...]]
     foreign_keys: tuple[ForeignKey, ...]
+    unique_keys: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+
+    def is_unique(self, table: str, columns: tuple[str, ...]) -> bool:
+        """True when `columns` (in any order) are the primary key or a unique index."""
+        wanted = set(columns)
+        candidates = [self.primary_keys.get(table, ())] + list(self.unique_keys.get(table, ()))
+        return any(c and set(c) <= wanted for c in candidates)
 
     def primary_key(self, table: str) -> tuple[str, ...]:
         try:
@@ -68,4 +75,14 @@ def read_catalog(conn: Connection) -> Catalog:
         fks.append(ForeignKey(name=name, child=table, child_columns=tuple(c[1] for c in cols),
                               parent=cols[0][2], parent_columns=tuple(c[3] for c in cols),
                               on_delete=on_delete, on_update=on_update))
-    return Catalog(primary_keys=primary, foreign_keys=tuple(fks))
+    unique: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for table, index, column, position in conn.execute(sa.text(
+            "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME, SEQ_IN_INDEX FROM "
+            "information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND NON_UNIQUE = 0 "
+            "AND INDEX_NAME <> 'PRIMARY'")):
+        unique[(table, index)].append((position, column))
+    unique_keys: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for (table, _), index_columns in unique.items():
+        unique_keys[table].append(tuple(c for _, c in sorted(index_columns)))
+    return Catalog(primary_keys=primary, foreign_keys=tuple(fks),
+                   unique_keys={t: tuple(v) for t, v in unique_keys.items()})

@@ -8,6 +8,7 @@ read the same related table on the same columns share a query.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,49 @@ class RecordReader:
                 return
             last = tuple(rows[-1][c] for c in pk)
 
+    def read_range(self, conn: Connection, after: tuple[Any, ...] | None,
+                   until: tuple[Any, ...] | None, *, lock: str | None = None,
+                   where: str = "", where_params: dict[str, Any] | None = None) -> list[Record]:
+        """Records with `after` < key <= `until` (either bound may be None), in key order.
+
+        The bulk path of backfill: the rows come through the DBAPI cursor directly
+        (no per-row SQLAlchemy objects). `where` adds a condition (a segment).
+        """
+        pk = self.source.primary_key
+        params: dict[str, Any] = dict(where_params or {})
+        clauses = []
+        if after is not None:
+            clauses.append(_keyset_after(pk, after, params, "a"))
+        if until is not None:
+            clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
+        if where:
+            clauses.append(where)
+        sql = self._select + (f" WHERE {' AND '.join(clauses)}" if clauses else "") + \
+            f" ORDER BY {', '.join(map(quote_name, pk))}{LOCKS[lock]}"
+        rows = raw_query(conn, sql, params)
+        self.attach(conn, rows, lock="share" if lock else None)
+        return rows
+
+    def read_keys(self, conn: Connection, after: tuple[Any, ...] | None, limit: int, *,
+                  where: str = "", where_params: dict[str, Any] | None = None
+                  ) -> list[tuple[Any, ...]]:
+        """The next `limit` primary keys after `after` (an index-only keyset scan)."""
+        pk = self.source.primary_key
+        params: dict[str, Any] = dict(where_params or {})
+        clauses = [_keyset_after(pk, after, params, "a")] if after is not None else []
+        if where:
+            clauses.append(where)
+        params["limit"] = limit
+        sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(self.source.table)}"
+               + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+               + f" ORDER BY {', '.join(map(quote_name, pk))} LIMIT :limit")
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_pyformat(sql), params)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def key_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(record[c] for c in self.source.primary_key)
 
@@ -155,6 +199,26 @@ class RecordReader:
             _attach_embed(conn, embed, rows, lock)
         for aggregate in self.source.aggregates:
             _attach_aggregate(conn, aggregate, rows, lock)
+
+
+_PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _pyformat(sql: str) -> str:
+    """`:name` parameters (SQLAlchemy text) as `%(name)s` (PyMySQL); identifiers here are
+    plain names, so the only `%` and `:` are ours."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record]:
+    """Run a SELECT on the connection's DBAPI cursor; rows as dicts."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_pyformat(sql), params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],

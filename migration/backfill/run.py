@@ -1,0 +1,619 @@
+"""The backfill driver: plan chunks, read them under locks, map, write, checkpoint.
+
+Safety beside live dual-writes (measured and explained in docs/benchmarks.md):
+each chunk is read inside a MySQL transaction with shared locks on its rows and
+on every related row its items read (the same lock discipline as dual-write),
+stamped with a fresh version from the outbox sequence, written, and only then
+committed. While the locks are held no dual-write can change those rows, so the
+chunk's items are current; a dual-write that follows waits, then writes a newer
+version; a row deleted after the chunk was read cannot exist (its delete waited).
+That is why plain `BatchWriteItem` (which takes no conditions) is safe here, and
+the backfill runs at the endpoint's bulk ingest speed.
+
+Resumable: checkpoints (see `checkpoints`) advance over the longest run of
+chunks DynamoDB has fully taken. Rows that cannot become items go to a
+dead-letter file with their key and reason. Requests are pre-encoded JSON sent
+through the choke point's fast path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from migration.backfill.checkpoints import Checkpoint, CheckpointStore
+from migration.backfill.progress import Progress
+from migration.contract.model import Contract, Entity
+from migration.dynamodb.client import DynamoDB, encode_json
+from migration.errors import ItemError, MigrateError, Terminal, Transient
+from migration.mapping.item import ItemMapper, item_size
+from migration.mapping.values import Item
+from migration.source.catalog import Catalog, read_catalog
+from migration.source.records import RecordReader, quote_name
+from migration.sync.outbox import Outbox
+from migration.sync.state import ensure_state_tables
+
+Key = tuple[Any, ...]
+BATCH_WRITE_LIMIT = 25
+
+
+class BackfillError(MigrateError, Terminal):
+    """The backfill cannot run as asked (unknown entity, bad segment...)."""
+
+
+class BatchIncomplete(MigrateError, Transient):
+    """DynamoDB kept leaving items unprocessed after every retry."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Slice `index` of `count` of every table's key space."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Segment:
+        try:
+            index, count = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise BackfillError(f"segment {text!r} is not I/N (for example 0/4)") from None
+        if count < 1 or not 0 <= index < count:
+            raise BackfillError(f"segment {text!r}: need 0 <= I < N")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass
+class BackfillOptions:
+    entities: Sequence[str] = ()
+    workers: int = 4
+    batch_size: int = 500
+    rate: float | None = None  # items per second, all workers together
+    restart: bool = False
+    dry_run: bool = False
+    segment: Segment = field(default_factory=Segment)
+    shuffle: bool = False
+    dead_letters: Path | None = None
+    progress: Progress | None = None
+    max_batch_attempts: int = 12
+
+
+@dataclass
+class EntitySummary:
+    entity: str
+    rows_read: int = 0
+    items_written: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    bytes: int = 0
+    write_units: int = 0
+    largest_item: int = 0
+    elapsed: float = 0.0
+    chunks: int = 0
+    resumed_from: Key | None = None
+    already_done: bool = False
+
+    @property
+    def items_per_second(self) -> float:
+        return self.items_written / self.elapsed if self.elapsed else 0.0
+
+
+@dataclass
+class BackfillSummary:
+    entities: list[EntitySummary]
+    elapsed: float
+    dry_run: bool
+    dead_letter_file: Path | None
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(e.dead_lettered for e in self.entities)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.dead_lettered else 0
+
+    def text(self) -> str:
+        lines = [f"{'entity':<10} {'rows read':>10} {'items':>10} {'skipped':>8} "
+                 f"{'dead':>6} {'elapsed':>8} {'items/s':>9}"]
+        for e in self.entities:
+            note = "  (already done; --restart to redo)" if e.already_done else ""
+            items = e.items_written if not self.dry_run else e.bytes
+            lines.append(f"{e.entity:<10} {e.rows_read:>10} {items:>10} {e.skipped:>8} "
+                         f"{e.dead_lettered:>6} {e.elapsed:>7.1f}s {e.items_per_second:>9.0f}"
+                         f"{note}")
+        total_items = sum(e.items_written for e in self.entities)
+        lines.append(f"{'total':<10} {sum(e.rows_read for e in self.entities):>10} "
+                     f"{total_items:>10} {sum(e.skipped for e in self.entities):>8} "
+                     f"{self.dead_lettered:>6} {self.elapsed:>7.1f}s "
+                     f"{total_items / self.elapsed if self.elapsed else 0:>9.0f}")
+        if self.dry_run:
+            lines[0] = lines[0].replace("     items", "     bytes")
+            lines.append("dry run: nothing was written")
+        if self.dead_lettered:
+            lines.append(f"{self.dead_lettered} row(s) could not become items: see "
+                         f"{self.dead_letter_file}")
+        return "\n".join(lines)
+
+
+class RateLimiter:
+    """A token bucket shared by all workers: at most `rate` items per second."""
+
+    def __init__(self, rate: float | None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate = rate
+        self.tokens = float(rate or 0)
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self, count: int) -> None:
+        if not self.rate:
+            return
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= count or self.tokens >= self.rate:
+                    self.tokens -= count
+                    return
+                wait_for = (count - self.tokens) / self.rate
+            self.sleep(min(wait_for, 1.0))
+
+
+class DeadLetters:
+    """Rows that cannot become items: one JSON line each (entity, source key, reason)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.count = 0
+        self._file: Any = None
+        self._lock = threading.Lock()
+
+    def add(self, entity: str, source_key: dict[str, Any], reason: str) -> None:
+        with self._lock:
+            if self._file is None:
+                if self.path is None:
+                    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+                    self.path = Path("dead-letters") / f"backfill-{stamp}.jsonl"
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file.write(json.dumps({
+                "entity": entity, "source_key": source_key, "reason": reason,
+                "at": dt.datetime.now(dt.UTC).isoformat()},
+                ensure_ascii=False, default=str) + "\n")
+            self._file.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class KeyRegistry:
+    """Item keys already claimed in this run, on disk (memory stays flat as tables grow):
+    two source rows mapping to one DynamoDB key must be caught, not overwritten."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="backfill-keys-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "keys.db", check_same_thread=False)
+        self._db.execute("CREATE TABLE keys (k TEXT PRIMARY KEY, owner TEXT NOT NULL)")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._lock = threading.Lock()
+
+    def claim(self, keys: list[tuple[str, str]]) -> dict[str, str]:
+        """Record (key, owner) pairs; returns {key: earlier owner} for keys already held
+        by another owner (those keys are not recorded again)."""
+        taken: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start:start + 500]
+                marks = ",".join("?" * len(part))
+                for key, owner in self._db.execute(
+                        f"SELECT k, owner FROM keys WHERE k IN ({marks})", [k for k, _ in part]):
+                    taken[key] = owner
+                self._db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", part)
+        return {k: o for k, o in taken.items()
+                if any(key == k and owner != o for key, owner in keys)}
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
+def key_is_injective(entity: Entity, catalog: Catalog) -> bool:
+    """True when distinct source rows can never share an item key: every primary-key
+    column is in the key templates, directly or through a lookup of a unique column."""
+    source = entity.source
+    if source is None:
+        return False
+    fields = set(entity.key_fields)
+    own = tuple(sorted(fields - set(source.derived_names)))
+    if own and catalog.is_unique(source.table, own):
+        return True  # the key holds a unique index of the row itself (users.email)
+    determined = {c for c in source.primary_key if c in fields}
+    for lookup in source.lookups:
+        if lookup.name in fields and catalog.is_unique(lookup.table, (lookup.column,)):
+            targets = tuple(t for t, _ in lookup.on)
+            if catalog.is_unique(lookup.table, targets):
+                determined |= {s for _, s in lookup.on}
+    return set(source.primary_key) <= determined
+
+
+@dataclass
+class _Chunk:
+    number: int
+    after: Key | None
+    until: Key
+    rows: int
+
+
+class _EntityRun:
+    """One entity in one segment: plans chunks, runs them, advances the checkpoint."""
+
+    def __init__(self, driver: Backfill, entity: Entity):
+        self.driver = driver
+        self.entity = entity
+        self.reader = RecordReader(driver.contract, entity)
+        self.mapper = ItemMapper(driver.contract, entity)
+        self.table = driver.ddb.table_name(entity.table)
+        self.summary = EntitySummary(entity.name)
+        self.where = ""
+        self.where_params: dict[str, Any] = {}
+        self.completed: dict[int, _Chunk] = {}
+        self.next_to_checkpoint = 0
+        self.checkpoint = Checkpoint(entity.name, str(driver.options.segment))
+        self.lock = threading.Lock()
+        self.collisions: KeyRegistry | None = None
+        self.rng = random.Random()
+
+    def segment_filter(self, engine: Engine) -> None:
+        segment = self.driver.options.segment
+        if segment.count == 1:
+            return
+        column = self.reader.source.primary_key[0]
+        with engine.connect() as conn:
+            low, high = conn.execute(sa.text(
+                f"SELECT MIN({quote_name(column)}), MAX({quote_name(column)}) "
+                f"FROM {quote_name(self.reader.source.table)}")).one()
+        if isinstance(low, int) and isinstance(high, int):
+            span = high - low + 1
+            start = low + span * segment.index // segment.count
+            stop = low + span * (segment.index + 1) // segment.count
+            self.where = f"{quote_name(column)} >= :seg_lo AND {quote_name(column)} < :seg_hi"
+            self.where_params = {"seg_lo": start, "seg_hi": stop}
+        else:
+            self.where = f"MOD(CRC32({quote_name(column)}), :seg_n) = :seg_i"
+            self.where_params = {"seg_n": segment.count, "seg_i": segment.index}
+
+    def plan(self, engine: Engine, after: Key | None) -> Iterator[_Chunk]:
+        """Chunk boundaries from an index-only keyset scan (never OFFSET)."""
+        size = self.driver.options.batch_size
+        number = 0
+        window: list[_Chunk] = []
+        with engine.connect() as conn:
+            while True:
+                keys = self.reader.read_keys(conn, after, size, where=self.where,
+                                             where_params=self.where_params)
+                conn.rollback()
+                if not keys:
+                    break
+                window.append(_Chunk(number, after, keys[-1], len(keys)))
+                number += 1
+                after = keys[-1]
+                if len(window) >= max(16, 2 * self.driver.options.workers):
+                    yield from self._release(window)
+                    window = []
+                if len(keys) < size:
+                    break
+        yield from self._release(window)
+
+    def _release(self, window: list[_Chunk]) -> list[_Chunk]:
+        if self.driver.options.shuffle:
+            self.rng.shuffle(window)
+        return window
+
+    def run_chunk(self, chunk: _Chunk) -> None:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                self._run_chunk(chunk)
+                return
+            except OperationalError as err:
+                code = err.orig.args[0] if err.orig is not None and err.orig.args else None
+                if code not in (1213, 1205) or attempts >= 20:
+                    raise
+                time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempts)))
+
+    def _run_chunk(self, chunk: _Chunk) -> None:
+        driver = self.driver
+        dry = driver.options.dry_run
+        with driver.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                records = self.reader.read_range(
+                    conn, chunk.after, chunk.until, lock=None if dry else "share",
+                    where=self.where, where_params=self.where_params)
+                items, dead = self._map(records)
+                sizes = [item_size(i) for i in items] if dry else []
+                if not dry and items:
+                    version = driver.outbox.record("backfill", f"backfill {self.entity.name}",
+                                                   {}, [])
+                    driver.outbox.clear_later(version)
+                    stamp = {"N": str(version)}
+                    for item in items:
+                        item[driver.contract.version_attribute] = stamp
+                    if driver.options.shuffle:
+                        self.rng.shuffle(items)
+                    driver.write(self.table, items)
+                transaction.commit()
+            except BaseException:
+                transaction.rollback()
+                raise
+        for source_key, reason in dead:
+            driver.dead_letters.add(self.entity.name, source_key, reason)
+        self._done(chunk, len(records), 0 if dry else len(items), len(dead), sizes,
+                   self.reader.key_of(records[-1]) if records else chunk.until)
+
+    def _map(self, records: list[dict[str, Any]]) -> tuple[list[Item], list[tuple[dict[str, Any],
+                                                                                    str]]]:
+        items: list[Item] = []
+        dead: list[tuple[dict[str, Any], str]] = []
+        claims: list[tuple[str, str]] = []
+        owners: dict[str, tuple[dict[str, Any], int, int]] = {}
+        for record in records:
+            try:
+                mapped = self.mapper.items(record)
+            except ItemError as err:
+                dead.append((err.source_key, err.reason))
+                continue
+            if self.collisions is not None:
+                key = json.dumps(self.mapper.key_of(mapped[0]), sort_keys=True,
+                                 ensure_ascii=False)
+                owner = json.dumps(self.mapper.source_key(record), default=str)
+                if key in owners:
+                    dead.append((self.mapper.source_key(record),
+                                 f"maps to the same key {key} as {owners[key][0]}"))
+                    continue
+                owners[key] = (self.mapper.source_key(record), len(items), len(mapped))
+                claims.append((key, owner))
+            items.extend(mapped)
+        if self.collisions is not None and claims:
+            taken = self.collisions.claim(claims)
+            if taken:
+                drop: set[int] = set()
+                for key, earlier in taken.items():
+                    source_key, start, count = owners[key]
+                    dead.append((source_key, f"maps to the same key {key} as {earlier}"))
+                    drop.update(range(start, start + count))
+                items = [item for i, item in enumerate(items) if i not in drop]
+        return items, dead
+
+    def _done(self, chunk: _Chunk, rows: int, items: int, dead: int, sizes: list[int],
+              last_key: Key) -> None:
+        driver = self.driver
+        with self.lock:
+            summary = self.summary
+            summary.rows_read += rows
+            summary.items_written += items
+            summary.dead_lettered += dead
+            summary.chunks += 1
+            if sizes:
+                summary.bytes += sum(sizes)
+                summary.largest_item = max(summary.largest_item, max(sizes))
+                summary.write_units += sum(-(-s // 1024) for s in sizes)
+            if driver.options.dry_run:
+                summary.skipped += rows - dead
+            self.completed[chunk.number] = _Chunk(chunk.number, chunk.after, last_key, rows)
+            advanced = False
+            while self.next_to_checkpoint in self.completed:
+                done = self.completed.pop(self.next_to_checkpoint)
+                self.checkpoint.last_key = done.until
+                self.next_to_checkpoint += 1
+                advanced = True
+            if advanced and not driver.options.dry_run:
+                self.checkpoint.rows_read = summary.rows_read
+                self.checkpoint.items_written = summary.items_written
+                self.checkpoint.dead_letters = summary.dead_lettered
+                driver.checkpoints.save(self.checkpoint)
+        if driver.options.progress is not None:
+            driver.options.progress.advance(self.entity.name, rows, items)
+
+
+class Backfill:
+    """Runs a backfill; see `backfill()`."""
+
+    def __init__(self, contract: Contract, engine: Engine, ddb: DynamoDB,
+                 options: BackfillOptions):
+        self.contract = contract
+        self.engine = engine
+        self.ddb = ddb
+        self.options = options
+        self.outbox = Outbox(engine)
+        self.checkpoints = CheckpointStore(ddb)
+        self.dead_letters = DeadLetters(options.dead_letters)
+        self.rate = RateLimiter(options.rate)
+        self._version_attribute = contract.version_attribute
+
+    def entities(self) -> list[Entity]:
+        sources = self.contract.source_entities()
+        if not self.options.entities:
+            return sources
+        by_name = {e.name.lower(): e for e in sources}
+        by_name.update({e.entity_type.lower(): e for e in sources})
+        chosen = []
+        for name in self.options.entities:
+            entity = by_name.get(name.lower())
+            if entity is None:
+                raise BackfillError(f"unknown entity {name!r}; entities: "
+                                    f"{', '.join(e.name for e in sources)}")
+            chosen.append(entity)
+        return chosen
+
+    def write(self, table: str, items: list[Item]) -> None:
+        """BatchWriteItem in 25s through the fast path; unprocessed items are retried
+        with exponential backoff and full jitter."""
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            batch = items[start:start + BATCH_WRITE_LIMIT]
+            self.rate.acquire(len(batch))
+            pending: Any = {table: [{"PutRequest": {"Item": item}} for item in batch]}
+            attempt = 0
+            while pending:
+                response = self.ddb.call_json("BatchWriteItem",
+                                              encode_json({"RequestItems": pending}))
+                pending = response.get("UnprocessedItems") or None
+                if pending:
+                    attempt += 1
+                    if attempt >= self.options.max_batch_attempts:
+                        raise BatchIncomplete(f"BatchWriteItem left items unprocessed "
+                                              f"{attempt} times")
+                    time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
+
+    def run(self) -> BackfillSummary:
+        started = time.monotonic()
+        entities = self.entities()
+        if not self.options.dry_run:
+            ensure_state_tables(self.engine)
+        with self.engine.connect() as conn:
+            catalog = read_catalog(conn)
+        summaries = []
+        progress = self.options.progress
+        try:
+            for entity in entities:
+                summaries.append(self._run_entity(entity, catalog, progress))
+        finally:
+            self.outbox.close()
+            self.dead_letters.close()
+            if progress is not None:
+                progress.close()
+        return BackfillSummary(summaries, time.monotonic() - started, self.options.dry_run,
+                               self.dead_letters.path if self.dead_letters.count else None)
+
+    def _run_entity(self, entity: Entity, catalog: Catalog,
+                    progress: Progress | None) -> EntitySummary:
+        run = _EntityRun(self, entity)
+        run.segment_filter(self.engine)
+        segment = str(self.options.segment)
+        after: Key | None = None
+        if not self.options.dry_run:
+            if self.options.restart:
+                self.checkpoints.reset(entity.name, segment)
+            saved = self.checkpoints.load(entity.name, segment)
+            if saved is not None and saved.done:
+                run.summary.already_done = True
+                return run.summary
+            if saved is not None:
+                after = saved.last_key
+                run.summary.resumed_from = after
+                run.checkpoint = saved
+                run.summary.rows_read = saved.rows_read
+                run.summary.items_written = saved.items_written
+                run.summary.dead_lettered = saved.dead_letters
+        if not key_is_injective(entity, catalog):
+            run.collisions = KeyRegistry()
+        if progress is not None:
+            progress.start(entity.name, self._count(run, after), run.summary.rows_read)
+        started = time.monotonic()
+        try:
+            self._execute(run, after)
+        finally:
+            if run.collisions is not None:
+                run.collisions.close()
+        run.summary.elapsed = time.monotonic() - started
+        if not self.options.dry_run:
+            run.checkpoint.done = True
+            run.checkpoint.rows_read = run.summary.rows_read
+            run.checkpoint.items_written = run.summary.items_written
+            run.checkpoint.dead_letters = run.summary.dead_lettered
+            self.checkpoints.save(run.checkpoint)
+        if progress is not None:
+            progress.finish(entity.name)
+        return run.summary
+
+    def _count(self, run: _EntityRun, after: Key | None) -> int:
+        with self.engine.connect() as conn:
+            where = run.where
+            return int(conn.execute(sa.text(
+                f"SELECT COUNT(*) FROM {quote_name(run.reader.source.table)}"
+                + (f" WHERE {where}" if where else "")), run.where_params).scalar_one())
+
+    def _execute(self, run: _EntityRun, after: Key | None) -> None:
+        workers = max(1, self.options.workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+            in_flight: set[Future[None]] = set()
+            try:
+                for chunk in run.plan(self.engine, after):
+                    while len(in_flight) >= workers:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()
+                    in_flight.add(pool.submit(run.run_chunk, chunk))
+                for future in in_flight:
+                    future.result()
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+
+def backfill(contract: Contract, engine: Engine, ddb: DynamoDB,
+             options: BackfillOptions | None = None) -> BackfillSummary:
+    """Copy every source row of the contract's entities (or `options.entities`) into
+    DynamoDB; see the module docstring. Returns the summary (its `exit_code` is 1
+    when rows were dead-lettered)."""
+    return Backfill(contract, engine, ddb, options or BackfillOptions()).run()
+
+
+def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
+             entities: Sequence[str] = (), price_per_million: float = 0.625,
+             batch_size: int = 2000) -> list[dict[str, Any]]:
+    """Write request units (and on-demand cost) a real backfill would consume.
+
+    Each item costs ceil(size / 1 KB) units in its table and again in every GSI it
+    has keys for (projection ALL: the whole item is written there too).
+    """
+    options = BackfillOptions(entities=entities, dry_run=True, batch_size=batch_size, workers=1)
+    driver = Backfill(contract, engine, ddb, options)
+    rows: list[dict[str, Any]] = []
+    for entity in driver.entities():
+        reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
+        table = contract.table_of(entity)
+        index_keys = [(ix, ix.partition_key, ix.sort_key) for ix in table.gsis]
+        units = items = size = 0
+        with engine.connect() as conn:
+            for chunk in reader.stream(conn, chunk_size=batch_size):
+                for record in chunk:
+                    try:
+                        for item in mapper.items(record):
+                            item_units = -(-item_size(item) // 1024)
+                            copies = 1 + sum(1 for ix, pk, sk in index_keys if pk in item
+                                             and (sk is None or sk in item))
+                            units += item_units * copies
+                            items += 1
+                            size += item_size(item)
+                    except ItemError:
+                        continue
+        rows.append({"entity": entity.name, "items": items, "bytes": size,
+                     "write_units": units, "cost": units * price_per_million / 1_000_000})
+    return rows
