@@ -136,10 +136,10 @@ class KeyTemplate:
         """Build the key from `values`; raises KeyTemplateError when it would be ambiguous."""
         out: list[str] = []
         for step in self._plan:
-            if type(step) is str:
+            if isinstance(step, str):
                 out.append(step)
                 continue
-            part, delimiter = step  # type: ignore[misc]
+            part, delimiter = step
             value = values.get(part.name)
             kind = type(value)
             # Fast path for the common cases; every other value goes the careful way.
