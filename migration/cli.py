@@ -114,6 +114,22 @@ def contract_import(path: Path, out: Path | None) -> None:
         click.echo(f"  note: {line}", err=True)
 
 
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Directory for entities.py, repositories.py and transactions.py.")
+@click.option("--package", default=None, help="Python package name of the output directory.")
+@pass_ctx
+def codegen(ctx: _Context, out_dir: Path, package: str | None) -> None:
+    """Write typed entity models and repository classes whose methods run the contract's
+    access patterns and cross-table transactions (no stubs)."""
+    from migration.contract import load_contract
+    from migration.dynamodb.codegen import generate
+
+    written = generate(load_contract(ctx.settings.contract), out_dir, package=package)
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
 # -- MySQL side -----------------------------------------------------------------
 
 @cli.group()

@@ -117,18 +117,26 @@ def bring_dynamodb_up_to_date(shop: Shop) -> None:
                 shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
 
 
+def make_shop(settings: Settings, *, users: int = 12, synced: bool = True) -> Shop:
+    """A seeded shop with every entity dual-writing; `synced`: DynamoDB already holds
+    every item (as after a backfill), else its tables are empty."""
+    upgrade(settings)
+    engine = create_engine(settings)
+    seed(engine, users)
+    engine.dispose()
+    apply(SHOP, DynamoDB(settings))
+    opened = open_shop(settings)
+    for name in SHOP_ENTITIES:
+        opened.flags.set_phase(name, "dual_write")
+    if synced:
+        bring_dynamodb_up_to_date(opened)
+    return opened
+
+
 @pytest.fixture
 def shop(live_settings: Settings) -> Iterator[Shop]:
     """A seeded shop on real MariaDB and DynamoDB Local, every entity dual-writing,
     DynamoDB already holding every item (as after a backfill)."""
-    upgrade(live_settings)
-    engine = create_engine(live_settings)
-    seed(engine, 12)
-    engine.dispose()
-    apply(SHOP, DynamoDB(live_settings))
-    opened = open_shop(live_settings)
-    for name in SHOP_ENTITIES:
-        opened.flags.set_phase(name, "dual_write")
-    bring_dynamodb_up_to_date(opened)
+    opened = make_shop(live_settings)
     yield opened
     opened.close()

@@ -33,7 +33,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
 from migration.backfill.checkpoints import Checkpoint, CheckpointStore
 from migration.backfill.progress import Progress
@@ -43,6 +42,7 @@ from migration.errors import ItemError, MigrateError, Terminal, Transient
 from migration.mapping.item import ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
+from migration.source.mysql import is_retryable
 from migration.source.records import RecordReader, quote_name
 from migration.sync.outbox import Outbox
 from migration.sync.state import ensure_state_tables
@@ -340,9 +340,8 @@ class _EntityRun:
             try:
                 self._run_chunk(chunk)
                 return
-            except OperationalError as err:
-                code = err.orig.args[0] if err.orig is not None and err.orig.args else None
-                if code not in (1213, 1205) or attempts >= 20:
+            except Exception as err:
+                if not is_retryable(err) or attempts >= 20:
                     raise
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempts)))
 

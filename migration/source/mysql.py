@@ -46,6 +46,26 @@ def create_engine(settings: Settings | URL | str, *, pool_size: int = 10,
     return engine
 
 
+# InnoDB deadlock and lock wait timeout: the transaction was rolled back; run it again.
+RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
+
+
+def mysql_error_code(err: BaseException) -> int | None:
+    """The MySQL error number of a PyMySQL error, raw or wrapped by SQLAlchemy."""
+    original = getattr(err, "orig", None) or err
+    args = getattr(original, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_retryable(err: BaseException) -> bool:
+    """True for a deadlock or lock wait timeout (raw PyMySQL or SQLAlchemy-wrapped)."""
+    import pymysql
+
+    if not isinstance(err, sa.exc.OperationalError | pymysql.err.OperationalError):
+        return False
+    return mysql_error_code(err) in RETRYABLE_MYSQL_ERRORS
+
+
 def server_url(url: URL) -> URL:
     """The same server without a database (to create or drop one)."""
     # URL.set(database=None) means "leave unchanged" in SQLAlchemy 2.1: replace the field.

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
@@ -39,6 +39,7 @@ from migration.errors import DynamoDBError, ItemError, MigrateError, Terminal, T
 from migration.mapping.item import GUARD_TYPE, ItemMapper
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
+from migration.source.mysql import is_retryable
 from migration.source.records import LOCKS, RecordReader, in_clause, quote_name
 from migration.sync.dependencies import DependencyGraph, Key, RowChange
 from migration.sync.outbox import Outbox, OutboxEntry
@@ -46,9 +47,6 @@ from migration.sync.writer import Action, Delete, Put, UniqueConflict, Versioned
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# InnoDB deadlock and lock wait timeout: the whole operation is retried.
-_RETRYABLE_MYSQL = {1213, 1205}
 
 
 class Policy(StrEnum):
@@ -171,9 +169,8 @@ class SyncEngine:
                 result = self._run_once(operation, touches, write, created)
                 self.stats.operations += 1
                 return result
-            except OperationalError as err:
-                code = err.orig.args[0] if err.orig is not None and err.orig.args else None
-                if code not in _RETRYABLE_MYSQL or attempt >= self.mysql_attempts:
+            except Exception as err:
+                if not is_retryable(err) or attempt >= self.mysql_attempts:
                     raise
                 self.stats.retries += 1
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
