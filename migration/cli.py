@@ -460,3 +460,7 @@ def main() -> None:
         cli(standalone_mode=True)
     except MigrateError as err:
         _fail(err)
+
+
+if __name__ == "__main__":
+    main()
