@@ -8,6 +8,7 @@ Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,10 @@ class DualWriteWrapper:
 
     def __init__(self, shop: Shop):
         self.shop = shop
+
+    def _mysql(self, read: Callable[[Connection], T]) -> T:
+        with self.shop.engine.connect() as conn:
+            return read(conn)
 
     def _write(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T],
                created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
@@ -60,4 +65,36 @@ class DualWriteWrapper:
 
 
 def _default_compare(mysql: Any, dynamodb: Any) -> dict[str, Any]:
+    return compare_records(mysql, dynamodb)
+
+
+def _identity(record: Any) -> Any:
+    if hasattr(record, "id"):
+        return record.id
+    return tuple(getattr(record, f.name) for f in dataclasses.fields(record)[:2])
+
+
+def compare_records(mysql: Any, dynamodb: Any) -> dict[str, Any]:
+    """The differences between two answers: per field for one record; per record
+    (by id) for lists, order ignored (DynamoDB sorts keys as text, MySQL as numbers)."""
+    if mysql is None or dynamodb is None:
+        if mysql is None and dynamodb is None:
+            return {}
+        return {"_present": {"mysql": mysql is not None, "dynamodb": dynamodb is not None}}
+    if isinstance(mysql, list) and isinstance(dynamodb, list):
+        left = {_identity(r): r for r in mysql}
+        right = {_identity(r): r for r in dynamodb}
+        out: dict[str, Any] = {}
+        for key in sorted(set(left) | set(right), key=str):
+            diff = compare_records(left.get(key), right.get(key))
+            if diff:
+                out[str(key)] = diff
+        return out
+    if dataclasses.is_dataclass(mysql) and dataclasses.is_dataclass(dynamodb):
+        out = {}
+        for field in dataclasses.fields(mysql):
+            a, b = getattr(mysql, field.name), getattr(dynamodb, field.name, None)
+            if a != b:
+                out[field.name] = {"mysql": a, "dynamodb": b}
+        return out
     return {} if mysql == dynamodb else {"value": {"mysql": mysql, "dynamodb": dynamodb}}

@@ -19,12 +19,18 @@ from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.settings import Settings
+from migration.shop.dynamodb import DynamoDBShopReads
 from migration.shop.repositories import (
+    CartLine,
+    CategoryRecord,
     MySQLCategoryRepository,
     MySQLOrderRepository,
     MySQLProductRepository,
     MySQLShoppingCartRepository,
     MySQLUserRepository,
+    OrderRecord,
+    ProductRecord,
+    UserRecord,
 )
 from migration.source.mysql import create_engine
 from migration.sync.engine import Policy, SyncEngine, Touch
@@ -59,6 +65,22 @@ class UsersWrapper(DualWriteWrapper):
         self._write("users.upgrade_to_seller", [Touch("users", (user_id,), {"is_seller": 1})],
                     lambda conn: MySQLUserRepository(conn).upgrade_to_seller(user_id))
 
+    def get(self, user_id: int) -> UserRecord | None:
+        return self._read("users.get", (user_id,),
+                          lambda: self._mysql(lambda c: MySQLUserRepository(c).get(user_id)),
+                          lambda: self.shop.dynamodb.get_user(user_id))
+
+    def get_by_email(self, email: str) -> UserRecord | None:
+        return self._read("users.get_by_email", (email,),
+                          lambda: self._mysql(lambda c: MySQLUserRepository(c).get_by_email(email)),
+                          lambda: self.shop.dynamodb.get_user_by_email(email))
+
+    def get_by_username(self, username: str) -> UserRecord | None:
+        return self._read(
+            "users.get_by_username", (username,),
+            lambda: self._mysql(lambda c: MySQLUserRepository(c).get_by_username(username)),
+            lambda: self.shop.dynamodb.get_user_by_username(username))
+
 
 class ProductsWrapper(DualWriteWrapper):
     """Products: create, update (by their seller only), delete, inventory."""
@@ -86,6 +108,24 @@ class ProductsWrapper(DualWriteWrapper):
                     [Touch("products", (product_id,), {"inventory_quantity": quantity})],
                     lambda conn: MySQLProductRepository(conn).update_inventory(product_id,
                                                                                quantity))
+
+    def get_product(self, product_id: int) -> ProductRecord | None:
+        return self._read(
+            "products.get_product", (product_id,),
+            lambda: self._mysql(lambda c: MySQLProductRepository(c).get_product(product_id)),
+            lambda: self.shop.dynamodb.get_product(product_id))
+
+    def list_by_category(self, category_id: int) -> list[ProductRecord]:
+        return self._read(
+            "products.list_by_category", (category_id,),
+            lambda: self._mysql(lambda c: MySQLProductRepository(c).list_by_category(category_id)),
+            lambda: self.shop.dynamodb.list_products_by_category(category_id))
+
+    def list_by_seller(self, seller_id: int) -> list[ProductRecord]:
+        return self._read(
+            "products.list_by_seller", (seller_id,),
+            lambda: self._mysql(lambda c: MySQLProductRepository(c).list_by_seller(seller_id)),
+            lambda: self.shop.dynamodb.list_products_by_seller(seller_id))
 
 
 class OrdersWrapper(DualWriteWrapper):
@@ -115,6 +155,18 @@ class OrdersWrapper(DualWriteWrapper):
                                                          {"status": status})],
                     lambda conn: MySQLOrderRepository(conn).update_order_status(order_id, status))
 
+    def get_order(self, order_id: int) -> OrderRecord | None:
+        return self._read(
+            "orders.get_order", (order_id,),
+            lambda: self._mysql(lambda c: MySQLOrderRepository(c).get_order(order_id)),
+            lambda: self.shop.dynamodb.get_order(order_id))
+
+    def list_for_user(self, user_id: int) -> list[OrderRecord]:
+        return self._read(
+            "orders.list_for_user", (user_id,),
+            lambda: self._mysql(lambda c: MySQLOrderRepository(c).list_for_user(user_id)),
+            lambda: self.shop.dynamodb.list_orders_for_user(user_id))
+
 
 class CategoriesWrapper(DualWriteWrapper):
     """Categories: create, update (a rename moves the children), delete (children become roots)."""
@@ -133,6 +185,18 @@ class CategoriesWrapper(DualWriteWrapper):
     def delete(self, category_id: int) -> None:
         self._write("categories.delete", [Touch("categories", (category_id,), delete=True)],
                     lambda conn: MySQLCategoryRepository(conn).delete(category_id))
+
+    def get(self, category_id: int) -> CategoryRecord | None:
+        return self._read(
+            "categories.get", (category_id,),
+            lambda: self._mysql(lambda c: MySQLCategoryRepository(c).get(category_id)),
+            lambda: self.shop.dynamodb.get_category(category_id))
+
+    def list_children(self, parent_id: int | None) -> list[CategoryRecord]:
+        return self._read(
+            "categories.list_children", (parent_id,),
+            lambda: self._mysql(lambda c: MySQLCategoryRepository(c).list_children(parent_id)),
+            lambda: self.shop.dynamodb.list_child_categories(parent_id))
 
 
 class CartWrapper(DualWriteWrapper):
@@ -157,6 +221,19 @@ class CartWrapper(DualWriteWrapper):
                     [Touch("shopping_carts", (user_id, product_id), delete=True)],
                     lambda conn: MySQLShoppingCartRepository(conn).remove_item(user_id,
                                                                                product_id))
+
+    def get_item(self, user_id: int, product_id: int) -> CartLine | None:
+        return self._read(
+            "cart.get_item", (user_id, product_id),
+            lambda: self._mysql(lambda c: MySQLShoppingCartRepository(c).get_item(user_id,
+                                                                                product_id)),
+            lambda: self.shop.dynamodb.get_cart_line(user_id, product_id))
+
+    def list_items(self, user_id: int) -> list[CartLine]:
+        return self._read(
+            "cart.list_items", (user_id,),
+            lambda: self._mysql(lambda c: MySQLShoppingCartRepository(c).list_items(user_id)),
+            lambda: self.shop.dynamodb.list_cart_lines(user_id))
 
     def clear_cart(self, user_id: int) -> int:
         # Locking the user row keeps a concurrent add_item (whose foreign key check
@@ -189,6 +266,7 @@ class Shop:
                                enabled=self.flags.writing_entities,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
+        self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
         self.users = UsersWrapper(self)
         self.products = ProductsWrapper(self)
         self.orders = OrdersWrapper(self)
