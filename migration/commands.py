@@ -6,23 +6,18 @@ callable from Python and from a test without spawning a process.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
 from migration.contract.load import load_contract
 from migration.contract.model import Contract
 from migration.contract.modernizer import ImportResult, import_modernizer
-from migration.dynamodb.client import DynamoDB
 from migration.errors import ContractError, ContractIssue
-from migration.mapping.item import ItemMapper
 from migration.settings import Settings
 from migration.source.mysql import create_engine, server_url
-from migration.source.records import RecordReader
 
 Echo = Callable[[str], None]
 
@@ -93,49 +88,3 @@ def ensure_database(settings: Settings, *, recreate: bool = False) -> str:
     finally:
         engine.dispose()
     return name
-
-
-@dataclass
-class CopyReport:
-    """How many rows of each entity were mapped and written (a small, non-resumable copy)."""
-
-    items: dict[str, int] = field(default_factory=dict)
-    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def copy_sample(settings: Settings, contract: Contract, *, limit: int = 200,
-                ddb: DynamoDB | None = None) -> CopyReport:
-    """Map up to `limit` rows of every source entity and write them with BatchWriteItem.
-
-    A demonstration of the row-to-item path end to end; `migrate backfill` is the
-    real, resumable, version-guarded copy.
-    """
-    ddb = ddb or DynamoDB(settings)
-    engine = create_engine(settings, pool_size=2)
-    report = CopyReport()
-    try:
-        with engine.connect() as conn:
-            for entity in contract.source_entities():
-                reader = RecordReader(contract, entity)
-                mapper = ItemMapper(contract, entity)
-                table = ddb.table_name(entity.table)
-                chunk = next(reader.stream(conn, chunk_size=limit), [])
-                items = [mapper.to_item(record) for record in chunk]
-                for start in range(0, len(items), 25):
-                    requests = [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
-                    pending: dict[str, Any] = {table: requests}
-                    while pending:
-                        response = ddb.call("BatchWriteItem", RequestItems=pending)
-                        pending = response.get("UnprocessedItems") or {}
-                report.items[entity.name] = len(items)
-                if items:
-                    report.samples[entity.name] = items[0]
-    finally:
-        engine.dispose()
-    return report
-
-
-def compact_item(item: dict[str, Any], width: int = 160) -> str:
-    """One-line JSON of an item in DynamoDB's wire form, shortened for display."""
-    text = json.dumps(item, ensure_ascii=False, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -6,12 +6,16 @@ It grows with the toolkit: every stage that lands gets a step here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from pydantic import SecretStr
 
 from migration import commands
+from migration.backfill.run import BackfillOptions, backfill
 from migration.contract import load_contract
+from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
+from migration.sync.compare import compare_all
 from migration.local.services import local_services
 from migration.settings import Settings
 from migration.source.mysql import create_engine
@@ -58,9 +62,70 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
         echo(format_apply_result(result))
         echo("plan again: " + format_plan(plan(load_contract(live.contract), ddb)))
 
-        echo("\n== 4. rows to items (the one row-to-item function)")
-        copied = commands.copy_sample(live, contract, limit=100, ddb=ddb)
-        for name, count in copied.items.items():
-            echo(f"{name:>9}: {count} items written; e.g. "
-                 f"{commands.compact_item(copied.samples.get(name, {}))}")
+        echo("\n== 4. backfill: the rows that existed before dual-writing began")
+        engine = create_engine(live, pool_size=8)
+        try:
+            summary = backfill(contract, engine, ddb, BackfillOptions(restart=True))
+            echo(summary.text())
+            _dual_write(live, contract, ddb, echo)
+            echo("\n== 7. compare every item the contract defines with DynamoDB")
+            echo(compare_all(contract, engine, ddb).summary())
+        finally:
+            engine.dispose()
         echo("\ndone.")
+
+
+def _dual_write(settings: Settings, contract: Contract, ddb: DynamoDB, echo: Echo) -> None:
+    import sqlalchemy as sa
+
+    from wrappers.shop import SHOP_ENTITIES, open_shop
+
+    echo("\n== 5. dual-write: every entity in dual_write; writes go to MySQL, then DynamoDB")
+    with open_shop(settings, contract=contract, ddb=ddb) as shop:
+        for name in SHOP_ENTITIES:
+            shop.flags.set_phase(name, "dual_write")
+        with shop.engine.connect() as conn:
+            user, email, product, seller = conn.execute(sa.text(
+                "SELECT u.id, u.email, c.product_id, p.seller_id FROM users u "
+                "JOIN shopping_carts c ON c.user_id = u.id JOIN products p ON p.id = c.product_id "
+                "JOIN orders o ON o.user_id = u.id ORDER BY u.id LIMIT 1")).one()
+        moved = f"moved.{email}"
+        shop.users.update(user, {"email": moved})
+        echo(f"users.update: {email} -> {moved}; DynamoDB partition now holds "
+             f"{_partition(ddb, moved)}")
+        product_row = shop.products.get_product(product)
+        assert product_row is not None
+        new_price = product_row.price + Decimal("1.00")
+        shop.products.update_product(product, seller, {"price": new_price})
+        line = ddb.call("GetItem", TableName=ddb.table_name("Users"), Key={
+            "PK": {"S": moved}, "SK": {"S": f"CART#{product}"}}).get("Item", {})
+        echo(f"products.update_product: price -> {new_price}; the cart line in DynamoDB shows "
+             f"{line.get('product_price', {}).get('N')}")
+        order = shop.orders.create_order(user, Decimal("42.00"))
+        shop.orders.create_order_item(order, product, 2, new_price)
+        shop.cart.clear_cart(user)
+        echo(f"orders.create_order + create_order_item, cart.clear_cart: partition now holds "
+             f"{_partition(ddb, moved)}; outbox rows left: {shop.sync.outbox.count()}")
+
+        echo("\n== 6. reads: shadow_read compares both stores, dynamodb_read serves from DynamoDB")
+        for name in SHOP_ENTITIES:
+            shop.flags.set_phase(name, "shadow_read")
+        orders = shop.orders.list_for_user(user)
+        echo(f"shadow_read orders.list_for_user: {len(orders)} orders; mismatches recorded: "
+             f"{sum(shop.flags.mismatch_counts().values())}")
+        for name in SHOP_ENTITIES:
+            shop.flags.set_phase(name, "dynamodb_read")
+        answered = shop.users.get(user)
+        echo(f"dynamodb_read users.get({user}): {answered.email if answered else None}")
+        for name in SHOP_ENTITIES:
+            shop.flags.set_phase(name, "dual_write")
+
+
+def _partition(ddb: DynamoDB, pk: str) -> str:
+    items = ddb.call("Query", TableName=ddb.table_name("Users"),
+                     KeyConditionExpression="PK = :p",
+                     ExpressionAttributeValues={":p": {"S": pk}})["Items"]
+    kinds: dict[str, int] = {}
+    for item in items:
+        kinds[item["_type"]["S"]] = kinds.get(item["_type"]["S"], 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
