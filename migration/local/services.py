@@ -156,17 +156,20 @@ def dynamodb_answers(endpoint: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _apt_install(package: str) -> None:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for args in (["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]):
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            raise ServiceError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+
+
 def _install_java() -> str:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise ServiceError("Java 17+ is needed to run DynamoDB Local and `java` is not on PATH")
     _log("installing Debian's default-jre-headless (java is missing)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for args in (["apt-get", "update", "-q"],
-                 ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                  "default-jre-headless"]):
-        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            raise ServiceError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    _apt_install("default-jre-headless")
     java = shutil.which("java")
     if java is None:
         raise ServiceError("default-jre-headless installed but `java` is still not on PATH")
@@ -233,7 +236,6 @@ def _install_mariadb() -> None:
         raise ServiceError("no MySQL/MariaDB server answers and mariadbd is not installed; "
                            "install mariadb-server (or set MIGRATE_MYSQL_URL to a server)")
     _log("installing Debian's mariadb-server (mariadbd is missing)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     # Keep the package's own service from starting: we run a throwaway server instead.
     policy = Path("/usr/sbin/policy-rc.d")
     created_policy = False
@@ -242,12 +244,7 @@ def _install_mariadb() -> None:
         policy.chmod(0o755)
         created_policy = True
     try:
-        for args in (["apt-get", "update", "-q"],
-                     ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                      "mariadb-server"]):
-            result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
-            if result.returncode != 0:
-                raise ServiceError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        _apt_install("mariadb-server")
     finally:
         if created_policy:
             policy.unlink(missing_ok=True)

@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -113,7 +113,6 @@ class SyncStats:
     superseded: int = 0
     dynamodb_failures: int = 0
     repairs: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class SyncEngine:
