@@ -239,3 +239,53 @@ def test_repair_of_an_order_item_append(fast: Shop) -> None:
     shop.ddb.before.clear()
     assert shop.repair() == (1, 0)
     assert_agree(shop)
+
+
+def user_with_many_orders(shop: Shop, orders: int) -> int:
+    user = shop.users.create({"username": "busy", "email": "busy@example.org",
+                              "password_hash": "h"})
+    with shop.engine.begin() as conn:
+        for _ in range(orders):
+            conn.execute(sa.text("INSERT INTO orders (user_id, total_amount) VALUES (:u, 1)"),
+                         {"u": user})
+    shop.sync.sync_roots({"Order": [(r,) for r in _order_ids(shop, user)]})
+    return user
+
+
+def _order_ids(shop: Shop, user: int) -> list[int]:
+    with shop.engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.text("SELECT id FROM orders WHERE user_id = :u"),
+                                           {"u": user})]
+
+
+def test_a_change_of_more_than_100_items_is_chunked(fast: Shop) -> None:
+    shop = fast
+    user = user_with_many_orders(shop, 70)
+    transactions: list[int] = []
+    shop.ddb.before.append(lambda op, p: transactions.append(len(p["TransactItems"]))
+                           if op == "TransactWriteItems" else None)
+    shop.users.update(user, {"email": "busy@new.example"})
+    assert len(transactions) == 2 and max(transactions) <= 100 and sum(transactions) == 142
+    assert_agree(shop)
+
+
+def test_a_failure_in_the_second_chunk_leaves_no_half_change(fast: Shop) -> None:
+    """The first chunk landed, the second failed: MySQL rolls back and the items of the
+    first chunk are put back as MySQL has them."""
+    shop = fast
+    user = user_with_many_orders(shop, 70)
+    sent: list[int] = []
+
+    def fail_second(operation: str, params: dict[str, Any]) -> None:
+        if operation == "TransactWriteItems":
+            sent.append(1)
+            if len(sent) == 2:
+                raise client_error("ValidationException", operation)
+
+    shop.ddb.before.append(fail_second)
+    with pytest.raises(DualWriteFailed):
+        shop.users.update(user, {"email": "busy@new.example"})
+    assert email_of(shop, user) == "busy@example.org"
+    shop.ddb.before.clear()
+    assert_agree(shop)
+    assert shop.sync.outbox.count() == 0
