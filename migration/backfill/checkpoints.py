@@ -88,8 +88,9 @@ class CheckpointStore:
                  "done": checkpoint.done, "rows_read": checkpoint.rows_read,
                  "items_written": checkpoint.items_written,
                  "dead_letters": checkpoint.dead_letters, "updated_at": checkpoint.updated_at}
-        self.ddb.call("PutItem", TableName=self.table, Item={
-            "id": {"S": checkpoint.id}, "state": {"S": json.dumps(state)}})
+        # Once per chunk: through the fast path, like the chunk's own writes.
+        self.ddb.call_json("PutItem", {"TableName": self.table, "Item": {
+            "id": {"S": checkpoint.id}, "state": {"S": json.dumps(state)}}})
 
     def reset(self, entity: str, segment: str) -> None:
         self.ensure_table()

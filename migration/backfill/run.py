@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from migration.backfill.checkpoints import Checkpoint, CheckpointStore
 from migration.backfill.progress import Progress
 from migration.contract.model import Contract, Entity
-from migration.dynamodb.client import DynamoDB, encode_json
+from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
 from migration.errors import ItemError, MigrateError, Terminal, Transient
 from migration.mapping.item import ItemMapper, item_size
 from migration.mapping.values import Item
@@ -260,6 +260,13 @@ def key_is_injective(entity: Entity, catalog: Catalog) -> bool:
     return set(source.primary_key) <= determined
 
 
+def batch_bodies(table: str, items: list[Item]) -> list[tuple[int, bytes]]:
+    """BatchWriteItem bodies of `items` in 25s, each item encoded once: (items, body)."""
+    return [(len(batch), batch_write_body(table, batch))
+            for batch in (items[start:start + BATCH_WRITE_LIMIT]
+                          for start in range(0, len(items), BATCH_WRITE_LIMIT))]
+
+
 @dataclass
 class _Chunk:
     number: int
@@ -356,23 +363,27 @@ class _EntityRun:
                     where=self.where, where_params=self.where_params)
                 items, dead = self._map(records)
                 sizes = [item_size(i) for i in items] if dry else []
+                written = 0 if dry else len(items)
                 if not dry and items:
                     version = driver.outbox.record("backfill", f"backfill {self.entity.name}",
                                                    {}, [])
                     driver.outbox.clear_later(version)
                     stamp = {"N": str(version)}
+                    attribute = driver.contract.version_attribute
                     for item in items:
-                        item[driver.contract.version_attribute] = stamp
+                        item[attribute] = stamp
                     if driver.options.shuffle:
                         self.rng.shuffle(items)
-                    driver.write(self.table, items)
+                    bodies = batch_bodies(self.table, items)
+                    del items
+                    driver.write_bodies(bodies)
                 transaction.commit()
             except BaseException:
                 transaction.rollback()
                 raise
         for source_key, reason in dead:
             driver.dead_letters.add(self.entity.name, source_key, reason)
-        self._done(chunk, len(records), 0 if dry else len(items), len(dead), sizes,
+        self._done(chunk, len(records), written, len(dead), sizes,
                    self.reader.key_of(records[-1]) if records else chunk.until)
 
     def _map(self, records: list[dict[str, Any]]) -> tuple[list[Item], list[tuple[dict[str, Any],
@@ -473,21 +484,25 @@ class Backfill:
     def write(self, table: str, items: list[Item]) -> None:
         """BatchWriteItem in 25s through the fast path; unprocessed items are retried
         with exponential backoff and full jitter."""
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            batch = items[start:start + BATCH_WRITE_LIMIT]
-            self.rate.acquire(len(batch))
-            pending: Any = {table: [{"PutRequest": {"Item": item}} for item in batch]}
+        self.write_bodies(batch_bodies(table, items))
+
+    def write_bodies(self, bodies: Sequence[tuple[int, bytes]]) -> None:
+        """Send pre-encoded BatchWriteItem bodies (item count, body) in order; unprocessed
+        items are retried with exponential backoff and full jitter."""
+        for count, body in bodies:
+            self.rate.acquire(count)
             attempt = 0
-            while pending:
-                response = self.ddb.call_json("BatchWriteItem",
-                                              encode_json({"RequestItems": pending}))
-                pending = response.get("UnprocessedItems") or None
-                if pending:
-                    attempt += 1
-                    if attempt >= self.options.max_batch_attempts:
-                        raise BatchIncomplete(f"BatchWriteItem left items unprocessed "
-                                              f"{attempt} times")
-                    time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
+            while True:
+                response = self.ddb.call_json("BatchWriteItem", body)
+                pending = response.get("UnprocessedItems")
+                if not pending:
+                    break
+                attempt += 1
+                if attempt >= self.options.max_batch_attempts:
+                    raise BatchIncomplete(f"BatchWriteItem left items unprocessed "
+                                          f"{attempt} times")
+                time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
+                body = encode_json({"RequestItems": pending})
 
     def run(self) -> BackfillSummary:
         started = time.monotonic()
@@ -558,12 +573,21 @@ class Backfill:
                 + (f" WHERE {where}" if where else "")), run.where_params).scalar_one())
 
     def _execute(self, run: _EntityRun, after: Key | None) -> None:
+        # No chunk is read ahead of the writers: a chunk's read, mapping and encoding
+        # take a few percent of its writes, which the other workers keep going
+        # meanwhile (see docs/benchmarks.md), and every chunk in flight is one more
+        # that a SIGKILL may leave written beyond the checkpoint. For the same reason
+        # (unless shuffled) a chunk starts only within `workers` chunks of the
+        # checkpoint: one slow chunk cannot let the others run far past it, so a
+        # rerun redoes at most the chunks that were in flight.
         workers = max(1, self.options.workers)
+        ordered = not self.options.shuffle
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
             in_flight: set[Future[None]] = set()
             try:
                 for chunk in run.plan(self.engine, after):
-                    while len(in_flight) >= workers:
+                    while in_flight and (len(in_flight) >= workers or (
+                            ordered and chunk.number >= run.next_to_checkpoint + workers)):
                         done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                         for future in done:
                             future.result()

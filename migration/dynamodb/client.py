@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -132,10 +132,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+# Items come from the row-to-item function or from DynamoDB's answers: trees, never
+# cycles, so their encoder skips the cycle check (a fifth of the encoding time).
+_ITEM_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                 check_circular=False, default=_json_default)
+
+
 def encode_json(payload: Mapping[str, Any]) -> bytes:
     """A request body: compact JSON, binary values as base64 (DynamoDB's wire form)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
-                      default=_json_default).encode("utf-8")
+    return _ENCODER.encode(payload).encode("utf-8")
+
+
+def batch_write_body(table: str, items: Sequence[Mapping[str, Any]]) -> bytes:
+    """The body of a BatchWriteItem putting `items` (at most 25) into `table`: the same
+    bytes as `encode_json` gives for it, each item encoded once, in one pass."""
+    return _ITEM_ENCODER.encode({"RequestItems": {table: [
+        {"PutRequest": {"Item": item}} for item in items]}}).encode("utf-8")
 
 
 class WireSender:
@@ -148,14 +161,27 @@ class WireSender:
         self.credentials = client._request_signer._credentials
         self.region = client.meta.region_name
         self.timeout = client.meta.config.read_timeout
+        self._headers: dict[str, dict[str, str]] = {}
+        # The signer of the credentials last seen (refreshable ones can change).
+        self._signer: tuple[Any, SigV4Auth] | None = None
+
+    def _signer_for(self, frozen: Any) -> SigV4Auth:
+        signer = self._signer
+        if signer is None or signer[0] != frozen:
+            signer = (frozen, SigV4Auth(frozen, "dynamodb", self.region))
+            self._signer = signer
+        return signer[1]
 
     def send(self, operation: str, body: bytes) -> dict[str, Any]:
-        request = AWSRequest(method="POST", url=self.url, data=body, headers={
-            "Content-Type": "application/x-amz-json-1.0",
-            "X-Amz-Target": f"DynamoDB_20120810.{operation}"})
+        headers = self._headers.get(operation)
+        if headers is None:
+            headers = {"Content-Type": "application/x-amz-json-1.0",
+                       "X-Amz-Target": f"DynamoDB_20120810.{operation}"}
+            self._headers[operation] = headers
+        # AWSRequest copies the headers: the shared dict is never changed.
+        request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
         if self.credentials is not None:
-            SigV4Auth(self.credentials.get_frozen_credentials(), "dynamodb",
-                      self.region).add_auth(request)
+            self._signer_for(self.credentials.get_frozen_credentials()).add_auth(request)
         response = self.session.send(request.prepare())
         content = response.content
         answer: dict[str, Any] = json.loads(content) if content else {}

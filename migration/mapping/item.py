@@ -45,7 +45,8 @@ def item_size(item: Mapping[str, AttributeValue]) -> int:
 
 
 class _KeySlot:
-    __slots__ = ("attribute", "template", "type", "required", "limit", "index", "needed")
+    __slots__ = ("attribute", "template", "type", "required", "limit", "index", "needed",
+                 "single", "static")
 
     def __init__(self, attribute: str, template: KeyTemplate, type_: str, required: bool,
                  limit: int, index: str | None):
@@ -59,6 +60,17 @@ class _KeySlot:
         # a (sparse) index instead of being an error.
         self.needed = tuple(p.name for p in template.parts
                             if isinstance(p, Placeholder) and p.default is None)
+        # Shortcuts of the hot path, each giving exactly what `template.format` gives:
+        # a lone `{name}` without default is the value itself when that is a non-empty
+        # str (no delimiter can follow it) or its str() when an int; a template without
+        # placeholders is always its own text (kept only when it passes the checks).
+        first = template.parts[0] if len(template.parts) == 1 else None
+        self.single = first.name if isinstance(first, Placeholder) and \
+            first.default is None else None
+        static = template.format({}) if template.is_static else None
+        if static is not None and (len(static.encode("utf-8")) > limit or type_ == "N"):
+            static = None
+        self.static = static
 
 
 class ItemMapper:
@@ -107,6 +119,9 @@ class ItemMapper:
         source = entity.source
         self._source_key = source.primary_key if source else entity.key_fields
         self._unique = source.unique if source else ()
+        self._guard_prefixes = tuple((attribute, f"{GUARD_PREFIX}{entity.entity_type}#{attribute}#")
+                                     for attribute in self._unique)
+        self._owner_prefix = entity.name + "#"
 
     # -- keys -------------------------------------------------------------------
     def source_key(self, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,11 +129,20 @@ class ItemMapper:
         return {name: record.get(name) for name in self._source_key}
 
     def _key_value(self, slot: _KeySlot, record: Mapping[str, Any]) -> AttributeValue:
-        try:
-            text = slot.template.format(record)
-        except KeyTemplateError as err:
-            raise ItemError(self.entity.name, self.source_key(record),
-                            f"{slot.attribute}: {err}") from err
+        if slot.static is not None:
+            return {"S": slot.static}
+        value = record.get(slot.single) if slot.single is not None else None
+        kind = type(value)
+        if kind is str and value:
+            text = value
+        elif kind is int:
+            text = str(value)
+        else:
+            try:
+                text = slot.template.format(record)
+            except KeyTemplateError as err:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"{slot.attribute}: {err}") from err
         # UTF-8 takes at most 4 bytes a character: only long keys need encoding to measure.
         size = len(text) if len(text) * 4 <= slot.limit else len(text.encode("utf-8"))
         if size > slot.limit:
@@ -140,22 +164,28 @@ class ItemMapper:
     def to_item(self, record: Mapping[str, Any]) -> Item:
         """The item this record maps to. Raises ItemError when it cannot be one."""
         item: Item = {}
+        key_value = self._key_value
+        get = record.get
         for slot in self._primary:
-            item[slot.attribute] = self._key_value(slot, record)
+            item[slot.attribute] = key_value(slot, record)
         for _index, group in self._indexes:
             values: list[tuple[str, AttributeValue]] = []
             for slot in group:
-                if any(record.get(name) is None for name in slot.needed):
-                    values = []  # sparse index: the item is simply not in it
-                    break
-                values.append((slot.attribute, self._key_value(slot, record)))
-            for attribute, key_value in values:
-                item[attribute] = key_value
+                for name in slot.needed:
+                    if get(name) is None:
+                        break
+                else:
+                    values.append((slot.attribute, key_value(slot, record)))
+                    continue
+                values = []  # sparse index: the item is simply not in it
+                break
+            for attribute, attribute_value in values:
+                item[attribute] = attribute_value
         # An upper bound of the item's size, kept as we go: only items that might pass
         # 400 KB are measured exactly (UTF-8 takes at most 4 bytes a character).
         bound = self._bound_base
         for name, source_name, convert in self._fields:
-            value = record.get(source_name)
+            value = get(source_name)
             if value is None:
                 continue
             try:
@@ -183,13 +213,17 @@ class ItemMapper:
         """One guard item per unique attribute (the seed-000 pattern): its key holds the
         value, so two rows claiming the same value collide on one DynamoDB key."""
         guards: list[Item] = []
+        if not self._unique:
+            return guards
         owner = {"S": self.owner(record)}
-        for attribute in self._unique:
+        for attribute, prefix in self._guard_prefixes:
             value = record.get(attribute)
             if value is None:
                 continue
-            text = f"{GUARD_PREFIX}{self.entity.entity_type}#{attribute}#{value}"
-            size = len(text.encode("utf-8"))
+            text = f"{prefix}{value}"
+            # UTF-8 takes at most 4 bytes a character: only long keys need encoding.
+            size = len(text) if len(text) * 4 <= MAX_PARTITION_KEY_BYTES else \
+                len(text.encode("utf-8"))
             if size > MAX_PARTITION_KEY_BYTES:
                 raise ItemError(self.entity.name, self.source_key(record),
                                 f"unique {attribute} is {size} bytes in a guard key")
@@ -207,7 +241,9 @@ class ItemMapper:
 
     def owner(self, record: Mapping[str, Any]) -> str:
         """Who owns a guard: the entity and the source primary key, as text."""
-        return self.entity.name + "#" + "#".join(str(record.get(c)) for c in self._source_key)
+        if len(self._source_key) == 1:
+            return self._owner_prefix + str(record.get(self._source_key[0]))
+        return self._owner_prefix + "#".join(str(record.get(c)) for c in self._source_key)
 
     def key_of(self, item: Mapping[str, AttributeValue]) -> Item:
         """The primary key attributes of an item of this mapper's table."""

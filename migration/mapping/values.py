@@ -126,6 +126,14 @@ def _as_number(value: Any) -> AttributeValue | None:
     return to_attribute(value)
 
 
+def _timestamp(value: datetime) -> str:
+    """`format_timestamp`'s text for a naive datetime, through C's isoformat; strftime's
+    %Y does not pad years before 1000, so those (and aware values) go its own way."""
+    if value.tzinfo is None and value.year >= 1000:
+        return value.isoformat() + ("Z" if value.microsecond else ".000000Z")
+    return format_timestamp(value)
+
+
 def converter_for(field_type: str | None) -> Converter:
     """A converter specialised for a declared field type (fast path for the hot loop)."""
     if field_type in ("string", "uuid"):
@@ -154,7 +162,7 @@ def converter_for(field_type: str | None) -> Converter:
         if value is None:
             return None
         if kind is datetime:
-            return {"S": format_timestamp(value)}
+            return {"S": _timestamp(value)}
         return to_attribute(value, field_type)
 
     return convert
