@@ -15,10 +15,10 @@ from migration.backfill.run import BackfillOptions, backfill
 from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
-from migration.sync.compare import compare_all
 from migration.local.services import local_services
 from migration.settings import Settings
 from migration.source.mysql import create_engine
+from migration.sync.compare import compare_all
 
 Echo = Callable[[str], None]
 

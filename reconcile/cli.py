@@ -1,0 +1,118 @@
+"""The `reconcile` command line: a thin click shell over `reconcile.run.reconcile` and
+`reconcile.report.write_reports`.
+
+Exit status: 0 no drift (or drift without `--fail-on-drift`); 1 drift found and
+`--fail-on-drift` given; 2 the run itself failed (any error, including a repair
+that could not finish), with the message on standard error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr
+
+from migration.backfill.run import Segment
+from migration.contract import load_contract
+from migration.dynamodb.client import DynamoDB
+from migration.errors import MigrateError
+from migration.settings import Settings
+from migration.source.mysql import create_engine
+from reconcile.report import render_text, write_reports
+from reconcile.run import ReconcileOptions, reconcile
+
+DEFAULT_REPORT_DIR = Path("reports") / "reconcile"
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    return Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress(event: str, detail: dict[str, Any]) -> None:
+    text = ", ".join(f"{k}={v}" for k, v in detail.items())
+    click.echo(f"reconcile: {event}: {text}", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--entity", "entities", multiple=True, metavar="NAME",
+              help="Compare only this entity (name or entity type); repeatable.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_REPORT_DIR, show_default=True,
+              help="Reports go to a new folder here; history.json is kept here.")
+@click.option("--repair", is_flag=True,
+              help="Re-sync the drifted keys from MySQL (a plan only, unless --yes).")
+@click.option("--yes", is_flag=True, help="With --repair: apply the repair.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when drift is found.")
+@click.option("--segments", "segment", default="0/1", show_default=True, metavar="I/N",
+              help="Compare slice I of N of every key space (cover a table over N nights).")
+@click.option("--scan-segments", type=click.IntRange(1, 1_000_000), default=4,
+              show_default=True, help="Parallel Scan segments per DynamoDB table.")
+@click.option("--scan-page-items", type=click.IntRange(1, 1_000_000), default=500,
+              show_default=True, help="Items per Scan page (the Scan's Limit).")
+@click.option("--workers", type=click.IntRange(1, 64), default=3, show_default=True,
+              help="Threads reading and mapping MySQL rows.")
+@click.option("--samples", type=click.IntRange(0, 10_000), default=20, show_default=True,
+              help="Samples kept per entity and kind of drift.")
+@click.option("--quiet", is_flag=True, help="No progress lines on standard error.")
+@click.option("--contract", type=click.Path(path_type=Path), default=None,
+              help="Contract file (default: MIGRATE_CONTRACT, else the shop's).")
+@click.option("--mysql-url", default=None, help="SQLAlchemy URL (default: MIGRATE_MYSQL_URL).")
+@click.option("--dynamodb-endpoint", default=None,
+              help="DynamoDB endpoint URL; empty means AWS (default: MIGRATE_DYNAMODB_ENDPOINT).")
+@click.option("--region", default=None, help="AWS region (default: MIGRATE_AWS_REGION).")
+@click.option("--table-prefix", default=None,
+              help="Prefix of every DynamoDB table name (default: MIGRATE_TABLE_PREFIX).")
+@click.version_option(package_name="mysql-dynamodb-migrate")
+def command(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
+            fail_on_drift: bool, segment: str, scan_segments: int, scan_page_items: int,
+            workers: int, samples: int,
+            quiet: bool, contract: Path | None, mysql_url: str | None,
+            dynamodb_endpoint: str | None, region: str | None, table_prefix: str | None) -> None:
+    """Find every difference between what MySQL says DynamoDB should hold and what it
+    holds; report it (JSON, Markdown, HTML) and, with --repair --yes, repair it."""
+    if yes and not repair:
+        raise click.UsageError("--yes applies the repair: give it with --repair")
+    try:
+        code = _run(entities, report_dir, repair, yes, fail_on_drift, segment,
+                    scan_segments, scan_page_items, workers, samples, quiet, _settings({
+                        "contract": contract,
+                        "mysql_url": SecretStr(mysql_url) if mysql_url is not None else None,
+                        "dynamodb_endpoint": dynamodb_endpoint, "aws_region": region,
+                        "table_prefix": table_prefix}))
+    except MigrateError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except Exception as err:  # noqa: BLE001 - any failure of the run is exit status 2
+        click.echo(f"error: {type(err).__name__}: {err}", err=True)
+        sys.exit(2)
+    sys.exit(code)
+
+
+def _run(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
+         fail_on_drift: bool, segment: str, scan_segments: int, scan_page_items: int,
+         workers: int, samples: int, quiet: bool, settings: Settings) -> int:
+    options = ReconcileOptions(entities=entities, segment=Segment.parse(segment), repair=repair,
+                               yes=yes, scan_segments=scan_segments,
+                               scan_page_items=scan_page_items, mysql_workers=workers,
+                               samples=samples, progress=None if quiet else _progress)
+    contract = load_contract(settings.contract)
+    engine = create_engine(settings, pool_size=workers + 2)
+    try:
+        result = reconcile(contract, engine, DynamoDB(settings), options)
+    finally:
+        engine.dispose()
+    paths = write_reports(result, report_dir)
+    click.echo(render_text(result))
+    click.echo(f"reports: {paths.folder} (reconcile.json, summary.md, report.html)")
+    code = result.exit_code(fail_on_drift)
+    if code == 2:
+        click.echo("error: the repair did not finish; see the report", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `reconcile` console script."""
+    command.main(args=argv, prog_name="reconcile")

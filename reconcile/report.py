@@ -1,0 +1,423 @@
+"""The reports of a run: `reconcile.json`, a Markdown summary and an HTML page, in a folder
+of their own under the report directory, plus `history.json` (one entry per run) that
+the HTML page charts.
+
+The HTML page is self-contained (inline CSS and SVG, no script, nothing fetched
+from the network), so it opens from a file on a machine without internet.
+Nothing here reads settings: a result holds the MySQL URL already redacted and
+the DynamoDB endpoint, and never a credential.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import html
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconcile.result import DRIFT_KINDS, ReconcileResult, Sample
+
+HISTORY_FILE = "history.json"
+CHART_RUNS = 30
+KIND_LABELS = {
+    "missing_in_dynamodb": "missing in DynamoDB",
+    "extra_in_dynamodb": "extra in DynamoDB",
+    "mismatched": "mismatched",
+    "collisions": "collisions",
+    "unmappable": "unmappable rows",
+}
+KIND_COLORS = {
+    "missing_in_dynamodb": "#d1495b",
+    "extra_in_dynamodb": "#edae49",
+    "mismatched": "#00798c",
+    "collisions": "#6a4c93",
+    "unmappable": "#5c5c5c",
+}
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    folder: Path
+    json: Path
+    markdown: Path
+    html: Path
+    history: Path
+
+
+def write_reports(result: ReconcileResult, report_dir: Path) -> ReportPaths:
+    """Write the run's folder (`reconcile.json`, `summary.md`, `report.html`) and append
+    the run to `history.json`; returns where everything went."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    folder = _new_folder(report_dir, result.run_id)
+    data = result.to_json()
+    data["run"]["folder"] = folder.name
+    paths = ReportPaths(folder, folder / "reconcile.json", folder / "summary.md",
+                        folder / "report.html", report_dir / HISTORY_FILE)
+    _write(paths.json, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    with _locked(report_dir):
+        history = load_history(report_dir)
+        history.append(history_entry(result, folder.name))
+        _write(paths.history, json.dumps(history, indent=1, ensure_ascii=False) + "\n")
+    _write(paths.markdown, render_markdown(result))
+    _write(paths.html, render_html(result, history[-CHART_RUNS:]))
+    return paths
+
+
+def _new_folder(report_dir: Path, run_id: str) -> Path:
+    for n in range(1, 1000):
+        folder = report_dir / (run_id if n == 1 else f"{run_id}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many runs named {run_id} in {report_dir}")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename: a reader never sees half a report."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+@contextlib.contextmanager
+def _locked(report_dir: Path) -> Iterator[None]:
+    """Runs of several segments may finish at once: one appends to the history at a time."""
+    with open(report_dir / ".history.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def load_history(report_dir: Path) -> list[dict[str, Any]]:
+    """Every run recorded in the report directory, oldest first ([] when none)."""
+    path = report_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, list) else []
+
+
+def history_entry(result: ReconcileResult, folder: str) -> dict[str, Any]:
+    """One run in the history: when, which slice, and the counts per entity."""
+    return {
+        "run": folder,
+        "finished_at": result.finished_at,
+        "segment": result.segment,
+        "status": result.status,
+        "totals": {kind: result.totals[kind] for kind in DRIFT_KINDS},
+        "entities": {e.entity: e.counts() for e in result.entities},
+    }
+
+
+# -- Markdown ------------------------------------------------------------------------------
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _key_text(sample: Sample) -> str:
+    return json.dumps(sample.key, ensure_ascii=False, default=str) if sample.key else "—"
+
+
+def _sources_text(sample: Sample) -> str:
+    text = "; ".join(", ".join(f"{k}={v}" for k, v in source.items())
+                     for source in sample.source_keys) or "—"
+    if sample.kind == "extra_in_dynamodb" and sample.source_keys:
+        # An extra item's source key is the row it names, which maps elsewhere or is gone.
+        return f"names {text}; no such row maps here"
+    return text
+
+
+def _detail_text(sample: Sample, width: int = 400) -> str:
+    if sample.fields:
+        parts = [f"{name}: {_value(diff['expected'])} → {_value(diff['actual'])}"
+                 for name, diff in sample.fields.items()]
+        text = "; ".join(parts)
+    else:
+        text = sample.reason or ""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def render_markdown(result: ReconcileResult) -> str:
+    """The run as Markdown: verdict, counts per entity, repair, samples."""
+    totals = result.totals
+    lines = [f"# Reconcile {result.run_id}: {result.status}", ""]
+    lines += [f"- MySQL: `{result.mysql}`", f"- DynamoDB: `{result.dynamodb}`"
+              + (f" (table prefix `{result.table_prefix}`)" if result.table_prefix else ""),
+              f"- segment {result.segment}; {result.seconds:.1f} s; started {result.started_at}",
+              f"- {totals['rows']} MySQL rows, {totals['expected_items']} expected items, "
+              f"{totals['actual_items']} items in DynamoDB; {totals['drift']} drifted; "
+              f"{totals['cleared_in_flight']} difference(s) seen in flight and cleared by the "
+              "re-reads", ""]
+    header = ["entity", "table", "rows", "expected", "in DynamoDB"] + \
+        [KIND_LABELS[k] for k in DRIFT_KINDS]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for e in result.entities:
+        cells = [e.entity, e.table, e.rows, e.expected_items, e.actual_items] + \
+            [getattr(e, k) for k in DRIFT_KINDS]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    lines.append("")
+    if result.repair is not None:
+        repair = result.repair
+        lines.append("## Repair " + ("(applied)" if repair.applied else
+                                     "(plan only: run with --yes to apply)"))
+        lines.append("")
+        roots = ", ".join(f"{n} {name}" for name, n in repair.roots.items()) or "none"
+        lines.append(f"- source rows to re-sync: {roots}")
+        lines.append(f"- stored items to delete: {repair.deletes}")
+        lines.append(f"- collisions not repaired: {repair.collisions_skipped}; unmappable rows "
+                     f"not repaired: {repair.unmappable_skipped}")
+        if repair.applied:
+            lines.append(f"- {repair.repaired_keys} key(s) repaired with {repair.actions} "
+                         f"DynamoDB write(s); still differing afterwards: {repair.remaining}")
+        for what, why in repair.failures:
+            lines.append(f"- FAILED {what}: {why}")
+        lines += ["", *[f"    {line}" for line in repair.plan], ""]
+    for e in result.entities:
+        if not e.samples:
+            continue
+        lines += [f"## {e.entity}: samples", "", "| kind | key | source rows | details |",
+                  "|---|---|---|---|"]
+        for sample in e.samples:
+            lines.append(f"| {KIND_LABELS[sample.kind]} | {_md(_key_text(sample))} | "
+                         f"{_md(_sources_text(sample))} | {_md(_detail_text(sample))} |")
+        lines.append("")
+    if result.notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in result.notes], ""]
+    return "\n".join(lines) + "\n"
+
+
+# -- HTML -------------------------------------------------------------------------------------
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-size:13px;
+vertical-align:middle;margin-left:8px}.clean{background:#2e7d32}.drift{background:#c62828}
+.failed{background:#6d4c41}.meta{color:#555;margin:0 0 16px}.meta code{color:#222}
+table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ddd;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;
+font-variant-numeric:tabular-nums}td.hot{background:#fdecea;font-weight:600}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;
+padding:8px 14px;min-width:120px}.card b{display:block;font-size:22px}
+code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+.diff del{background:#fdecea;text-decoration:none}.diff ins{background:#e8f5e9;
+text-decoration:none}svg text{font:11px system-ui,sans-serif;fill:#444}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def render_html(result: ReconcileResult, history: Sequence[dict[str, Any]]) -> str:
+    """The run as one self-contained HTML page (history: the runs to chart, oldest first)."""
+    totals = result.totals
+    status_class = {"clean": "clean", "drift": "drift"}.get(result.status, "failed")
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Reconcile {_e(result.run_id)}: {_e(result.status)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f'<h1>Reconcile {_e(result.run_id)}<span class="badge {status_class}">'
+        f"{_e(result.status)}</span></h1>",
+        f'<p class="meta">MySQL <code>{_e(result.mysql)}</code> · DynamoDB '
+        f"<code>{_e(result.dynamodb)}</code>"
+        + (f" · table prefix <code>{_e(result.table_prefix)}</code>" if result.table_prefix
+           else "")
+        + f" · segment {_e(result.segment)} · {result.seconds:.1f} s · started "
+        f"{_e(result.started_at)}</p>",
+        '<div class="cards">',
+    ]
+    for kind in DRIFT_KINDS:
+        parts.append(f'<div class="card" style="border-top:4px solid {KIND_COLORS[kind]}">'
+                     f"<b>{totals[kind]}</b>{_e(KIND_LABELS[kind])}</div>")
+    parts.append(f'<div class="card"><b>{totals["cleared_in_flight"]}</b>cleared in flight'
+                 "</div></div>")
+    parts += ["<h2>Entities</h2>", _entity_table(result)]
+    parts += [f"<h2>Drift over the last {len(history)} run(s)</h2>", drift_chart(history)]
+    if result.repair is not None:
+        parts.append(_repair_html(result))
+    parts.append("<h2>Samples</h2>")
+    if not any(e.samples for e in result.entities):
+        parts.append("<p>No drift: nothing to show.</p>")
+    for e in result.entities:
+        if e.samples:
+            parts.append(_samples_html(e.entity, e.samples))
+    if result.notes:
+        parts += ["<h2>Notes</h2><ul>", *[f"<li>{_e(n)}</li>" for n in result.notes], "</ul>"]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _entity_table(result: ReconcileResult) -> str:
+    head = ["entity", "table", "slice", "MySQL rows", "expected items", "DynamoDB items"] + \
+        [KIND_LABELS[k] for k in DRIFT_KINDS] + ["cleared in flight"]
+    rows = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
+    for e in result.entities:
+        cells = [f"<td>{_e(e.entity)}</td>", f"<td>{_e(e.table)}</td>",
+                 f"<td>{_e(e.slice)}</td>"]
+        cells += [f'<td class="n">{v}</td>' for v in (e.rows, e.expected_items, e.actual_items)]
+        for kind in DRIFT_KINDS:
+            value = getattr(e, kind)
+            cells.append(f'<td class="n{" hot" if value else ""}">{value}</td>')
+        cells.append(f'<td class="n">{e.cleared}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _repair_html(result: ReconcileResult) -> str:
+    repair = result.repair
+    assert repair is not None
+    title = "Repair (applied)" if repair.applied else "Repair plan (run with --yes to apply)"
+    roots = ", ".join(f"{n} {name}" for name, n in repair.roots.items()) or "none"
+    items = [f"source rows to re-sync: {roots}", f"stored items to delete: {repair.deletes}",
+             f"collisions not repaired: {repair.collisions_skipped}",
+             f"unmappable rows not repaired: {repair.unmappable_skipped}"]
+    if repair.applied:
+        items.append(f"{repair.repaired_keys} key(s) repaired with {repair.actions} DynamoDB "
+                     f"write(s); still differing afterwards: {repair.remaining}")
+    items += [f"FAILED {what}: {why}" for what, why in repair.failures]
+    out = [f"<h2>{_e(title)}</h2><ul>", *[f"<li>{_e(i)}</li>" for i in items], "</ul>"]
+    if repair.plan:
+        out.append('<pre class="mono">' + _e("\n".join(repair.plan)) + "</pre>")
+    return "\n".join(out)
+
+
+def _samples_html(entity: str, samples: Sequence[Sample]) -> str:
+    out = [f"<h3>{_e(entity)}</h3>", "<table><tr><th>kind</th><th>key</th><th>source rows</th>"
+           "<th>details</th></tr>"]
+    for sample in samples:
+        if sample.fields:
+            detail = '<table class="diff"><tr><th>field</th><th>MySQL says</th>' \
+                     "<th>DynamoDB holds</th></tr>" + "".join(
+                         f'<tr><td class="mono">{_e(name)}</td><td class="mono"><ins>'
+                         f"{_e(_value(diff['expected']))}</ins></td><td class=\"mono\"><del>"
+                         f"{_e(_value(diff['actual']))}</del></td></tr>"
+                         for name, diff in sample.fields.items()) + "</table>"
+        else:
+            detail = _e(_detail_text(sample))
+        out.append(f'<tr><td><span style="color:{KIND_COLORS[sample.kind]}">■</span> '
+                   f"{_e(KIND_LABELS[sample.kind])}</td>"
+                   f'<td class="mono">{_e(_key_text(sample))}</td>'
+                   f'<td class="mono">{_e(_sources_text(sample))}</td><td>{detail}</td></tr>')
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def drift_chart(history: Sequence[dict[str, Any]], width: int = 900, height: int = 260) -> str:
+    """An inline SVG chart of the given runs (oldest first): one bar a run, its height the
+    drifted keys, stacked by kind of drift; hovering a segment names the run and count."""
+    if not history:
+        return "<p>No runs recorded yet.</p>"
+    left, right, top, bottom = 48, 170, 12, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def count(run: dict[str, Any], kind: str) -> int:
+        return int(run.get("totals", {}).get(kind, 0))
+
+    peak = max([1] + [sum(count(run, k) for k in DRIFT_KINDS) for run in history])
+    slot = plot_w / len(history)
+    bar = max(2.0, min(40.0, slot * 0.6))
+
+    def y(value: float) -> float:
+        return top + plot_h - value / peak * plot_h
+
+    # Inline SVG in HTML needs no namespace declaration: the page names no URL at all.
+    out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           'role="img" aria-label="drifted keys per run, by kind">']
+    for tick in sorted({0, peak // 2, peak}):
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" '
+                   f'y2="{y(tick):.1f}" stroke="#e6e6e6"/>')
+        out.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
+    label_every = max(1, len(history) // 8)
+    for i, run in enumerate(history):
+        center = left + slot * (i + 0.5)
+        name = _e(run.get("run", ""))
+        base = 0
+        for kind in DRIFT_KINDS:
+            value = count(run, kind)
+            if not value:
+                continue
+            out.append(f'<rect class="bar" x="{center - bar / 2:.1f}" y="{y(base + value):.1f}" '
+                       f'width="{bar:.1f}" height="{y(base) - y(base + value):.1f}" '
+                       f'fill="{KIND_COLORS[kind]}"><title>{name} (segment '
+                       f"{_e(run.get('segment', ''))}): {value} {_e(KIND_LABELS[kind])}"
+                       "</title></rect>")
+            base += value
+        if not base:  # a clean run: a green tick on the axis
+            out.append(f'<rect class="clean" x="{center - bar / 2:.1f}" y="{y(0) - 2:.1f}" '
+                       f'width="{bar:.1f}" height="2" fill="#2e7d32"><title>{name}: no drift'
+                       "</title></rect>")
+        if i % label_every == 0 or i == len(history) - 1:
+            out.append(f'<text x="{center:.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
+                       f"{_e(_run_label(str(run.get('run', ''))))}</text>")
+    for n, kind in enumerate(DRIFT_KINDS):
+        legend_y = top + 14 + n * 18
+        out.append(f'<rect x="{left + plot_w + 16}" y="{legend_y - 10}" width="12" height="10" '
+                   f'fill="{KIND_COLORS[kind]}"/><text x="{left + plot_w + 34}" '
+                   f'y="{legend_y - 1}">{_e(KIND_LABELS[kind])}</text>')
+    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+               "run (UTC)</text>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _run_label(run: str) -> str:
+    """"20240501T120000Z" (a run folder) as "05-01 12:00:00"."""
+    if len(run) >= 15 and run[8] == "T":
+        return f"{run[4:6]}-{run[6:8]} {run[9:11]}:{run[11:13]}:{run[13:15]}"
+    return run
+
+
+# -- terminal ----------------------------------------------------------------------------------
+def render_text(result: ReconcileResult) -> str:
+    """A few lines for the terminal: counts per entity and the verdict."""
+    short = {"missing_in_dynamodb": "missing", "extra_in_dynamodb": "extra",
+             "mismatched": "mismatched", "collisions": "collisions", "unmappable": "unmappable"}
+    width = max([len("entity")] + [len(e.entity) for e in result.entities])
+    lines = [f"{'entity':<{width}} {'rows':>9} {'expected':>9} {'dynamodb':>9} "
+             + " ".join(f"{short[k]:>10}" for k in DRIFT_KINDS)]
+    for e in result.entities:
+        lines.append(f"{e.entity:<{width}} {e.rows:>9} {e.expected_items:>9} "
+                     f"{e.actual_items:>9} " + " ".join(f"{getattr(e, k):>10}"
+                                                        for k in DRIFT_KINDS))
+    totals = result.totals
+    lines.append(f"{'total':<{width}} {totals['rows']:>9} {totals['expected_items']:>9} "
+                 f"{totals['actual_items']:>9} " + " ".join(f"{totals[k]:>10}"
+                                                            for k in DRIFT_KINDS))
+    verdict = "no drift" if not result.has_drift else f"{totals['drift']} drifted key(s)/row(s)"
+    lines.append(f"{verdict} (segment {result.segment}, {result.seconds:.1f} s; "
+                 f"{totals['cleared_in_flight']} difference(s) in flight cleared by re-reads)")
+    for note in result.notes:
+        lines.append(f"note: {note}")
+    repair = result.repair
+    if repair is not None:
+        lines.append("repair " + ("applied:" if repair.applied else
+                                  "plan (nothing written; add --yes to apply):"))
+        roots = ", ".join(f"{n} {name}" for name, n in repair.roots.items()) or "none"
+        lines.append(f"  re-sync source rows: {roots}; delete stored items: {repair.deletes}; "
+                     f"collisions left to a person: {repair.collisions_skipped}; "
+                     f"unmappable rows: {repair.unmappable_skipped}")
+        lines += [f"  {line}" for line in repair.plan]
+        if repair.applied:
+            lines.append(f"  repaired {repair.repaired_keys} key(s) with {repair.actions} "
+                         f"DynamoDB write(s); still differing: {repair.remaining}")
+        lines += [f"  FAILED {what}: {why}" for what, why in repair.failures]
+    return "\n".join(lines)
