@@ -12,8 +12,10 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -109,7 +111,7 @@ class RecordReader:
         params: dict[str, Any] = {}
         sql = (f"{self._select} WHERE {in_clause(self.source.primary_key, keys, params, 'k')}"
                f" ORDER BY {', '.join(map(quote_name, self.source.primary_key))}{LOCKS[lock]}")
-        rows = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+        rows = [dict(r) for r in run_text(conn, sql, params).mappings()]
         self.attach(conn, rows, lock="share" if lock else None)
         return rows
 
@@ -133,7 +135,7 @@ class RecordReader:
                 clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
             sql = f"{self._select}{where} ORDER BY {order} LIMIT :limit{LOCKS[lock]}"
-            rows = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+            rows = [dict(r) for r in run_text(conn, sql, params).mappings()]
             if not rows:
                 return
             self.attach(conn, rows, lock=lock)
@@ -210,11 +212,54 @@ def _pyformat(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+def _datetime_value(text: str | bytes) -> datetime | str:
+    """PyMySQL's DATETIME/TIMESTAMP decoding, faster for MySQL's own spellings
+    (`YYYY-MM-DD hh:mm:ss` and its 6-digit fraction) through C's fromisoformat;
+    anything else, zero dates included, is PyMySQL's own `convert_datetime`."""
+    if type(text) is str and (len(text) == 19 or (len(text) == 26 and text[19] == ".")) \
+            and text[4] == text[7] == "-" and text[10] == " " and text[13] == text[16] == ":":
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    return pymysql.converters.convert_datetime(text)
+
+
+_DATETIME_TYPES = (pymysql.constants.FIELD_TYPE.DATETIME, pymysql.constants.FIELD_TYPE.TIMESTAMP)
+
+
+def _fast_decoders(decoders: dict[int, Any]) -> dict[int, Any]:
+    """The connection's decoders with the faster DATETIME one, where it used PyMySQL's."""
+    fast = dict(decoders)
+    for field_type in _DATETIME_TYPES:
+        if fast.get(field_type) is pymysql.converters.convert_datetime:
+            fast[field_type] = _datetime_value
+    return fast
+
+
+def run_text(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    """Execute generated SQL without SQLAlchemy's compiled cache: IN lists make each
+    text different, and the cache would keep hundreds of them (about 1 MB each)."""
+    return conn.execute(sa.text(sql), params, execution_options={"compiled_cache": None})
+
+
 def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record]:
     """Run a SELECT on the connection's DBAPI cursor; rows as dicts."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    decoders = getattr(driver, "decoders", None)
     try:
-        cursor.execute(_pyformat(sql), params)
+        if isinstance(decoders, dict):
+            # PyMySQL picks each column's decoder inside execute(), when the result's
+            # description arrives: swap the decoders for just that long (the
+            # connection goes back to the pool as it came).
+            driver.decoders = _fast_decoders(decoders)  # type: ignore[union-attr]
+            try:
+                cursor.execute(_pyformat(sql), params)
+            finally:
+                driver.decoders = decoders  # type: ignore[union-attr]
+        else:
+            cursor.execute(_pyformat(sql), params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
@@ -257,7 +302,7 @@ def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record],
             target_cols + [col for _, col in group.columns]))
         sql = (f"SELECT {select} FROM {quote_name(group.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'l')}{LOCKS[lock]}")
-        for related in conn.execute(sa.text(sql), params).mappings():
+        for related in run_text(conn, sql, params).mappings():
             found[tuple(related[c] for c in target_cols)] = dict(related)
     for row in rows:
         related_row = found.get(tuple(row.get(c) for c in source_cols))
@@ -279,7 +324,7 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
         sql = (f"SELECT {', '.join(map(quote_name, wanted))} FROM {quote_name(embed.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'e')} ORDER BY {order}"
                f"{LOCKS[lock]}")
-        fetched = [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+        fetched = [dict(r) for r in run_text(conn, sql, params).mappings()]
         for group in _group_lookups(embed.lookups):
             _attach_lookup(conn, group, fetched, lock)
         for child in fetched:
@@ -311,7 +356,7 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
         sql = (f"SELECT {group_by}, {expr} AS value FROM {quote_name(aggregate.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'g')} GROUP BY {group_by}"
                f"{LOCKS[lock]}")
-        for related in conn.execute(sa.text(sql), params).mappings():
+        for related in run_text(conn, sql, params).mappings():
             results[tuple(related[c] for c in target_cols)] = related["value"]
     empty = 0 if aggregate.function == "count" else None
     for row in rows:

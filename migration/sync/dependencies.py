@@ -17,11 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from migration.contract.model import Contract, Entity
-from migration.source.records import LOCKS, in_clause, quote_name
+from migration.source.records import LOCKS, in_clause, quote_name, run_text
 
 Key = tuple[Any, ...]
 
@@ -162,6 +161,6 @@ class DependencyGraph:
                 where = in_clause(rule.root_columns, chunk, params, "d")
                 sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(source.table)} "
                        f"WHERE {where}{LOCKS[lock]}")
-            found.update(tuple(row) for row in conn.execute(sa.text(sql), params))
+            found.update(tuple(row) for row in run_text(conn, sql, params))
             params.clear()
         return found

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -40,7 +39,7 @@ from migration.mapping.item import GUARD_TYPE, ItemMapper
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
-from migration.source.records import LOCKS, RecordReader, in_clause, quote_name
+from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
 from migration.sync.dependencies import DependencyGraph, Key, RowChange
 from migration.sync.outbox import Outbox, OutboxEntry
 from migration.sync.writer import Action, Delete, Put, UniqueConflict, VersionedWriter
@@ -273,7 +272,7 @@ class SyncEngine:
                 where = " AND ".join(f"{quote_name(c)} = :w{i}" for i, c in enumerate(touch.where))
                 params = {f"w{i}": v for i, v in enumerate(touch.where.values())}
                 sql = f"SELECT * FROM {quote_name(touch.table)} WHERE {where} FOR UPDATE"
-                for row in conn.execute(sa.text(sql), params).mappings():
+                for row in run_text(conn, sql, params).mappings():
                     expanded.append(Touch(touch.table, tuple(row[c] for c in pk), touch.values,
                                           touch.delete))
                     befores.append(dict(row))
@@ -289,7 +288,7 @@ class SyncEngine:
         params: dict[str, Any] = {}
         sql = (f"SELECT * FROM {quote_name(table)} WHERE "
                f"{in_clause(pk, [tuple(key)], params, 'k')}{LOCKS[lock]}")
-        row = conn.execute(sa.text(sql), params).mappings().first()
+        row = run_text(conn, sql, params).mappings().first()
         return dict(row) if row is not None else None
 
     def _cascades(self, conn: Connection, touches: Sequence[Touch],
@@ -311,7 +310,7 @@ class SyncEngine:
                 params: dict[str, Any] = {}
                 sql = (f"SELECT * FROM {quote_name(fk.child)} WHERE "
                        f"{in_clause(fk.child_columns, [value], params, 'c')} FOR UPDATE")
-                for found in conn.execute(sa.text(sql), params).mappings():
+                for found in run_text(conn, sql, params).mappings():
                     child = dict(found)
                     ident = (fk.child, tuple(child.get(c) for c in
                                              self.catalog.primary_key(fk.child)))
