@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -18,7 +19,8 @@ from migration.dynamodb.client import DynamoDB
 from migration.local.services import local_services
 from migration.settings import Settings
 from migration.source.mysql import create_engine
-from migration.sync.compare import compare_all
+from reconcile.report import render_text, write_reports
+from reconcile.run import ReconcileOptions, reconcile
 
 Echo = Callable[[str], None]
 
@@ -68,8 +70,11 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
             summary = backfill(contract, engine, ddb, BackfillOptions(restart=True))
             echo(summary.text())
             _dual_write(live, contract, ddb, echo)
-            echo("\n== 7. compare every item the contract defines with DynamoDB")
-            echo(compare_all(contract, engine, ddb).summary())
+            echo("\n== 7. reconcile: every item the contract defines against DynamoDB")
+            drift = reconcile(contract, engine, ddb, ReconcileOptions())
+            paths = write_reports(drift, Path("reports") / "demo")
+            echo(render_text(drift))
+            echo(f"reports: {paths.html}")
         finally:
             engine.dispose()
         echo("\ndone.")
