@@ -26,7 +26,7 @@ Echo = Callable[[str], None]
 
 
 def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_demo",
-             echo: Echo = print) -> None:
+             echo: Echo = print, report_dir: Path = Path("reports") / "demo") -> None:
     """Start (or find) the services, build and seed the shop, apply the DynamoDB schema,
     and map every entity's rows into items."""
     from migration.dynamodb.schema import apply, format_apply_result, format_plan, plan
@@ -72,7 +72,9 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
             _dual_write(live, contract, ddb, echo)
             echo("\n== 7. reconcile: every item the contract defines against DynamoDB")
             drift = reconcile(contract, engine, ddb, ReconcileOptions())
-            paths = write_reports(drift, Path("reports") / "demo")
+            paths = write_reports(drift, report_dir)
+            if drift.has_drift:
+                raise SystemExit("the demo found drift: see " + str(paths.html))
             echo(render_text(drift))
             echo(f"reports: {paths.html}")
         finally:
