@@ -175,11 +175,12 @@ class Repair:
             for named in map(self._named, drifted.roots):
                 if named is not None:
                     roots[named[0]].add(named[1])
+        # Keys two rows map to are reported as collisions and left to a person.
         if first_stale:
             actions += sync.sync_roots(first, operation="reconcile repair", stale=first_stale,
-                                       kind="reconcile")
+                                       kind="reconcile", skip_collisions=True)
         actions += sync.sync_roots(roots, operation="reconcile repair", stale=stale,
-                                   kind="reconcile")
+                                   kind="reconcile", skip_collisions=True)
         return actions
 
     def _named(self, root: tuple[int, Root] | None) -> tuple[str, Root] | None:

@@ -211,10 +211,13 @@ class EntityScope:
                      for text, column in zip(parts, self.primary_key, strict=True))
 
     def root_of_any(self, item: Mapping[str, AttributeValue]) -> Root | None:
-        """The root of an entity item or of one of this entity's guards."""
+        """The root of an entity item or of one of this entity's guards: the row its
+        `_owner` names, else (an item written without one) the row its fields name."""
+        owner = item.get(OWNER_ATTRIBUTE, {}).get("S")
+        if isinstance(owner, str):
+            return self.owner_root(owner)
         if item.get(self.table.type_attribute) == {"S": GUARD_TYPE}:
-            owner = item.get(OWNER_ATTRIBUTE, {}).get("S")
-            return self.owner_root(owner) if isinstance(owner, str) else None
+            return None
         return self.root_of(item)
 
 

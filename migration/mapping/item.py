@@ -115,13 +115,18 @@ class ItemMapper:
         self._bound_base = 4 * (sum(len(f.name) for f in entity.fields)
                                 + sum(len(s.attribute) + s.limit for s in slots)
                                 + sum(len(s.attribute) + s.limit for _, g in index_slots for s in g)
-                                + len(self.type_attribute) + len(entity.entity_type))
+                                + len(self.type_attribute) + len(entity.entity_type)
+                                + len(OWNER_ATTRIBUTE))
         source = entity.source
         self._source_key = source.primary_key if source else entity.key_fields
         self._unique = source.unique if source else ()
         self._guard_prefixes = tuple((attribute, f"{GUARD_PREFIX}{entity.entity_type}#{attribute}#")
                                      for attribute in self._unique)
         self._owner_prefix = entity.name + "#"
+        # Items of a source entity name the row they were made from, so that no writer
+        # takes or deletes a key another row holds (two rows mapping to one key, or a
+        # key a row left and another row took since).
+        self._owned = source is not None
 
     # -- keys -------------------------------------------------------------------
     def source_key(self, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,19 +208,26 @@ class ItemMapper:
                 else:
                     bound += 4 * attribute_size(converted)
         item[self.type_attribute] = self._type_value
+        if self._owned:
+            owner = self.owner(record)
+            item[OWNER_ATTRIBUTE] = {"S": owner}
+            bound += 4 * len(owner)
         if bound > MAX_ITEM_BYTES and (size := item_size(item)) > MAX_ITEM_BYTES:
             raise ItemError(self.entity.name, self.source_key(record),
                             f"item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}")
         return item
 
     # -- unique guards ---------------------------------------------------------------
-    def guard_items(self, record: Mapping[str, Any]) -> list[Item]:
+    def guard_items(self, record: Mapping[str, Any],
+                    owner: AttributeValue | None = None) -> list[Item]:
         """One guard item per unique attribute (the seed-000 pattern): its key holds the
-        value, so two rows claiming the same value collide on one DynamoDB key."""
+        value, so two rows claiming the same value collide on one DynamoDB key.
+        `owner` is the record's `_owner` value when the caller has it already."""
         guards: list[Item] = []
         if not self._unique:
             return guards
-        owner = {"S": self.owner(record)}
+        if owner is None:
+            owner = {"S": self.owner(record)}
         for attribute, prefix in self._guard_prefixes:
             value = record.get(attribute)
             if value is None:
@@ -237,10 +249,14 @@ class ItemMapper:
 
     def items(self, record: Mapping[str, Any]) -> list[Item]:
         """Every item a record maps to: the entity's item, then its unique guards."""
-        return [self.to_item(record), *self.guard_items(record)]
+        item = self.to_item(record)
+        if not self._unique:
+            return [item]
+        return [item, *self.guard_items(record, item.get(OWNER_ATTRIBUTE))]
 
     def owner(self, record: Mapping[str, Any]) -> str:
-        """Who owns a guard: the entity and the source primary key, as text."""
+        """The `_owner` of the record's items and guards: the entity and the source
+        primary key, as text ("User#5")."""
         if len(self._source_key) == 1:
             return self._owner_prefix + str(record.get(self._source_key[0]))
         return self._owner_prefix + "#".join(str(record.get(c)) for c in self._source_key)

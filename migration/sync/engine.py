@@ -35,14 +35,14 @@ from sqlalchemy.exc import DBAPIError
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.errors import DynamoDBError, ItemError, MigrateError, Terminal, Transient
-from migration.mapping.item import GUARD_TYPE, ItemMapper
+from migration.mapping.item import ItemMapper
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
 from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
 from migration.sync.dependencies import DependencyGraph, Key, RowChange
 from migration.sync.outbox import Outbox, OutboxEntry
-from migration.sync.writer import Action, Delete, Put, UniqueConflict, VersionedWriter
+from migration.sync.writer import Action, Delete, KeyCollision, Put, VersionedWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,7 +130,8 @@ class SyncEngine:
         self.enabled = enabled or (lambda: set(self.readers))
         self.policy = policy or (lambda entity: Policy.ROLLBACK)
         self.outbox = outbox or Outbox(engine)
-        self.writer = VersionedWriter(ddb, contract.version_attribute)
+        self.writer = VersionedWriter(ddb, contract.version_attribute,
+                                      type_attribute=contract.entity_type_attribute)
         self.mysql_attempts = mysql_attempts
         self.stats = SyncStats()
         self._catalog: Catalog | None = None
@@ -191,7 +192,7 @@ class SyncEngine:
                                for t, before in zip(touches, befores, strict=True)]
                 provisional += self._cascades(conn, touches, befores)
                 roots = self.graph.affected_roots(conn, provisional, entities=enabled)
-                before_image = self._image(conn, roots)
+                before_image = self._image(conn, roots, strict=False)
                 result = write(conn)
                 changes = self._after(conn, touches, befores, provisional, result, created)
                 for entity, keys in self.graph.affected_roots(conn, changes,
@@ -211,15 +212,17 @@ class SyncEngine:
                     self.stats.items_written += sum(isinstance(a, Put) for a in actions)
                     self.stats.items_deleted += sum(isinstance(a, Delete) for a in actions)
                     self.stats.superseded += len(outcome.superseded)
-                except (DynamoDBError, UniqueConflict) as err:
+                except (DynamoDBError, KeyCollision) as err:
                     self.stats.dynamodb_failures += 1
                     failure = err
-                    if self._policy(roots) is Policy.ROLLBACK:
+                    # Two rows on one key is no outage that repair could catch up on.
+                    if isinstance(err, KeyCollision) or \
+                            self._policy(roots) is Policy.ROLLBACK:
                         raise
                     log.warning("%s: DynamoDB failed (%s); MySQL commits, outbox #%s stays "
                                 "for repair", operation, err, version)
                     self.outbox.note_failure(version, err)
-            except (DynamoDBError, UniqueConflict, ItemError) as err:
+            except (DynamoDBError, KeyCollision, ItemError) as err:
                 transaction.rollback()
                 repaired = self._repair_after_rollback(version)
                 raise DualWriteFailed(operation, err, repaired) from err
@@ -350,9 +353,12 @@ class SyncEngine:
                                          self._row(conn, change.table, key)))
         return changes
 
-    def _image(self, conn: Connection, roots: Mapping[str, Iterable[Key]]
-               ) -> dict[ItemKey, _Slot]:
-        """Every item the roots map to now; roots locked exclusively, related rows shared."""
+    def _image(self, conn: Connection, roots: Mapping[str, Iterable[Key]], *,
+               strict: bool = True) -> dict[ItemKey, _Slot]:
+        """Every item the roots map to now; roots locked exclusively, related rows shared.
+
+        Two roots mapping to one key raise `KeyCollision` when `strict` (an after-image:
+        the change would make the collision); a before-image only notes the first."""
         image: dict[ItemKey, _Slot] = {}
         for entity, keys in roots.items():
             keys = list(keys)
@@ -364,26 +370,34 @@ class SyncEngine:
                 owner = mapper.owner(record)
                 for item in mapper.items(record):
                     key = mapper.key_of(item)
-                    guard = item.get(mapper.type_attribute) == {"S": GUARD_TYPE}
-                    image[_key_id(table, key)] = _Slot(table, key, item,
-                                                       owner if guard else None)
+                    ident = _key_id(table, key)
+                    other = image.get(ident)
+                    if other is not None and other.owner != owner:
+                        if not strict:
+                            continue
+                        # Two rows of this change map to one key: neither may win silently.
+                        raise KeyCollision(table, key, other.owner or "?", owner)
+                    image[ident] = _Slot(table, key, item, owner)
         return image
 
     # -- re-sync and repair ------------------------------------------------------------------
     def sync_roots(self, roots: Mapping[str, Iterable[Key]], *, operation: str = "resync",
                    stale: Sequence[tuple[str, Mapping[str, Any], str | None]] = (),
-                   kind: str = "resync") -> int:
+                   kind: str = "resync", skip_collisions: bool = False) -> int:
         """Write every item the roots map to now, from MySQL, and delete the `stale`
         item keys they no longer map to; returns the number of actions.
 
         The roots are read under exclusive locks, so no dual-write of theirs runs
         meanwhile; the write carries a fresh version, so it cannot be overwritten by
-        an older state, and it is recorded in the outbox until it is done.
+        an older state, and it is recorded in the outbox until it is done. A key two
+        rows map to (or another row holds in DynamoDB) raises `KeyCollision`; with
+        `skip_collisions` (reconcile, which reports collisions) it is left as it is.
         """
         roots = {e: set(keys) for e, keys in roots.items() if e in self.readers and keys}
         version: int | None = None
+        skipped = 0
         with self.connect() as conn, conn.begin():
-            image = self._image(conn, roots)
+            image = self._image(conn, roots, strict=not skip_collisions)
             actions: list[Action] = [Put(s.table, s.item, s.key, s.owner)
                                      for s in image.values()]
             for table, key, owner in stale:
@@ -393,7 +407,9 @@ class SyncEngine:
                 keys = [(s.table, s.key, s.owner) for s in image.values()] + list(stale)
                 version = self.outbox.record(kind, operation, roots, keys)
                 try:
-                    self.writer.write(actions, version)
+                    outcome = self.writer.write(actions, version,
+                                                skip_collisions=skip_collisions)
+                    skipped = len(outcome.collided)
                 except BaseException:
                     if kind == "repair":
                         # The outbox row being repaired still names all of this.
@@ -401,7 +417,7 @@ class SyncEngine:
                     raise
         if version is not None:
             self.outbox.clear([version])
-        return len(actions)
+        return len(actions) - skipped
 
     def repair_entry(self, entry: OutboxEntry) -> int:
         """Re-sync what one outbox row names, from MySQL; returns the actions written."""

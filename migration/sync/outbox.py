@@ -94,6 +94,7 @@ class Outbox:
         self.clear_interval = clear_interval
         self._to_clear: list[int] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
         self._cleaner: threading.Thread | None = None
@@ -143,16 +144,18 @@ class Outbox:
             self.flush()
 
     def flush(self) -> None:
-        """Clear now every row waiting to be cleared."""
-        with self._lock:
-            batch, self._to_clear = self._to_clear, []
-        try:
-            for start in range(0, len(batch), 1000):
-                self.clear(batch[start:start + 1000])
-        except Exception:  # noqa: BLE001 - put back: a later flush retries, repair covers it
+        """Clear now every row waiting to be cleared (and wait for a clearing the cleaner
+        thread has in hand, so that what this returns to has seen it committed)."""
+        with self._flushing:
             with self._lock:
-                self._to_clear.extend(batch)
-            raise
+                batch, self._to_clear = self._to_clear, []
+            try:
+                for start in range(0, len(batch), 1000):
+                    self.clear(batch[start:start + 1000])
+            except Exception:  # noqa: BLE001 - put back: a later flush retries, repair covers it
+                with self._lock:
+                    self._to_clear.extend(batch)
+                raise
 
     def close(self) -> None:
         self._closed = True

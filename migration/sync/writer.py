@@ -6,8 +6,13 @@ version being lower, so replaying a change is harmless and a stale writer
 loses. One action goes out as PutItem/DeleteItem; several as
 TransactWriteItems, chunked by 100 actions and 4 MB. An action refused because
 DynamoDB already holds a newer version is *superseded*, not an error: it is
-dropped and the rest of its chunk is sent again. Unique guard items also check
-their owner; a guard held by another row is a `UniqueConflict`.
+dropped and the rest of its chunk is sent again.
+
+Items also carry their `_owner` (the source row they were made from), and every
+action is conditional on it: a put onto a key another row holds is a
+`KeyCollision` (a `UniqueConflict` for a unique guard item) instead of a silent
+overwrite, and a delete of a key another row holds now is skipped as not ours
+(that row took the key since: a freed email or category name used again).
 """
 
 from __future__ import annotations
@@ -26,23 +31,34 @@ from migration.errors import (
     Terminal,
     TransactionCancelled,
 )
-from migration.mapping.item import OWNER_ATTRIBUTE, item_size
+from migration.mapping.item import GUARD_TYPE, OWNER_ATTRIBUTE, item_size
 from migration.mapping.values import Item
 
 MAX_TRANSACTION_ACTIONS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024  # leave room for the envelope
 
 
-class UniqueConflict(MigrateError, Terminal):
-    """A unique guard item is held by another row: two rows claim one unique value."""
+class KeyCollision(MigrateError, Terminal):
+    """An item key is held by another source row: two rows map to one DynamoDB key."""
 
     def __init__(self, table: str, key: Mapping[str, Any], owner: str, claimed_by: str):
         self.table = table
         self.key = dict(key)
         self.owner = owner
         self.claimed_by = claimed_by
-        super().__init__(f"unique value {key} in {table} is held by {owner}, "
-                         f"not {claimed_by}")
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return (f"key {self.key} in {self.table} is held by {self.owner}, not "
+                f"{self.claimed_by}: two source rows map to one key")
+
+
+class UniqueConflict(KeyCollision):
+    """A unique guard item is held by another row: two rows claim one unique value."""
+
+    def _describe(self) -> str:
+        return f"unique value {self.key} in {self.table} is held by {self.owner}, " \
+            f"not {self.claimed_by}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ class Put:
     table: str
     item: Item
     key: Item
-    owner: str | None = None  # set for unique guard items
+    owner: str | None = None  # the source row the item was made from
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ Action = Put | Delete
 class WriteResult:
     written: int = 0
     superseded: list[Action] = field(default_factory=list)
+    collided: list[Action] = field(default_factory=list)  # with `skip_collisions`
     requests: int = 0
 
 
@@ -78,9 +95,10 @@ class VersionedWriter:
     """Sends version-guarded actions through the DynamoDB choke point."""
 
     def __init__(self, ddb: DynamoDB, version_attribute: str = "_version",
-                 conflict_attempts: int = 10):
+                 conflict_attempts: int = 10, type_attribute: str = "_type"):
         self.ddb = ddb
         self.version_attribute = version_attribute
+        self.type_attribute = type_attribute
         self.conflict_attempts = conflict_attempts
 
     # -- request building ------------------------------------------------------------
@@ -88,67 +106,77 @@ class VersionedWriter:
         names = {"#v": self.version_attribute}
         values: dict[str, Any] = {":v": {"N": str(version)}}
         newer = "(attribute_not_exists(#v) OR #v < :v)"
-        if isinstance(action, Put):
-            item = dict(action.item)
-            item[self.version_attribute] = {"N": str(version)}
-            condition = newer
-            if action.owner is not None:
-                names["#o"] = OWNER_ATTRIBUTE
-                names["#k"] = next(iter(action.key))
-                values[":o"] = {"S": action.owner}
-                condition = f"(attribute_not_exists(#k) OR #o = :o) AND {newer}"
-            return "Put", {"TableName": action.table, "Item": item,
-                           "ConditionExpression": condition,
-                           "ExpressionAttributeNames": names,
-                           "ExpressionAttributeValues": values}
         condition = newer
         if action.owner is not None:
             names["#o"] = OWNER_ATTRIBUTE
             names["#k"] = next(iter(action.key))
             values[":o"] = {"S": action.owner}
-            condition = f"attribute_not_exists(#k) OR (#o = :o AND {newer})"
+            # An item without an owner was not written by a source row of ours.
+            ours = "(attribute_not_exists(#o) OR #o = :o)"
+            condition = f"(attribute_not_exists(#k) OR {ours}) AND {newer}" \
+                if isinstance(action, Put) else f"attribute_not_exists(#k) OR ({ours} AND {newer})"
+        if isinstance(action, Put):
+            item = dict(action.item)
+            item[self.version_attribute] = {"N": str(version)}
+            return "Put", {"TableName": action.table, "Item": item,
+                           "ConditionExpression": condition,
+                           "ExpressionAttributeNames": names,
+                           "ExpressionAttributeValues": values}
         return "Delete", {"TableName": action.table, "Key": action.key,
                           "ConditionExpression": condition,
                           "ExpressionAttributeNames": names,
                           "ExpressionAttributeValues": values}
 
-    def _superseded_or_conflict(self, action: Action, stored: Mapping[str, Any] | None) -> None:
-        """Decide why a condition failed: a newer version (fine) or another owner (not)."""
-        if action.owner is not None and stored is not None:
-            owner = stored.get(OWNER_ATTRIBUTE, {}).get("S")
-            if owner is not None and owner != action.owner:
-                raise UniqueConflict(action.table, action.key, owner, action.owner)
+    def _refused(self, action: Action, stored: Mapping[str, Any] | None,
+                 result: WriteResult, skip_collisions: bool) -> None:
+        """Decide why a condition failed. A newer version stored, or a delete of a key
+        another row holds now: the action is moot and dropped. A put onto a key another
+        row holds: a collision, raised (or noted, with `skip_collisions`)."""
+        owner = stored.get(OWNER_ATTRIBUTE, {}).get("S") if stored is not None else None
+        if action.owner is None or owner is None or owner == action.owner or \
+                isinstance(action, Delete):
+            result.superseded.append(action)
+            return
+        if skip_collisions:
+            result.collided.append(action)
+            return
+        guard = action.item.get(self.type_attribute) == {"S": GUARD_TYPE}
+        raise (UniqueConflict if guard else KeyCollision)(action.table, action.key, owner,
+                                                          action.owner)
 
     # -- sending ---------------------------------------------------------------------
-    def write(self, actions: Sequence[Action], version: int) -> WriteResult:
-        """Apply the actions with `version`; raises UniqueConflict or a DynamoDBError."""
+    def write(self, actions: Sequence[Action], version: int, *,
+              skip_collisions: bool = False) -> WriteResult:
+        """Apply the actions with `version`; raises KeyCollision (unless
+        `skip_collisions`: such puts are dropped and listed) or a DynamoDBError."""
         result = WriteResult()
         if not actions:
             return result
         if len(actions) == 1:
-            self._single(actions[0], version, result)
+            self._single(actions[0], version, result, skip_collisions)
             return result
         for chunk in _chunks(actions):
-            self._transaction(chunk, version, result)
+            self._transaction(chunk, version, result, skip_collisions)
         return result
 
-    def _single(self, action: Action, version: int, result: WriteResult) -> None:
+    def _single(self, action: Action, version: int, result: WriteResult,
+                skip_collisions: bool) -> None:
         kind, params = self._request(action, version)
         result.requests += 1
         try:
             self.ddb.call(f"{kind}Item", ReturnValuesOnConditionCheckFailure="ALL_OLD", **params)
         except ConditionFailed as err:
-            self._superseded_or_conflict(action, err.item)
-            result.superseded.append(action)
+            self._refused(action, err.item, result, skip_collisions)
             return
         result.written += 1
 
-    def _transaction(self, chunk: list[Action], version: int, result: WriteResult) -> None:
+    def _transaction(self, chunk: list[Action], version: int, result: WriteResult,
+                     skip_collisions: bool) -> None:
         pending = list(chunk)
         attempt = 0
         while pending:
             if len(pending) == 1:
-                self._single(pending[0], version, result)
+                self._single(pending[0], version, result, skip_collisions)
                 return
             items = []
             for action in pending:
@@ -168,8 +196,7 @@ class VersionedWriter:
                 conditions = {i: r for i, r in failed.items() if r.code == "ConditionalCheckFailed"}
                 if conditions:
                     for i, reason in conditions.items():
-                        self._superseded_or_conflict(pending[i], reason.item)
-                        result.superseded.append(pending[i])
+                        self._refused(pending[i], reason.item, result, skip_collisions)
                     pending = [a for i, a in enumerate(pending) if i not in conditions]
                     continue
                 if err.only_conflicts and attempt < self.conflict_attempts:

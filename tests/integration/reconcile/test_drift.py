@@ -151,37 +151,39 @@ def test_each_injected_drift_is_reported_exactly_and_repair_clears_it(
 def test_two_categories_colliding_are_reported_and_left_to_a_person(backfilled: Shop,
                                                                      tmp_path: Path) -> None:
     shop = backfilled
-    # Two siblings, the second without children: renaming it to the first's name makes
-    # both map to one DynamoDB key (parent name, name), through an ordinary dual-write.
-    with shop.engine.connect() as conn:
-        first, second, name, parent = conn.execute(sa.text(
-            "SELECT a.id, b.id, a.name, p.name FROM categories a JOIN categories b "
+    # Two siblings, the second without children: renaming it to the first's name, behind
+    # the toolkit's back (a dual-write refuses it), makes both map to one DynamoDB key
+    # (parent name, name); the second's item under its old name is left without a row.
+    with shop.engine.begin() as conn:
+        first, second, name, old_name, parent = conn.execute(sa.text(
+            "SELECT a.id, b.id, a.name, b.name, p.name FROM categories a JOIN categories b "
             "ON a.parent_id = b.parent_id AND a.id < b.id JOIN categories p ON p.id = a.parent_id "
             "WHERE NOT EXISTS (SELECT 1 FROM categories c WHERE c.parent_id = b.id) "
             "ORDER BY a.id, b.id LIMIT 1")).one()
-    shop.categories.update(second, {"name": name})
+        conn.execute(sa.text("UPDATE categories SET name = :n WHERE id = :id"),
+                     {"n": name, "id": second})
 
     result = run_cli(shop.settings, tmp_path, "--fail-on-drift", "--repair", "--yes")
     assert result.exit_code == 1, result.output
     report = last_report(tmp_path)
-    assert drift_counts(report) == {"Category": {"collisions": 1}}
+    assert drift_counts(report) == {"Category": {"collisions": 1, "extra_in_dynamodb": 1}}
     collision, = samples(report, "Category", "collisions")
     assert collision["key"] == {"PK": parent, "SK": name}
     assert sorted(s["id"] for s in collision["source_keys"]) == [first, second]
-    assert report["repair"]["collisions_skipped"] == 1 and report["repair"]["actions"] == 0
+    extra, = samples(report, "Category", "extra_in_dynamodb")
+    assert extra["key"] == {"PK": parent, "SK": old_name}
+    # The extra item goes; the collision is left to a person.
+    assert report["repair"]["collisions_skipped"] == 1 and report["repair"]["actions"] == 1
 
-    # A person renames one of them. Its dual-write deletes the key it held, which was
-    # the other category's key too: reconcile sees that item missing, and repairs it.
+    # A person renames one of them through the toolkit. Its dual-write may not delete the
+    # key it leaves: that item is the first category's (its `_owner`), and it stays.
     shop.categories.update(second, {"name": f"{name} (2)"})
-    result = run_cli(shop.settings, tmp_path, "--repair", "--yes")
+    result = run_cli(shop.settings, tmp_path, "--fail-on-drift")
     assert result.exit_code == 0, result.output
-    report = last_report(tmp_path)
-    assert drift_counts(report) == {"Category": {"missing_in_dynamodb": 1}}
-    missing, = samples(report, "Category", "missing_in_dynamodb")
-    assert missing["key"] == {"PK": parent, "SK": name}
-    assert missing["source_keys"] == [{"id": first}]
-    assert report["repair"]["remaining"] == 0
-    assert run_cli(shop.settings, tmp_path, "--fail-on-drift").exit_code == 0
+    assert drift_counts(last_report(tmp_path)) == {}
+    item = shop.ddb.call("GetItem", TableName=shop.ddb.table_name("Categories"),
+                         Key={"PK": {"S": parent}, "SK": {"S": name}})["Item"]
+    assert item["_owner"] == {"S": f"Category#{first}"}
 
 
 def test_entities_and_segments_restrict_what_is_compared(backfilled: Shop) -> None:
