@@ -111,8 +111,9 @@ def operations(shop: Shop, ids: dict[str, Any], counter: Counter) -> dict[str, t
             ids["parent"], {"name": toggle("cname", "bench parent A", "bench parent B")})),
         "categories.delete": (fresh_category, lambda: categories.delete(state["category"])),
         "cart.add_item": (nothing, lambda: cart.add_item(ids["buyer"], ids["product"], 1)),
+        # A quantity never used before: add_item's increment would make a toggle a no-op.
         "cart.update_item_quantity": (fresh_line, lambda: cart.update_item_quantity(
-            ids["buyer"], ids["product"], toggle("qty", 2, 3))),
+            ids["buyer"], ids["product"], 100 + counter.next())),
         "cart.remove_item": (fresh_line, lambda: cart.remove_item(ids["buyer"], ids["product"])),
         "cart.clear_cart (3 lines)": (full_cart, lambda: cart.clear_cart(ids["buyer2"])),
     }
