@@ -429,11 +429,15 @@ def services_up(ctx: _Context) -> None:
     """Find or start the services, print their MIGRATE_* variables, wait for Ctrl-C."""
     import time
 
-    from migration.local.services import environment, local_services
+    from migration.local.services import local_services, printable_environment
 
     with local_services(ctx.settings) as live:
-        for key, value in environment(live).items():
+        variables, has_password = printable_environment(live)
+        for key, value in variables.items():
             click.echo(f"export {key}='{value}'")
+        if has_password:
+            click.echo("# the MySQL password is not printed: export MIGRATE_MYSQL_PASSWORD too",
+                       err=True)
         click.echo("# services run until you press Ctrl-C", err=True)
         try:
             while True:

@@ -733,7 +733,8 @@ class _TablePlanner:
         self.change(ChangeKind.TTL_ENABLE, f"enable TTL on attribute {attribute}{consequence}",
                     "UpdateTimeToLive",
                     {"TableName": self.physical,
-                     "TimeToLiveSpecification": {"Enabled": True, "AttributeName": attribute}})
+                     "TimeToLiveSpecification": {"Enabled": True, "AttributeName": attribute}},
+                    destructive=existing)
 
     def plan_pitr(self) -> None:
         want = self.table.options.point_in_time_recovery

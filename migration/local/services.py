@@ -363,6 +363,16 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def printable_environment(settings: Settings) -> tuple[dict[str, str], bool]:
+    """`environment` for a terminal: the URL without its password (never printed);
+    the flag says whether there was one, for MIGRATE_MYSQL_PASSWORD to supply."""
+    env = environment(settings)
+    url = settings.sqlalchemy_url()
+    # URL.set() takes None as "unchanged"; the URL is a named tuple.
+    env["MIGRATE_MYSQL_URL"] = url._replace(password=None).render_as_string(hide_password=False)
+    return env, url.password is not None
+
+
 def describe(settings: Settings) -> str:
     return json.dumps({"mysql": settings.redacted_mysql_url(),
                        "dynamodb": settings.dynamodb_endpoint}, indent=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from migration.local.services import printable_environment
 from migration.settings import Settings
 
 
@@ -25,9 +26,11 @@ def test_passwords_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIGRATE_MYSQL_URL", "mysql+pymysql://app:s3cret@db/shop")
     monkeypatch.setenv("MIGRATE_AWS_SECRET_ACCESS_KEY", "awssecret")
     settings = Settings()
+    printed, has_password = printable_environment(settings)  # what `services up` prints
     for text in (repr(settings), str(settings), str(settings.safe_dict()),
-                 settings.redacted_mysql_url()):
+                 settings.redacted_mysql_url(), str(printed)):
         assert "s3cret" not in text and "awssecret" not in text
+    assert has_password and printed["MIGRATE_MYSQL_URL"] == "mysql+pymysql://app@db/shop"
     assert settings.sqlalchemy_url().password == "s3cret"
 
 

@@ -425,13 +425,18 @@ def test_ttl_enabled_disabled_and_moved(moto_ddb: DynamoDB) -> None:
     (change,) = plan(contract(ttl_attribute="expires_at"), moto_ddb).changes
     assert change.kind is ChangeKind.TTL_ENABLE
     assert "past epoch time will be deleted" in change.description
-    apply(contract(ttl_attribute="expires_at"), moto_ddb)
+    # Items already in the table may be deleted by it: never without the user's say-so.
+    assert change.destructive
+    with pytest.raises(SchemaChangeRefused, match="allow-destructive"):
+        apply(contract(ttl_attribute="expires_at"), moto_ddb)
+    assert ttl(moto_ddb)[0] == "DISABLED"
+    apply(contract(ttl_attribute="expires_at"), moto_ddb, allow_destructive=True)
     assert ttl(moto_ddb) == ("ENABLED", "expires_at")
 
     moved = plan(contract(ttl_attribute="purge_at"), moto_ddb)
     assert kinds(moved) == [ChangeKind.TTL_DISABLE, ChangeKind.TTL_ENABLE]
     assert any("until disabling it on expires_at has finished" in n for n in moved.notes)
-    apply(contract(ttl_attribute="purge_at"), moto_ddb)
+    apply(contract(ttl_attribute="purge_at"), moto_ddb, allow_destructive=True)
     assert ttl(moto_ddb) == ("ENABLED", "purge_at")
 
     (off,) = plan(contract(), moto_ddb).changes
