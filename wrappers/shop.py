@@ -68,18 +68,18 @@ class UsersWrapper(DualWriteWrapper):
     def get(self, user_id: int) -> UserRecord | None:
         return self._read("users.get", (user_id,),
                           lambda: self._mysql(lambda c: MySQLUserRepository(c).get(user_id)),
-                          lambda: self.shop.dynamodb.get_user(user_id))
+                          lambda: self.shop.dynamodb.users.get(user_id))
 
     def get_by_email(self, email: str) -> UserRecord | None:
         return self._read("users.get_by_email", (email,),
                           lambda: self._mysql(lambda c: MySQLUserRepository(c).get_by_email(email)),
-                          lambda: self.shop.dynamodb.get_user_by_email(email))
+                          lambda: self.shop.dynamodb.users.get_by_email(email))
 
     def get_by_username(self, username: str) -> UserRecord | None:
         return self._read(
             "users.get_by_username", (username,),
             lambda: self._mysql(lambda c: MySQLUserRepository(c).get_by_username(username)),
-            lambda: self.shop.dynamodb.get_user_by_username(username))
+            lambda: self.shop.dynamodb.users.get_by_username(username))
 
 
 class ProductsWrapper(DualWriteWrapper):
@@ -113,19 +113,19 @@ class ProductsWrapper(DualWriteWrapper):
         return self._read(
             "products.get_product", (product_id,),
             lambda: self._mysql(lambda c: MySQLProductRepository(c).get_product(product_id)),
-            lambda: self.shop.dynamodb.get_product(product_id))
+            lambda: self.shop.dynamodb.products.get_product(product_id))
 
     def list_by_category(self, category_id: int) -> list[ProductRecord]:
         return self._read(
             "products.list_by_category", (category_id,),
             lambda: self._mysql(lambda c: MySQLProductRepository(c).list_by_category(category_id)),
-            lambda: self.shop.dynamodb.list_products_by_category(category_id))
+            lambda: self.shop.dynamodb.products.list_by_category(category_id))
 
     def list_by_seller(self, seller_id: int) -> list[ProductRecord]:
         return self._read(
             "products.list_by_seller", (seller_id,),
             lambda: self._mysql(lambda c: MySQLProductRepository(c).list_by_seller(seller_id)),
-            lambda: self.shop.dynamodb.list_products_by_seller(seller_id))
+            lambda: self.shop.dynamodb.products.list_by_seller(seller_id))
 
 
 class OrdersWrapper(DualWriteWrapper):
@@ -159,13 +159,13 @@ class OrdersWrapper(DualWriteWrapper):
         return self._read(
             "orders.get_order", (order_id,),
             lambda: self._mysql(lambda c: MySQLOrderRepository(c).get_order(order_id)),
-            lambda: self.shop.dynamodb.get_order(order_id))
+            lambda: self.shop.dynamodb.orders.get_order(order_id))
 
     def list_for_user(self, user_id: int) -> list[OrderRecord]:
         return self._read(
             "orders.list_for_user", (user_id,),
             lambda: self._mysql(lambda c: MySQLOrderRepository(c).list_for_user(user_id)),
-            lambda: self.shop.dynamodb.list_orders_for_user(user_id))
+            lambda: self.shop.dynamodb.orders.list_for_user(user_id))
 
 
 class CategoriesWrapper(DualWriteWrapper):
@@ -190,13 +190,13 @@ class CategoriesWrapper(DualWriteWrapper):
         return self._read(
             "categories.get", (category_id,),
             lambda: self._mysql(lambda c: MySQLCategoryRepository(c).get(category_id)),
-            lambda: self.shop.dynamodb.get_category(category_id))
+            lambda: self.shop.dynamodb.categories.get(category_id))
 
     def list_children(self, parent_id: int | None) -> list[CategoryRecord]:
         return self._read(
             "categories.list_children", (parent_id,),
             lambda: self._mysql(lambda c: MySQLCategoryRepository(c).list_children(parent_id)),
-            lambda: self.shop.dynamodb.list_child_categories(parent_id))
+            lambda: self.shop.dynamodb.categories.list_children(parent_id))
 
 
 class CartWrapper(DualWriteWrapper):
@@ -227,13 +227,13 @@ class CartWrapper(DualWriteWrapper):
             "cart.get_item", (user_id, product_id),
             lambda: self._mysql(lambda c: MySQLShoppingCartRepository(c).get_item(user_id,
                                                                                 product_id)),
-            lambda: self.shop.dynamodb.get_cart_line(user_id, product_id))
+            lambda: self.shop.dynamodb.cart.get_item(user_id, product_id))
 
     def list_items(self, user_id: int) -> list[CartLine]:
         return self._read(
             "cart.list_items", (user_id,),
             lambda: self._mysql(lambda c: MySQLShoppingCartRepository(c).list_items(user_id)),
-            lambda: self.shop.dynamodb.list_cart_lines(user_id))
+            lambda: self.shop.dynamodb.cart.list_items(user_id))
 
     def clear_cart(self, user_id: int) -> int:
         # Locking the user row keeps a concurrent add_item (whose foreign key check

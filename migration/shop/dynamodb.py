@@ -1,7 +1,8 @@
-"""The shop's reads served by DynamoDB, through the generated repositories (which run
-the contract's access patterns on the runtime). They return the same records as
-the MySQL repositories, so a caller cannot tell which store answered — and a
-shadow read can compare the two answers field by field.
+"""The shop's reads served by DynamoDB: one repository per entity implementing its read
+interface (`UserReads`, ...), through the generated repositories (which run the
+contract's access patterns on the runtime). They return the same records as the
+MySQL repositories, so a caller cannot tell which store answered — and a shadow
+read can compare the two answers field by field.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from migration.dynamodb.repository import Page
 from migration.shop.generated.repositories import Repositories
 from migration.shop.repositories import (
     CartLine,
+    CategoryReads,
     CategoryRecord,
     OrderItemRecord,
+    OrderReads,
     OrderRecord,
+    ProductReads,
     ProductRecord,
+    ShoppingCartReads,
+    UserReads,
     UserRecord,
 )
 
@@ -77,56 +83,73 @@ def _order(model: Any) -> OrderRecord:
                        updated_at=_utc(model.updated_at), items=items)
 
 
-class DynamoDBShopReads:
-    """Read methods of the five shop repositories, answered by DynamoDB."""
+class DynamoDBUserRepository:
+    """`UserReads` answered by DynamoDB."""
 
-    def __init__(self, contract: Contract, ddb: DynamoDB):
-        self.repos = Repositories(contract, ddb)
+    def __init__(self, repos: Repositories):
+        self.repos = repos
 
-    # users
-    def get_user(self, user_id: int) -> UserRecord | None:
+    def get(self, user_id: int) -> UserRecord | None:
         model = self.repos.user.get_user_by_id(user_id)
         return _user(model) if model is not None else None
 
-    def get_user_by_email(self, email: str) -> UserRecord | None:
+    def get_by_email(self, email: str) -> UserRecord | None:
         model = self.repos.user.get_user_by_email(email)
         return _user(model) if model is not None else None
 
-    def get_user_by_username(self, username: str) -> UserRecord | None:
+    def get_by_username(self, username: str) -> UserRecord | None:
         model = self.repos.user.get_user_by_username(username)
         return _user(model) if model is not None else None
 
-    # products
+
+class DynamoDBProductRepository:
+    """`ProductReads` answered by DynamoDB."""
+
+    def __init__(self, repos: Repositories):
+        self.repos = repos
+
     def get_product(self, product_id: int) -> ProductRecord | None:
         model = self.repos.product.get_product(product_id)
         return _product(model) if model is not None else None
 
-    def list_products_by_category(self, category_id: int) -> list[ProductRecord]:
+    def list_by_category(self, category_id: int) -> list[ProductRecord]:
         return [_product(m) for m in _all(lambda c: self.repos.product.get_products_by_category(
             category_id, cursor=c))]
 
-    def list_products_by_seller(self, seller_id: int) -> list[ProductRecord]:
+    def list_by_seller(self, seller_id: int) -> list[ProductRecord]:
         return [_product(m) for m in _all(lambda c: self.repos.product.get_products_by_seller(
             seller_id, cursor=c))]
 
-    # orders
+
+class DynamoDBOrderRepository:
+    """`OrderReads` answered by DynamoDB (a user's orders live in their partition)."""
+
+    def __init__(self, repos: Repositories):
+        self.repos = repos
+
     def get_order(self, order_id: int) -> OrderRecord | None:
         model = self.repos.order.get_order_by_id(order_id)
         return _order(model) if model is not None else None
 
-    def list_orders_for_user(self, user_id: int) -> list[OrderRecord]:
+    def list_for_user(self, user_id: int) -> list[OrderRecord]:
         user = self.repos.user.get_user_by_id(user_id)
         if user is None:
             return []
         return [_order(m) for m in _all(lambda c: self.repos.order.get_orders_by_user(
             user.email, cursor=c))]
 
-    # categories
-    def get_category(self, category_id: int) -> CategoryRecord | None:
+
+class DynamoDBCategoryRepository:
+    """`CategoryReads` answered by DynamoDB (children are keyed by their parent's name)."""
+
+    def __init__(self, repos: Repositories):
+        self.repos = repos
+
+    def get(self, category_id: int) -> CategoryRecord | None:
         model = self.repos.category.get_category_by_id(category_id)
         return _category(model) if model is not None else None
 
-    def list_child_categories(self, parent_id: int | None) -> list[CategoryRecord]:
+    def list_children(self, parent_id: int | None) -> list[CategoryRecord]:
         parent_name: str | None = None
         if parent_id is not None:
             parent = self.repos.category.get_category_by_id(parent_id)
@@ -137,17 +160,35 @@ class DynamoDBShopReads:
         # Two parents with one name share a partition: keep this parent's children only.
         return [_category(m) for m in children if m.parent_id == parent_id]
 
-    # carts
-    def get_cart_line(self, user_id: int, product_id: int) -> CartLine | None:
+
+class DynamoDBShoppingCartRepository:
+    """`ShoppingCartReads` answered by DynamoDB (cart lines live in the user's partition)."""
+
+    def __init__(self, repos: Repositories):
+        self.repos = repos
+
+    def get_item(self, user_id: int, product_id: int) -> CartLine | None:
         user = self.repos.user.get_user_by_id(user_id)
         if user is None:
             return None
         model = self.repos.cart_item.get_cart_item(user.email, product_id)
         return _line(model) if model is not None else None
 
-    def list_cart_lines(self, user_id: int) -> list[CartLine]:
+    def list_items(self, user_id: int) -> list[CartLine]:
         user = self.repos.user.get_user_by_id(user_id)
         if user is None:
             return []
         return [_line(m) for m in _all(lambda c: self.repos.cart_item.get_cart_items(
             user.email, cursor=c))]
+
+
+class DynamoDBShopReads:
+    """The five entities' read interfaces, answered by DynamoDB."""
+
+    def __init__(self, contract: Contract, ddb: DynamoDB):
+        self.repos = Repositories(contract, ddb)
+        self.users: UserReads = DynamoDBUserRepository(self.repos)
+        self.products: ProductReads = DynamoDBProductRepository(self.repos)
+        self.orders: OrderReads = DynamoDBOrderRepository(self.repos)
+        self.categories: CategoryReads = DynamoDBCategoryRepository(self.repos)
+        self.cart: ShoppingCartReads = DynamoDBShoppingCartRepository(self.repos)
