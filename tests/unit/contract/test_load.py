@@ -101,7 +101,7 @@ def test_shop_contract_matches_seed_003_key_design() -> None:
     assert [g.name for g in categories.gsis] == ["GSI1"]
     templates = {
         e.name: (e.pk.source, e.sk.source if e.sk else None,
-                 {k.index: (k.pk.source if k.pk else None, k.sk.source if k.sk else None)
+                 {k.index: (k.pk[0].source if k.pk else None, k.sk[0].source if k.sk else None)
                   for k in e.index_keys})
         for e in contract.entities()
     }
