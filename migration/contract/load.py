@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,14 @@ class _Checker:
 
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{self.file}: {path}: {message}")
+
+    def warn_unused(self, path: str, unused: Sequence[str]) -> None:
+        """Declared parameters the request has no place for: the runtime checks their
+        values and sends nothing for them, which is rarely what the schema meant."""
+        if unused:
+            self.warn(path, f"parameter(s) {', '.join(unused)} are not used by the request: no "
+                      "key condition, range_condition or filter_expression refers to them "
+                      "(the runtime checks their values, then ignores them)")
 
     def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
         for key in data:
@@ -1069,11 +1077,16 @@ class _Checker:
                            f"Query needs a parameter for partition key placeholder {{{fname}}}")
             if not missing and (range_condition is None or target_sk):
                 try:
-                    key_condition_shape(keys_pk, keys_sk, target_sk,
-                                        [p.name for p in params if p.type != "entity"],
-                                        filter_params, range_condition)
+                    shape = key_condition_shape(keys_pk, keys_sk, target_sk,
+                                                [p.name for p in params if p.type != "entity"],
+                                                filter_params, range_condition)
                 except KeyConditionError as err:
                     self.error(f"{path}.parameters", err.reason)
+                else:
+                    self.warn_unused(f"{path}.parameters", shape.unused)
+        if operation == "Scan":
+            self.warn_unused(f"{path}.parameters", [p.name for p in params if p.type != "entity"
+                                                    and p.name not in filter_params])
         if operation in ("GetItem", "DeleteItem", "UpdateItem") and not has_entity_param:
             for fname in entity.key_fields:
                 if fname not in scalar:

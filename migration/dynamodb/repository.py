@@ -476,6 +476,7 @@ class _Plan:
     filter_params: frozenset[str]
     partial: bool
     mixed: bool
+    unused: tuple[str, ...] = ()  # declared, but no part of the request uses them
     # Entity parameters validated as partial models: a PutItem's own entity when other
     # entities' parameters may fill its missing fields.
     partial_params: frozenset[str] = frozenset()
@@ -484,9 +485,6 @@ class _Plan:
     def range_params(self) -> tuple[str, ...]:
         return self.key.range_params if self.key is not None else ()
 
-    @property
-    def unused(self) -> tuple[str, ...]:
-        return self.key.unused if self.key is not None else ()
 
     @property
     def range_slot(self) -> _KeySlot | None:
@@ -814,12 +812,16 @@ class Repository:
             if shape.range_attribute is not None:
                 self._check_range(owner, pattern, target.sort[shape.range_attribute],
                                   shape.range_params)
-        if shape is not None and shape.unused:
-            # The schema declares them but the pattern has no place for them (no
-            # range_condition, no filter): they are checked, never sent.
-            # `migrate contract validate` reports them as warnings too.
-            log.warning("%s: parameters %s are not used by the request (no range_condition or "
-                        "filter_expression refers to them)", owner, ", ".join(shape.unused))
+        unused = shape.unused if shape is not None else ()
+        if pattern.operation == "Scan":
+            unused = tuple(n for n in scalars if n not in filter_params)
+        if unused:
+            # The schema declares them but the pattern has no place for them (no key
+            # condition, range_condition or filter uses them): they are checked, never
+            # sent. `migrate contract validate` reports the same as warnings.
+            log.warning("%s: parameters %s are not used by the request (no key condition, "
+                        "range_condition or filter_expression refers to them)", owner,
+                        ", ".join(unused))
         mixed = pattern.return_type == "mixed_data"
         partial = bool(pattern.projection) or target.partial
         own = [p.name for p in pattern.parameters
@@ -828,7 +830,7 @@ class Repository:
         partial_params = frozenset(own) if pattern.operation == "PutItem" and others else frozenset()
         return _Plan(pattern=pattern, target=target, key=shape,
                      filter_params=frozenset(filter_params), partial=partial, mixed=mixed,
-                     partial_params=partial_params)
+                     unused=unused, partial_params=partial_params)
 
     def _check_range(self, owner: str, pattern: AccessPattern, slot: _KeySlot,
                      range_params: tuple[str, ...]) -> None:
