@@ -38,16 +38,15 @@ class KeyConditionShape:
 
     `equalities` counts the leading sort-key attributes compared with `=`;
     `range_attribute` is the position of the attribute the range condition
-    applies to (None without one), compared with `range_params`; `prefix` is the
-    position of a partly given attribute compared with `begins_with` on the
-    text its given placeholders make (None when there is none); `unused` are
-    parameters no part of the request uses.
+    applies to (None without one), compared with `range_params`; `unused` are
+    parameters no part of the request uses. Without a range condition, the
+    attribute after the equalities may be partly given: the runtime compares it
+    with `begins_with` on the text its given placeholders make.
     """
 
     equalities: int
     range_attribute: int | None
     range_params: tuple[str, ...]
-    prefix: int | None
     unused: tuple[str, ...]
 
 
@@ -79,11 +78,10 @@ def key_condition_shape(partition: Sequence[KeyTemplate], sort: Sequence[KeyTemp
         count += 1
     equal_fields = pk_fields | _placeholders(sort[:count])
     if range_condition is None:
-        prefix = count if count < len(sort) and any(n in given for n in sort[count].fields) else None
         covered = equal_fields | (set(sort[count].fields) if count < len(sort) else set())
         _refuse_skipped(sort, sort_attributes, given, covered, count)
         unused = tuple(p for p in params if p not in covered and p not in filter_params)
-        return KeyConditionShape(count, None, (), prefix, unused)
+        return KeyConditionShape(count, None, (), unused)
     if not sort:
         raise KeyConditionError("range_condition needs a sort key, and the queried table/index "
                                 "has none")
@@ -102,12 +100,12 @@ def key_condition_shape(partition: Sequence[KeyTemplate], sort: Sequence[KeyTemp
             f"every sort-key attribute is given as an equality, so range_condition "
             f"{range_condition!r} has no attribute left for {', '.join(extras)}")
     if len(extras) == wanted:
-        return KeyConditionShape(count, count, tuple(extras), None, ())
+        return KeyConditionShape(count, count, tuple(extras), ())
     if not extras and wanted == 1 and count > 0:
         last = sort[count - 1]
         own = [n for n in last.fields if n not in pk_fields | _placeholders(sort[:count - 1])]
         if len(last.fields) == 1 and own:
-            return KeyConditionShape(count - 1, count - 1, (own[0],), None, ())
+            return KeyConditionShape(count - 1, count - 1, (own[0],), ())
     raise KeyConditionError(
         f"range_condition {range_condition!r} takes exactly {wanted} sort key parameter(s) "
         f"besides the partition key and the sort-key attributes given as equalities, got "

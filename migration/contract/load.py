@@ -1332,11 +1332,8 @@ def _template_key_type(entity: Entity, attribute: str, template: KeyTemplate,
     if name is None or not (native or name == attribute):
         return "S"
     fld = entity.field(name)
-    if fld is not None and fld.type in NUMERIC_FIELD_TYPES:
-        return "N"
-    if fld is not None and fld.type == "binary":
-        return "B"
-    return "S"
+    kind = _native_key_type(fld.type) if fld is not None else None
+    return kind if kind in ("N", "B") else "S"
 
 
 def _entity_pk(entity: Entity) -> KeyTemplate | None:
