@@ -115,17 +115,21 @@ def contract_import(path: Path, out: Path | None) -> None:
 
 
 @cli.command()
+@click.option("--contract", "contract_path", type=click.Path(path_type=Path), default=None,
+              help="Contract to generate from (default: the group's --contract, else "
+                   "MIGRATE_CONTRACT, else the shop's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory for entities.py, repositories.py and transactions.py.")
 @click.option("--package", default=None, help="Python package name of the output directory.")
 @pass_ctx
-def codegen(ctx: _Context, out_dir: Path, package: str | None) -> None:
+def codegen(ctx: _Context, contract_path: Path | None, out_dir: Path, package: str | None) -> None:
     """Write typed entity models and repository classes whose methods run the contract's
     access patterns and cross-table transactions (no stubs)."""
     from migration.contract import load_contract
     from migration.dynamodb.codegen import generate
 
-    written = generate(load_contract(ctx.settings.contract), out_dir, package=package)
+    source = contract_path if contract_path is not None else ctx.settings.contract
+    written = generate(load_contract(source), out_dir, package=package)
     for path in written:
         click.echo(f"wrote {path}")
 

@@ -622,7 +622,7 @@ def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
     for entity in driver.entities():
         reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
         table = contract.table_of(entity)
-        index_keys = [(ix, ix.partition_key, ix.sort_key) for ix in table.gsis]
+        index_keys = [[a.name for a in ix.key_attributes] for ix in table.gsis]
         units = items = size = 0
         with engine.connect() as conn:
             for chunk in reader.stream(conn, chunk_size=batch_size):
@@ -630,8 +630,8 @@ def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
                     try:
                         for item in mapper.items(record):
                             item_units = -(-item_size(item) // 1024)
-                            copies = 1 + sum(1 for ix, pk, sk in index_keys if pk in item
-                                             and (sk is None or sk in item))
+                            copies = 1 + sum(1 for names in index_keys
+                                             if all(n in item for n in names))
                             units += item_units * copies
                             items += 1
                             size += item_size(item)

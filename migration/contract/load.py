@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from migration.contract.key_conditions import KeyConditionError, key_condition_shape
 from migration.contract.keys import KeyTemplate
 from migration.contract.model import (
     AGGREGATE_FUNCTIONS,
@@ -27,6 +29,7 @@ from migration.contract.model import (
     FILTER_OPERATORS,
     KEY_TYPES,
     LOGICAL_OPERATORS,
+    MAX_KEY_ATTRIBUTES,
     NUMERIC_FIELD_TYPES,
     OPERATIONS,
     PARAMETER_TYPES,
@@ -46,6 +49,7 @@ from migration.contract.model import (
     Index,
     IndexKeys,
     Involvement,
+    KeyAttribute,
     Lookup,
     Parameter,
     Source,
@@ -148,6 +152,14 @@ class _Checker:
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{self.file}: {path}: {message}")
 
+    def warn_unused(self, path: str, unused: Sequence[str]) -> None:
+        """Declared parameters the request has no place for: the runtime checks their
+        values and sends nothing for them, which is rarely what the schema meant."""
+        if unused:
+            self.warn(path, f"parameter(s) {', '.join(unused)} are not used by the request: no "
+                      "key condition, range_condition or filter_expression refers to them "
+                      "(the runtime checks their values, then ignores them)")
+
     def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
         for key in data:
             if key not in allowed and not str(key).startswith("_"):
@@ -215,20 +227,114 @@ class _Checker:
         return tuple(out)
 
     def template(self, data: Mapping[str, Any], key: str, path: str, known: set[str],
-                 what: str) -> KeyTemplate | None:
-        text = self.string(data, key, path)
-        if text is None:
+                 what: str, single_because: str | None = None) -> KeyTemplate | None:
+        """One key template; `single_because` explains why an array is refused here."""
+        value = data.get(key)
+        kpath = _key_path(path, key)
+        if value is None:
+            self.error(kpath, f"missing required field {key!r}")
+            return None
+        if isinstance(value, list) and single_because is not None:
+            self.error(kpath, f"must be one template, not an array: {single_because}")
+            return None
+        return self.parse_template(value, kpath, known, what)
+
+    def parse_template(self, value: Any, path: str, known: set[str],
+                       what: str) -> KeyTemplate | None:
+        if not isinstance(value, str) or not value.strip():
+            self.error(path, f"must be a non-empty string, got {_kind(value)}")
             return None
         try:
-            template = KeyTemplate(text)
+            template = KeyTemplate(value)
         except KeyTemplateError as err:
-            self.error(_key_path(path, key), err.reason)
+            self.error(path, err.reason)
             return None
         for name in template.fields:
             if name not in known:
-                self.error(_key_path(path, key),
-                           f"placeholder {{{name}}} is not a field of the {what}")
+                self.error(path, f"placeholder {{{name}}} is not a field of the {what}")
         return template
+
+    def templates(self, data: Mapping[str, Any], key: str, path: str, known: set[str],
+                  what: str, attributes: tuple[str, ...],
+                  index: str) -> tuple[KeyTemplate, ...] | None:
+        """An index key's templates: a string, or an array with one template per key
+        attribute of the index (multi-attribute keys)."""
+        raw = data.get(key)
+        kpath = _key_path(path, key)
+        if not isinstance(raw, list):
+            template = self.template(data, key, path, known, what)
+            if template is None:
+                return None
+            if len(attributes) != 1:
+                self.error(kpath, f"index {index} has {len(attributes)} {_which(key)} key "
+                           f"attributes ({', '.join(attributes)}), so {key} must be an array of "
+                           f"{len(attributes)} templates, one per attribute")
+                return None
+            return (template,)
+        if len(raw) != len(attributes):
+            self.error(kpath, f"lists {len(raw)} template(s) but index {index} has "
+                       f"{len(attributes)} {_which(key)} key attribute(s) "
+                       f"({', '.join(attributes)}); give one template per attribute, in order")
+            return None
+        out = []
+        for i, item in enumerate(raw):
+            template = self.parse_template(item, f"{kpath}[{i}]", known, what)
+            if template is not None:
+                out.append(template)
+        return tuple(out) if len(out) == len(raw) else None
+
+    def key_names(self, data: Mapping[str, Any], key: str, path: str, *,
+                  required: bool) -> tuple[tuple[str, ...], bool] | None:
+        """A GSI key's attribute names (one name, or an array of 1 to 4) and whether
+        it was written as an array."""
+        raw = data.get(key)
+        if not isinstance(raw, list):
+            name = self.string(data, key, path, required=required)
+            return ((name,), False) if name is not None else None
+        kpath = _key_path(path, key)
+        which = _which(key)
+        if not raw:
+            self.error(kpath, f"must name 1 to {MAX_KEY_ATTRIBUTES} attributes, got an empty array")
+            return None
+        if len(raw) > MAX_KEY_ATTRIBUTES:
+            self.error(kpath, f"DynamoDB allows at most {MAX_KEY_ATTRIBUTES} attributes in a GSI "
+                       f"{which} key, got {len(raw)}")
+            return None
+        names: list[str] = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, str) or not item.strip():
+                self.error(f"{kpath}[{i}]", f"must be an attribute name, got {_kind(item)}")
+            elif item in names:
+                self.error(f"{kpath}[{i}]", f"attribute {item!r} is listed twice")
+            else:
+                names.append(item)
+        return (tuple(names), True) if len(names) == len(raw) else None
+
+    def key_types(self, data: Mapping[str, Any], key: str, path: str,
+                  count: int) -> tuple[str, ...] | None:
+        """Declared key types: one type (for a one-attribute key) or one per attribute."""
+        raw = data.get(key)
+        if raw is None:
+            return None
+        kpath = _key_path(path, key)
+        if not isinstance(raw, list):
+            declared = self.string(data, key, path, required=False, choices=KEY_TYPES)
+            if declared is None:
+                return None
+            if count != 1:
+                self.error(kpath, f"the key has {count} attributes, so give a list of {count} "
+                           "types, one per attribute")
+                return None
+            return (declared,)
+        if len(raw) != count:
+            self.error(kpath, f"lists {len(raw)} type(s) for {count} key attribute(s)")
+            return None
+        for i, item in enumerate(raw):
+            if item not in KEY_TYPES:
+                self.error(f"{kpath}[{i}]",
+                           f"invalid value {item!r}; valid values: {', '.join(KEY_TYPES)}")
+                return None
+        return tuple(raw)
 
     # -- the document ----------------------------------------------------------
     def contract(self, data: Any, path: Path | None) -> Contract:
@@ -294,15 +400,22 @@ class _Checker:
         if name is not None and not _TABLE_NAME.match(name):
             self.error(f"{cfg_path}.table_name",
                        f"{name!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
-        pk = self.string(cfg, "partition_key", cfg_path)
-        sk = self.string(cfg, "sort_key", cfg_path, required=False)
+        for key in ("partition_key", "sort_key"):
+            if isinstance(cfg.get(key), list):
+                self.error(f"{cfg_path}.{key}", "a table's own key is one attribute: DynamoDB "
+                           "allows multi-attribute keys only on global secondary indexes "
+                           "(gsi_list)")
+        pk = self.string(cfg, "partition_key", cfg_path) \
+            if not isinstance(cfg.get("partition_key"), list) else None
+        sk = self.string(cfg, "sort_key", cfg_path, required=False) \
+            if not isinstance(cfg.get("sort_key"), list) else None
         if pk is not None and sk is not None and pk == sk:
             self.error(f"{cfg_path}.sort_key", "sort key and partition key must differ")
         pk_type = self.string(cfg, "partition_key_type", cfg_path, required=False, choices=KEY_TYPES)
         sk_type = self.string(cfg, "sort_key_type", cfg_path, required=False, choices=KEY_TYPES)
         options = self.table_options(cfg, cfg_path)
-        gsis = self.indexes(data.get("gsi_list"), f"{path}.gsi_list", "GSI", sk)
-        lsis = self.indexes(data.get("lsi_list"), f"{path}.lsi_list", "LSI", sk)
+        gsis, native = self.indexes(data.get("gsi_list"), f"{path}.gsi_list", "GSI")
+        lsis, _ = self.indexes(data.get("lsi_list"), f"{path}.lsi_list", "LSI")
         for lsi in lsis:
             if any(g.name == lsi.name for g in gsis):
                 self.error(f"{path}.lsi_list", f"index name {lsi.name!r} is used by a GSI too")
@@ -335,53 +448,67 @@ class _Checker:
         pk_type = pk_type or self.infer_key_type(pk, ents_path, entities, _entity_pk)
         if sk is not None:
             sk_type = sk_type or self.infer_key_type(sk, ents_path, entities, _entity_sk)
-        gsis = tuple(self.typed_index(ix, ents_path, entities) for ix in gsis)
-        lsis = tuple(self.typed_index(ix, ents_path, entities) for ix in lsis)
+        gsis = tuple(self.typed_index(ix, ents_path, entities, ix.name in native) for ix in gsis)
+        lsis = tuple(self.typed_index(ix, ents_path, entities, False) for ix in lsis)
+        self.check_unmapped_key_fields(ents_path, entities, gsis)
         return Table(name=name, partition_key=pk, sort_key=sk, partition_key_type=pk_type,
                      sort_key_type=sk_type or "S", gsis=gsis, lsis=lsis, options=options,
                      entities=entities)
 
     def infer_key_type(self, attribute: str, path: str, entities: Mapping[str, Entity],
-                       template_of: Callable[[Entity], KeyTemplate | None]) -> str:
-        """A key attribute keeps a field's numeric type only when it *is* that field:
-        same name, bare ``{field}`` template, numeric field type. Composite or
-        overloaded keys (``PK``, ``GSI1PK``) are strings."""
+                       template_of: Callable[[Entity], KeyTemplate | None], *,
+                       native: bool = False) -> str:
+        """A key attribute keeps a field's type (integer/decimal: N, binary: B) only when
+        it *is* that field: same name, bare ``{field}`` template. Composite or
+        overloaded keys (``PK``, ``GSI1PK``) are strings. With `native` (an index key
+        written as an array) a bare ``{field}`` template keeps the field's type
+        whatever the attribute is called."""
         kinds = set()
         for entity in entities.values():
             template = template_of(entity)
             if template is None:
                 continue
-            fld = entity.field(attribute)
-            if (template.single_field == attribute and fld is not None
-                    and fld.type in NUMERIC_FIELD_TYPES):
-                kinds.add("N")
-            else:
-                kinds.add("S")
+            kinds.add(_template_key_type(entity, attribute, template, native))
         if len(kinds) > 1:
             self.error(path, f"entities disagree on the type of key attribute {attribute!r}: "
-                       "some store a number, some a string; declare it explicitly")
+                       f"they store {' and '.join(sorted(kinds))}; declare it explicitly")
             return "S"
         return kinds.pop() if kinds else "S"
 
-    def typed_index(self, index: Index, path: str, entities: Mapping[str, Entity]) -> Index:
-        def pk_of(e: Entity) -> KeyTemplate | None:
-            keys = e.index_key(index.name)
-            return keys.pk if keys else None
+    def typed_index(self, index: Index, path: str, entities: Mapping[str, Entity],
+                    native: bool) -> Index:
+        def typed(attributes: tuple[KeyAttribute, ...], sort: bool) -> tuple[KeyAttribute, ...]:
+            out = []
+            for position, attribute in enumerate(attributes):
+                def template_of(e: Entity, position: int = position) -> KeyTemplate | None:
+                    keys = e.index_key(index.name)
+                    templates = (keys.sk if sort else keys.pk) if keys else ()
+                    return templates[position] if position < len(templates) else None
 
-        def sk_of(e: Entity) -> KeyTemplate | None:
-            keys = e.index_key(index.name)
-            return keys.sk if keys else None
+                kind = attribute.type or self.infer_key_type(attribute.name, path, entities,
+                                                             template_of, native=native)
+                out.append(KeyAttribute(attribute.name, kind))
+            return tuple(out)
 
-        pk_type = index.partition_key_type
-        sk_type = index.sort_key_type or "S"
-        if index.kind == "GSI" and not pk_type:
-            pk_type = self.infer_key_type(index.partition_key, path, entities, pk_of)
-        if index.sort_key and not index.sort_key_type:
-            sk_type = self.infer_key_type(index.sort_key, path, entities, sk_of)
-        return Index(name=index.name, kind=index.kind, partition_key=index.partition_key,
-                     sort_key=index.sort_key, partition_key_type=pk_type, sort_key_type=sk_type,
-                     projection=index.projection, included_attributes=index.included_attributes,
-                     read_capacity=index.read_capacity, write_capacity=index.write_capacity)
+        return replace(index, partition_attributes=typed(index.partition_attributes, False),
+                       sort_attributes=typed(index.sort_attributes, True))
+
+    def check_unmapped_key_fields(self, path: str, entities: Mapping[str, Entity],
+                                  gsis: tuple[Index, ...]) -> None:
+        """DynamoDB indexes every item holding a GSI's key attributes, mapped or not, and
+        refuses one whose attribute has another type than the index's."""
+        for entity in entities.values():
+            for index in gsis:
+                if entity.index_key(index.name) is not None:
+                    continue
+                for attribute in index.key_attributes:
+                    fld = entity.field(attribute.name)
+                    if fld is not None and _native_key_type(fld.type) != attribute.type:
+                        self.error(_key_path(f"{_key_path(path, entity.name)}.fields", fld.name),
+                                   f"field {fld.name!r} ({fld.type}) has the name of key attribute "
+                                   f"{attribute.name!r} ({attribute.type}) of GSI {index.name}: "
+                                   f"DynamoDB would refuse {entity.name}'s items; rename the "
+                                   "field or map the entity to the index")
 
     def table_options(self, cfg: Mapping[str, Any], path: str) -> TableOptions:
         billing = self.string(cfg, "billing_mode", path, required=False, choices=BILLING_MODES)
@@ -416,12 +543,15 @@ class _Checker:
             tags=tags,
         )
 
-    def indexes(self, raw: Any, path: str, kind: str, table_sk: str | None) -> tuple[Index, ...]:
+    def indexes(self, raw: Any, path: str, kind: str) -> tuple[tuple[Index, ...], set[str]]:
+        """The indexes of a gsi_list or lsi_list, and the names of those whose keys are
+        written as arrays (their attributes keep their fields' types)."""
+        native: set[str] = set()
         if raw is None:
-            return ()
+            return (), native
         items = self.sequence(raw, path)
         if items is None:
-            return ()
+            return (), native
         limit = MAX_GSIS if kind == "GSI" else MAX_LSIS
         if len(items) > limit:
             self.error(path, f"DynamoDB allows at most {limit} {kind}s per table, got {len(items)}")
@@ -445,16 +575,40 @@ class _Checker:
                            f"(also at {path}[{seen[name]}])")
                 continue
             seen[name] = i
+            pk: tuple[str, ...] = ()
+            sk: tuple[str, ...] = ()
             if kind == "GSI":
-                pk = self.string(data, "partition_key", ipath)
+                found = self.key_names(data, "partition_key", ipath, required=True)
+                if found is None:
+                    continue
+                pk, pk_array = found
+                sk_array = False
+                if data.get("sort_key") is not None:
+                    found = self.key_names(data, "sort_key", ipath, required=False)
+                    if found is None:
+                        continue
+                    sk, sk_array = found
+                if pk_array or sk_array:
+                    native.add(name)
+                both = [n for n in sk if n in pk]
+                if both:
+                    self.error(f"{ipath}.sort_key", f"attribute {both[0]!r} is in both the "
+                               "partition key and the sort key")
+                    continue
             else:
-                pk = None
                 if "partition_key" in data:
                     self.warn(f"{ipath}.partition_key",
                               "an LSI always uses the table's partition key; this is ignored")
-            sk = self.string(data, "sort_key", ipath, required=kind == "LSI")
-            pk_type = self.string(data, "partition_key_type", ipath, required=False, choices=KEY_TYPES)
-            sk_type = self.string(data, "sort_key_type", ipath, required=False, choices=KEY_TYPES)
+                if isinstance(data.get("sort_key"), list):
+                    self.error(f"{ipath}.sort_key", "a local secondary index's sort key is one "
+                               "attribute: DynamoDB allows multi-attribute keys only on global "
+                               "secondary indexes")
+                    continue
+                lsi_sk = self.string(data, "sort_key", ipath, required=True)
+                sk = (lsi_sk,) if lsi_sk is not None else ()
+            pk_types = self.key_types(data, "partition_key_type", ipath, len(pk)) \
+                if kind == "GSI" else None
+            sk_types = self.key_types(data, "sort_key_type", ipath, len(sk)) if sk else None
             projection = self.string(data, "projection", ipath, required=False,
                                      choices=PROJECTIONS) or "ALL"
             included: tuple[str, ...] = ()
@@ -466,16 +620,17 @@ class _Checker:
             if projection != "INCLUDE" and included:
                 self.error(f"{ipath}.included_attributes",
                            f"included_attributes only applies to projection INCLUDE, not {projection}")
-            if kind == "GSI" and pk is None:
+            if kind == "LSI" and not sk:
                 continue
             # An empty key type means "not declared": it is inferred from the entities.
-            index = Index(name=name, kind=kind, partition_key=pk or "", sort_key=sk,
-                          partition_key_type=pk_type or "", sort_key_type=sk_type or "",
+            index = Index(name=name, kind=kind,
+                          partition_attributes=_key_attributes(pk, pk_types),
+                          sort_attributes=_key_attributes(sk, sk_types),
                           projection=projection, included_attributes=included,
                           read_capacity=self.positive_int(data, "read_capacity", ipath),
                           write_capacity=self.positive_int(data, "write_capacity", ipath))
             out.append(index)
-        return tuple(out)
+        return tuple(out), native
 
     # -- entities ----------------------------------------------------------------
     def entity(self, name: str, raw: Any, path: str, table: str, table_pk: str,
@@ -499,14 +654,16 @@ class _Checker:
                 if fld.column:
                     known.add(fld.column)
         what = f"entity {name}"
-        pk = self.template(data, "pk_template", path, known, what)
+        single = ("the table's own key is one attribute (arrays are for GSI keys, in "
+                  "gsi_mappings)")
+        pk = self.template(data, "pk_template", path, known, what, single)
         sk = None
         if table_sk is not None:
             if "sk_template" not in data:
                 self.error(f"{path}.sk_template",
                            f"table {table} has sort key {table_sk!r}, so the entity needs an sk_template")
             else:
-                sk = self.template(data, "sk_template", path, known, what)
+                sk = self.template(data, "sk_template", path, known, what, single)
         elif data.get("sk_template") is not None:
             self.error(f"{path}.sk_template",
                        f"table {table} has no sort key, so the entity cannot have an sk_template")
@@ -522,10 +679,8 @@ class _Checker:
             key_attrs[table_sk] = sk
         for keys in index_keys:
             index = next(ix for ix in gsis + lsis if ix.name == keys.index)
-            if index.kind == "GSI":
-                key_attrs[index.partition_key] = keys.pk
-            if index.sort_key:
-                key_attrs[index.sort_key] = keys.sk
+            for attribute, index_template in zip(index.key_attributes, keys.templates, strict=True):
+                key_attrs[attribute.name] = index_template
         for attr, template in key_attrs.items():
             if attr in field_names and template is not None and template.single_field != attr:
                 self.error(_key_path(f"{path}.fields", attr),
@@ -576,21 +731,28 @@ class _Checker:
                     self.error(f"{mpath}.{name_key}", f"index {name!r} is not in the table's "
                                f"{'gsi_list' if kind == 'GSI' else 'lsi_list'} (defined: {listed})")
                     continue
-                pk = None
+                pk: tuple[KeyTemplate, ...] | None = ()
                 if kind == "GSI":
-                    pk = self.template(mapping, "pk_template", mpath, known, what)
-                sk = None
-                if index.sort_key:
+                    pk = self.templates(mapping, "pk_template", mpath, known, what,
+                                        index.partition_names, name)
+                sk: tuple[KeyTemplate, ...] | None = ()
+                if index.sort_attributes:
                     if mapping.get("sk_template") is None:
                         self.error(f"{mpath}.sk_template",
-                                   f"index {name} has sort key {index.sort_key!r}, so the mapping "
-                                   "needs an sk_template")
+                                   f"index {name} has sort key {', '.join(index.sort_names)}, so "
+                                   "the mapping needs an sk_template")
+                        sk = None
+                    elif kind == "LSI":
+                        lsi_sk = self.template(mapping, "sk_template", mpath, known, what,
+                                               "a local secondary index's sort key is one attribute")
+                        sk = (lsi_sk,) if lsi_sk is not None else None
                     else:
-                        sk = self.template(mapping, "sk_template", mpath, known, what)
+                        sk = self.templates(mapping, "sk_template", mpath, known, what,
+                                            index.sort_names, name)
                 elif mapping.get("sk_template") is not None:
                     self.error(f"{mpath}.sk_template",
                                f"index {name} has no sort key, so the mapping cannot have an sk_template")
-                if (kind == "GSI" and pk is None) or (index.sort_key and sk is None):
+                if pk is None or sk is None:
                     continue
                 out.append(IndexKeys(index=name, pk=pk, sk=sk))
         return tuple(out)
@@ -859,9 +1021,9 @@ class _Checker:
         index_name = self.string(data, "index_name", path, required=False)
         index = None
         index_ok = True
-        keys_pk: KeyTemplate | None = entity.pk
-        keys_sk: KeyTemplate | None = entity.sk
-        target_sk = table_sk
+        keys_pk: tuple[KeyTemplate, ...] = (entity.pk,)
+        keys_sk: tuple[KeyTemplate, ...] = (entity.sk,) if entity.sk is not None else ()
+        target_sk: tuple[str, ...] = (table_sk,) if table_sk else ()
         if index_name is not None:
             index = next((ix for ix in indexes if ix.name == index_name), None)
             if index is None:
@@ -875,9 +1037,9 @@ class _Checker:
                 index = None
                 index_ok = False
             else:
-                keys_pk = mapping.pk if mapping.pk is not None else entity.pk
+                keys_pk = mapping.pk or (entity.pk,)
                 keys_sk = mapping.sk
-                target_sk = index.sort_key
+                target_sk = index.sort_names
             if operation is not None and operation not in ("Query", "Scan"):
                 self.error(f"{path}.index_name", f"index_name only applies to Query and Scan, "
                            f"not {operation}")
@@ -892,7 +1054,7 @@ class _Checker:
         filter_expr = None
         filter_params: set[str] = set()
         if data.get("filter_expression") is not None:
-            key_fields = set(keys_pk.fields if keys_pk else ()) | set(keys_sk.fields if keys_sk else ())
+            key_fields = {n for template in keys_pk + keys_sk for n in template.fields}
             filter_expr = self.filter_expression(data["filter_expression"],
                                                  f"{path}.filter_expression", entity, operation,
                                                  key_fields, {p.name for p in params})
@@ -904,24 +1066,27 @@ class _Checker:
             if operation is not None and operation != "Query":
                 self.error(f"{path}.range_condition",
                            f"range_condition only applies to Query, not {operation}")
-            elif target_sk is None:
+            elif not target_sk:
                 self.error(f"{path}.range_condition",
                            "range_condition needs a sort key, and the queried table/index has none")
 
-        if operation == "Query" and keys_pk is not None and index_ok:
-            missing = [f for f in keys_pk.fields if f not in scalar]
+        if operation == "Query" and index_ok:
+            missing = [f for template in keys_pk for f in template.fields if f not in scalar]
             for fname in missing:
                 self.error(f"{path}.parameters",
                            f"Query needs a parameter for partition key placeholder {{{fname}}}")
-            if range_condition is not None and not missing:
-                extra = [p for p in params if p.type != "entity" and p.name not in keys_pk.fields
-                         and p.name not in filter_params]
-                wanted = 2 if range_condition == "between" else 1
-                if len(extra) != wanted:
-                    self.error(f"{path}.parameters",
-                               f"range_condition {range_condition!r} takes exactly {wanted} "
-                               f"sort key parameter(s) besides the partition key, got {len(extra)}"
-                               f" ({', '.join(p.name for p in extra) or 'none'})")
+            if not missing and (range_condition is None or target_sk):
+                try:
+                    shape = key_condition_shape(keys_pk, keys_sk, target_sk,
+                                                [p.name for p in params if p.type != "entity"],
+                                                filter_params, range_condition)
+                except KeyConditionError as err:
+                    self.error(f"{path}.parameters", err.reason)
+                else:
+                    self.warn_unused(f"{path}.parameters", shape.unused)
+        if operation == "Scan":
+            self.warn_unused(f"{path}.parameters", [p.name for p in params if p.type != "entity"
+                                                    and p.name not in filter_params])
         if operation in ("GetItem", "DeleteItem", "UpdateItem") and not has_entity_param:
             for fname in entity.key_fields:
                 if fname not in scalar:
@@ -1139,6 +1304,36 @@ class _Checker:
                 out.append(Involvement(table=table.name, entity=entity.name, action=action,
                                        condition=condition))
         return out
+
+
+def _which(key: str) -> str:
+    return "partition" if key.startswith("p") else "sort"
+
+
+def _key_attributes(names: tuple[str, ...],
+                    types: tuple[str, ...] | None) -> tuple[KeyAttribute, ...]:
+    return tuple(KeyAttribute(n, types[i] if types else "") for i, n in enumerate(names))
+
+
+def _native_key_type(field_type: str) -> str | None:
+    """The key type a field's values have in an item (None: not a valid key type)."""
+    if field_type in NUMERIC_FIELD_TYPES:
+        return "N"
+    if field_type == "binary":
+        return "B"
+    if field_type in ("string", "uuid", "datetime"):
+        return "S"
+    return None
+
+
+def _template_key_type(entity: Entity, attribute: str, template: KeyTemplate,
+                       native: bool) -> str:
+    name = template.single_field
+    if name is None or not (native or name == attribute):
+        return "S"
+    fld = entity.field(name)
+    kind = _native_key_type(fld.type) if fld is not None else None
+    return kind if kind in ("N", "B") else "S"
 
 
 def _entity_pk(entity: Entity) -> KeyTemplate | None:

@@ -56,20 +56,47 @@ class Field:
         return self.column or self.name
 
 
+MAX_KEY_ATTRIBUTES = 4  # per GSI partition key and per GSI sort key
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    """One attribute of an index key and its DynamoDB type (S, N or B)."""
+
+    name: str
+    type: str = "S"
+
+
 @dataclass(frozen=True)
 class Index:
-    """A global or local secondary index."""
+    """A global or local secondary index.
+
+    A GSI's partition key and sort key are each made of one to four attributes
+    (DynamoDB's multi-attribute keys); an LSI has no partition attributes of its
+    own (it shares the table's) and exactly one sort attribute.
+    """
 
     name: str
     kind: str  # "GSI" or "LSI"
-    partition_key: str
-    sort_key: str | None
-    partition_key_type: str = "S"
-    sort_key_type: str = "S"
+    partition_attributes: tuple[KeyAttribute, ...]
+    sort_attributes: tuple[KeyAttribute, ...] = ()
     projection: str = "ALL"
     included_attributes: tuple[str, ...] = ()
     read_capacity: int | None = None
     write_capacity: int | None = None
+
+    @property
+    def key_attributes(self) -> tuple[KeyAttribute, ...]:
+        """The index's own key attributes: partition ones first, then sort ones."""
+        return self.partition_attributes + self.sort_attributes
+
+    @property
+    def partition_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.partition_attributes)
+
+    @property
+    def sort_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.sort_attributes)
 
 
 @dataclass(frozen=True)
@@ -90,11 +117,16 @@ class TableOptions:
 
 @dataclass(frozen=True)
 class IndexKeys:
-    """An entity's key templates for one index (GSI or LSI)."""
+    """An entity's key templates for one index (GSI or LSI): one template per key
+    attribute, in the index's attribute order."""
 
     index: str
-    pk: KeyTemplate | None  # None for an LSI: it shares the table's partition key
-    sk: KeyTemplate | None
+    pk: tuple[KeyTemplate, ...]  # empty for an LSI: it shares the table's partition key
+    sk: tuple[KeyTemplate, ...] = ()
+
+    @property
+    def templates(self) -> tuple[KeyTemplate, ...]:
+        return self.pk + self.sk
 
 
 @dataclass(frozen=True)
@@ -289,10 +321,9 @@ class Table:
         if self.sort_key:
             types[self.sort_key] = self.sort_key_type
         for index in self.indexes:
-            if index.kind == "GSI":  # an LSI shares the table's partition key
-                types[index.partition_key] = index.partition_key_type
-            if index.sort_key:
-                types[index.sort_key] = index.sort_key_type
+            # An LSI has no partition attributes: it shares the table's partition key.
+            for attribute in index.key_attributes:
+                types[attribute.name] = attribute.type
         return types
 
 

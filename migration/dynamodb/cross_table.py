@@ -12,6 +12,14 @@ User registration (seed 000): `run("register_user", user=..., email_lookup=...)`
 writes both items or neither; a taken email surfaces as a
 `TransactionItemExists` (a `TransactionConditionFailed`) whose `action` is the
 EmailLookup Put.
+
+The pieces of one transaction must belong together, or a caller's mistake would
+leave orphans behind: values that identify one of the items (its key
+placeholders, such as a User's `user_id` and an EmailLookup's `email`) must be
+the same in every entity and scalar parameter that holds them, which is checked
+before any call (`MismatchedEntities`); and a Delete also requires the item's
+stored fields to equal the scalar parameters named after them (the EmailLookup
+deleted must hold the `user_id` given), as part of its condition.
 """
 
 from __future__ import annotations
@@ -22,12 +30,15 @@ from typing import Any
 from migration.contract.model import Contract, CrossTablePattern, Involvement
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.expressions import (
+    Compare,
     Condition,
     ExpressionError,
     Function,
     Path,
+    all_of,
     bind,
     parse_condition,
+    value,
 )
 from migration.dynamodb.models import EntityModel, ModelSet
 from migration.dynamodb.repository import (
@@ -38,6 +49,19 @@ from migration.dynamodb.repository import (
     coerce_entity,
 )
 from migration.dynamodb.transactions import EntityTransaction
+
+
+class MismatchedEntities(ParameterError):
+    """The parameters of a cross-table pattern disagree on a value that identifies one
+    of its items (a User's user_id differs from its EmailLookup's); `values` says which
+    parameter holds what."""
+
+    def __init__(self, pattern: str, attribute: str, values: Mapping[str, Any]):
+        self.attribute = attribute
+        self.values = dict(values)
+        held = ", ".join(f"{name} has {v!r}" for name, v in self.values.items())
+        super().__init__(pattern, None, f"the items of one transaction must agree on "
+                         f"{attribute!r}, but {held}")
 
 
 class CrossTableService:
@@ -88,6 +112,7 @@ class CrossTableService:
                                         max_attempts=self.max_attempts)
         scalars = {p.name: values[p.name] for p in pattern.parameters
                    if p.type != "entity" and values.get(p.name) is not None}
+        self._check_agreement(pattern, values, scalars)
         for position, involvement in enumerate(pattern.entities_involved):
             where = f"{pattern.name} (entities_involved[{position}], {involvement.entity})"
             entity_param = self._entity_value(pattern, involvement, values)
@@ -105,7 +130,8 @@ class CrossTableService:
                 updates = self._updates(where, involvement, scalars)
                 transaction.update(involvement.entity, key, updates, condition=condition)
             elif action == "Delete":
-                transaction.delete(involvement.entity, key, condition=condition)
+                guarded = all_of([condition, self._belongs(involvement, scalars)])
+                transaction.delete(involvement.entity, key, condition=guarded)
             elif action == "ConditionCheck":
                 if condition is None:
                     raise PatternNotRunnable(where, "a ConditionCheck needs a condition")
@@ -115,6 +141,36 @@ class CrossTableService:
         return transaction
 
     # -- pieces ----------------------------------------------------------------------
+    def _check_agreement(self, pattern: CrossTablePattern, values: Mapping[str, Any],
+                         scalars: Mapping[str, Any]) -> None:
+        """Refuse parameters that disagree on a value identifying one of the items."""
+        identifying: dict[str, None] = {}
+        for involvement in pattern.entities_involved:
+            identifying.update(dict.fromkeys(self.contract.entity(involvement.entity).key_fields))
+        models = [(p.name, model.values()) for p in pattern.parameters
+                  if p.type == "entity" and isinstance(model := values.get(p.name), EntityModel)]
+        for attribute in identifying:
+            held = {name: fields[attribute] for name, fields in models
+                    if fields.get(attribute) is not None}
+            if attribute in scalars:
+                held[attribute] = scalars[attribute]
+            distinct = list(held.values())
+            if any(v != distinct[0] for v in distinct[1:]):
+                raise MismatchedEntities(pattern.name, attribute, held)
+
+    def _belongs(self, involvement: Involvement, scalars: Mapping[str, Any]) -> Condition | None:
+        # A Delete removes the item only if its stored fields are the ones the caller
+        # named (the EmailLookup of this user_id), so a wrong pair cancels the whole
+        # transaction instead of orphaning the other item.
+        entity = self.contract.entity(involvement.entity)
+        keys = set(entity.key_fields)
+        checks: list[Condition | None] = []
+        for name, given in scalars.items():
+            fld = entity.field(name)
+            if fld is not None and name not in keys:
+                checks.append(Compare(Path.of(name), "=", value(given, fld.type)))
+        return all_of(checks)
+
     def _entity_value(self, pattern: CrossTablePattern, involvement: Involvement,
                       values: Mapping[str, Any]) -> EntityModel | None:
         for param in pattern.parameters:

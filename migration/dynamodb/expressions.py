@@ -749,5 +749,16 @@ def projection_expression(names: Names, attributes: Iterable[str]) -> str:
 def key_condition(partition_key: str, partition_value: AttributeValue,
                   sort: Condition | None = None) -> Condition:
     """``pk = :v`` and, when given, the sort-key condition."""
-    pk = Compare(Path.of(partition_key), "=", Value(partition_value))
-    return pk if sort is None else And((pk, sort))
+    return key_conditions([(partition_key, partition_value)], [sort] if sort is not None else [])
+
+
+def key_conditions(partition: Sequence[tuple[str, AttributeValue]],
+                   sort: Sequence[Condition] = ()) -> Condition:
+    """A key condition for keys of several attributes: ``a = :v`` for each partition-key
+    attribute, then the sort-key conditions (equalities from the left and at most one
+    range, on the last), all joined by AND."""
+    if not partition:
+        raise ValueError("a key condition needs the partition key")
+    parts: list[Condition] = [Compare(Path.of(name), "=", Value(v)) for name, v in partition]
+    parts += sort
+    return parts[0] if len(parts) == 1 else And(tuple(parts))

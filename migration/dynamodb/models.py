@@ -108,7 +108,7 @@ def key_templates(entity: Entity) -> list[KeyTemplate]:
     """Every key template of the entity: primary key first, then its index keys."""
     templates = [entity.pk] + ([entity.sk] if entity.sk is not None else [])
     for keys in entity.index_keys:
-        templates += [t for t in (keys.pk, keys.sk) if t is not None]
+        templates += keys.templates
     return templates
 
 

@@ -23,13 +23,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from migration.contract.key_conditions import (
+    KeyConditionError,
+    KeyConditionShape,
+    key_condition_shape,
+)
 from migration.contract.keys import KeyTemplate, Placeholder, canonical_number
 from migration.contract.model import (
     AccessPattern,
@@ -52,7 +57,7 @@ from migration.dynamodb.expressions import (
     Value,
     all_of,
     filter_condition,
-    key_condition,
+    key_conditions,
     projection_expression,
     render,
     update_expression,
@@ -456,8 +461,8 @@ class _Target:
     """The table or index a read goes to, and its key design for this entity."""
 
     index: Index | None
-    partition: _KeySlot | None
-    sort: _KeySlot | None
+    partition: tuple[_KeySlot, ...]  # one slot per key attribute (GSIs may have up to 4)
+    sort: tuple[_KeySlot, ...]
     key_attributes: tuple[str, ...]  # what a LastEvaluatedKey holds
     multi_entity: bool
     partial: bool  # the index does not project every attribute
@@ -467,14 +472,26 @@ class _Target:
 class _Plan:
     pattern: AccessPattern
     target: _Target
-    range_params: tuple[str, ...]
+    key: KeyConditionShape | None  # how a Query's parameters make its key condition
     filter_params: frozenset[str]
     partial: bool
     mixed: bool
-    unused: tuple[str, ...] = field(default=())
+    unused: tuple[str, ...] = ()  # declared, but no part of the request uses them
     # Entity parameters validated as partial models: a PutItem's own entity when other
     # entities' parameters may fill its missing fields.
     partial_params: frozenset[str] = frozenset()
+
+    @property
+    def range_params(self) -> tuple[str, ...]:
+        return self.key.range_params if self.key is not None else ()
+
+
+    @property
+    def range_slot(self) -> _KeySlot | None:
+        """The sort-key attribute the range condition applies to."""
+        if self.key is None or self.key.range_attribute is None:
+            return None
+        return self.target.sort[self.key.range_attribute]
 
 
 @dataclass(frozen=True)
@@ -674,14 +691,29 @@ class Repository:
         for keys in self.entity.index_keys:
             index = self.table.index(keys.index)
             assert index is not None
-            if index.kind == "GSI" and keys.pk is not None:
-                slots.append(_KeySlot(index.partition_key, keys.pk, self._types[index.partition_key],
-                                      True))
-            if index.sort_key and keys.sk is not None:
-                slots.append(_KeySlot(index.sort_key, keys.sk, self._types[index.sort_key], False))
+            partition, sort = self._index_key_slots_of(index, keys.pk, keys.sk)
+            slots += [*partition, *sort]
         return slots
 
+    @staticmethod
+    def _index_key_slots_of(index: Index, pk: tuple[KeyTemplate, ...], sk: tuple[KeyTemplate, ...]
+                            ) -> tuple[tuple[_KeySlot, ...], tuple[_KeySlot, ...]]:
+        partition = tuple(_KeySlot(a.name, t, a.type, True)
+                          for a, t in zip(index.partition_attributes, pk, strict=True))
+        sort = tuple(_KeySlot(a.name, t, a.type, False)
+                     for a, t in zip(index.sort_attributes, sk, strict=True))
+        return partition, sort
+
     def _key_value(self, owner: str, slot: _KeySlot, values: Mapping[str, Any]) -> AttributeValue:
+        if slot.type == "B":
+            name = slot.template.single_field
+            raw = values.get(name) if name else None
+            if not isinstance(raw, bytes | bytearray) or not raw:
+                raise ParameterError(owner, name, f"{slot.attribute} is a binary key and needs "
+                                     f"non-empty bytes, got {type(raw).__name__}")
+            if len(raw) > slot.limit:
+                raise ParameterError(owner, name, f"{slot.attribute} would be over {slot.limit} bytes")
+            return {"B": bytes(raw)}
         try:
             text = slot.template.format(values)
         except KeyTemplateError as err:
@@ -744,21 +776,19 @@ class Repository:
         index = table.index(pattern.index_name) if pattern.index_name else None
         key_attributes = [table.partition_key] + ([table.sort_key] if table.sort_key else [])
         if index is None:
-            return _Target(None, self._partition, self._sort, tuple(key_attributes),
-                           self._multi_entity, False)
+            return _Target(None, (self._partition,), (self._sort,) if self._sort else (),
+                           tuple(key_attributes), self._multi_entity, False)
         keys = entity.index_key(index.name)
         assert keys is not None
-        if index.kind == "GSI":
-            assert keys.pk is not None
-            partition = _KeySlot(index.partition_key, keys.pk, self._types[index.partition_key], True)
-            key_attributes.append(index.partition_key)
-        else:
-            partition = self._partition
-        sort = None
-        if index.sort_key and keys.sk is not None:
-            sort = _KeySlot(index.sort_key, keys.sk, self._types[index.sort_key], False)
-            key_attributes.append(index.sort_key)
-        sharing = [e for e in table.entities.values() if e.index_key(index.name) is not None]
+        partition, sort = self._index_key_slots_of(index, keys.pk, keys.sk)
+        if index.kind != "GSI":
+            partition = (self._partition,)  # an LSI shares the table's partition key
+        names = [a.name for a in index.key_attributes]
+        key_attributes += names
+        # DynamoDB indexes every item that holds the index's key attributes: an entity
+        # whose fields are those attributes shares the index without a mapping.
+        sharing = [e for e in table.entities.values() if e.index_key(index.name) is not None
+                   or all(e.field(n) is not None for n in names)]
         return _Target(index, partition, sort, tuple(dict.fromkeys(key_attributes)),
                        len(sharing) > 1, index.projection != "ALL")
 
@@ -770,49 +800,49 @@ class Repository:
             for cond in pattern.filter_expression.conditions:
                 filter_params |= {p for p in (cond.param, cond.param2, *cond.params) if p}
         scalars = [p.name for p in pattern.parameters if p.type != "entity"]
-        range_params: tuple[str, ...] = ()
-        unused: list[str] = []
+        shape: KeyConditionShape | None = None
         if pattern.operation == "Query":
-            assert target.partition is not None
-            pk_fields = set(target.partition.template.fields)
-            extra = [n for n in scalars if n not in pk_fields and n not in filter_params]
-            if pattern.range_condition is not None:
-                range_params = tuple(extra)
-                self._check_range(owner, pattern, target, range_params)
-            else:
-                sk_fields = set(target.sort.template.fields) if target.sort else set()
-                unused = [n for n in extra if n not in sk_fields]
+            try:
+                shape = key_condition_shape([s.template for s in target.partition],
+                                            [s.template for s in target.sort],
+                                            [s.attribute for s in target.sort], scalars,
+                                            filter_params, pattern.range_condition)
+            except KeyConditionError as err:
+                raise PatternNotRunnable(owner, err.reason) from err
+            if shape.range_attribute is not None:
+                self._check_range(owner, pattern, target.sort[shape.range_attribute],
+                                  shape.range_params)
+        unused = shape.unused if shape is not None else ()
+        if pattern.operation == "Scan":
+            unused = tuple(n for n in scalars if n not in filter_params)
         if unused:
-            # The schema declares them but the pattern has no place for them (no
-            # range_condition, no filter): they are checked, never sent.
-            log.warning("%s: parameters %s are not used by the request (no range_condition or "
-                        "filter_expression refers to them)", owner, ", ".join(unused))
+            # The schema declares them but the pattern has no place for them (no key
+            # condition, range_condition or filter uses them): they are checked, never
+            # sent. `migrate contract validate` reports the same as warnings.
+            log.warning("%s: parameters %s are not used by the request (no key condition, "
+                        "range_condition or filter_expression refers to them)", owner,
+                        ", ".join(unused))
         mixed = pattern.return_type == "mixed_data"
         partial = bool(pattern.projection) or target.partial
         own = [p.name for p in pattern.parameters
                if p.type == "entity" and (p.entity_type or self.entity.name) == self.entity.name]
         others = [p for p in pattern.parameters if p.type == "entity" and p.name not in own]
         partial_params = frozenset(own) if pattern.operation == "PutItem" and others else frozenset()
-        return _Plan(pattern=pattern, target=target, range_params=range_params,
+        return _Plan(pattern=pattern, target=target, key=shape,
                      filter_params=frozenset(filter_params), partial=partial, mixed=mixed,
-                     unused=tuple(unused), partial_params=partial_params)
+                     unused=unused, partial_params=partial_params)
 
-    def _check_range(self, owner: str, pattern: AccessPattern, target: _Target,
+    def _check_range(self, owner: str, pattern: AccessPattern, slot: _KeySlot,
                      range_params: tuple[str, ...]) -> None:
-        wanted = 2 if pattern.range_condition == "between" else 1
-        if len(range_params) != wanted:
-            raise PatternNotRunnable(owner, f"range_condition {pattern.range_condition!r} needs "
-                                     f"{wanted} sort-key parameter(s), found {list(range_params)}")
-        if target.sort is None:
-            raise PatternNotRunnable(owner, "range_condition needs a sort key")
-        if target.sort.type == "N":
-            if target.sort.template.single_field is None:
-                raise PatternNotRunnable(owner, "a number sort key must be a bare {field}")
-            if pattern.range_condition == "begins_with":
+        if slot.type != "S":
+            kind = "number" if slot.type == "N" else "binary"
+            if slot.template.single_field is None:
+                raise PatternNotRunnable(owner, f"a {kind} sort key must be a bare {{field}}")
+            if pattern.range_condition == "begins_with" and slot.type == "N":
                 raise PatternNotRunnable(owner, "begins_with does not apply to a number sort key")
             return
-        if self._range_placeholder(target.sort.template, set(range_params)) is None:
-            raise PatternNotRunnable(owner, f"sort key template {target.sort.template.source!r} "
+        if self._range_placeholder(slot.template, set(range_params)) is None:
+            raise PatternNotRunnable(owner, f"sort key template {slot.template.source!r} "
                                      "has no placeholder left for the range parameter")
 
     @staticmethod
@@ -827,9 +857,14 @@ class Repository:
     # -- sort-key conditions -----------------------------------------------------------
     def _range_bound(self, owner: str, plan: _Plan, values: Mapping[str, Any], param: str,
                      upper: bool) -> AttributeValue:
-        sort = plan.target.sort
+        sort = plan.range_slot
         assert sort is not None
         raw = values[param]
+        if sort.type == "B":
+            if not isinstance(raw, bytes | bytearray):
+                raise ParameterError(owner, param, f"{sort.attribute} is binary; "
+                                     f"{type(raw).__name__} is not bytes")
+            return {"B": bytes(raw)}
         if sort.type == "N":
             try:
                 number = raw if isinstance(raw, Decimal) else Decimal(str(raw))
@@ -864,7 +899,7 @@ class Repository:
         return {"S": text}
 
     def _range_condition(self, owner: str, plan: _Plan, values: Mapping[str, Any]) -> Condition:
-        sort = plan.target.sort
+        sort = plan.range_slot
         assert sort is not None
         op = plan.pattern.range_condition
         path = Path.of(sort.attribute)
@@ -881,24 +916,63 @@ class Repository:
         bound = self._range_bound(owner, plan, values, param, upper=op in (">", "<="))
         return Compare(path, op, Value(bound))
 
-    def _sort_prefix(self, owner: str, plan: _Plan, values: Mapping[str, Any]) -> Condition | None:
+    def _sort_conditions(self, owner: str, plan: _Plan, values: Mapping[str, Any]) -> list[Condition]:
+        """The sort-key part of a Query's key condition: equalities on the sort-key
+        attributes from the left, then the range condition or a `begins_with` on the
+        first attribute only partly given; refuses, before any call, a value for an
+        attribute after one that is missing."""
+        sort = plan.target.sort
+        key = plan.key
+        assert key is not None
+        if key.range_attribute is not None:
+            conditions: list[Condition] = []
+            for slot in sort[:key.range_attribute]:
+                missing = [n for n in slot.template.fields if values.get(n) is None]
+                if missing:
+                    raise ParameterError(owner, missing[0], f"is needed for sort key attribute "
+                                         f"{slot.attribute}: the range condition applies to "
+                                         f"{sort[key.range_attribute].attribute} after it, and "
+                                         "DynamoDB compares sort-key attributes left to right")
+                conditions.append(self._equal(owner, slot, values))
+            return [*conditions, self._range_condition(owner, plan, values)]
+        # mixed_data reads every item of the partition, whatever its sort key.
+        return [] if plan.mixed else self._sort_equalities(owner, plan, values)
+
+    def _equal(self, owner: str, slot: _KeySlot, values: Mapping[str, Any]) -> Condition:
+        return Compare(Path.of(slot.attribute), "=", Value(self._key_value(owner, slot, values)))
+
+    def _sort_equalities(self, owner: str, plan: _Plan, values: Mapping[str, Any]) -> list[Condition]:
         # Without a range condition an entity on a shared table still reads only its
         # own items: its sort keys start with the template's literal prefix (longer
         # when parameters give leading placeholders; the full key when all are given).
         sort = plan.target.sort
-        if sort is None or sort.type != "S" or plan.mixed:
-            return None
-        template = sort.template
-        supplied = {n: values[n] for n in template.fields if values.get(n) is not None}
-        if set(template.fields) <= set(supplied):
-            return Compare(Path.of(sort.attribute), "=", Value(self._key_value(owner, sort, supplied)))
-        try:
-            prefix = template.prefix(supplied)
-        except KeyTemplateError as err:
-            raise ParameterError(owner, err.field, err.reason) from err
-        if not prefix:
-            return None
-        return Function("begins_with", Path.of(sort.attribute), Value({"S": prefix}))
+        conditions: list[Condition] = []
+        covered = {n for slot in plan.target.partition for n in slot.template.fields}
+        for position, slot in enumerate(sort):
+            template = slot.template
+            supplied = {n: values[n] for n in template.fields if values.get(n) is not None}
+            covered |= set(template.fields)
+            if set(template.fields) <= set(supplied):
+                conditions.append(self._equal(owner, slot, supplied))
+                continue
+            if slot.type == "S":
+                try:
+                    prefix = template.prefix(supplied)
+                except KeyTemplateError as err:
+                    raise ParameterError(owner, err.field, err.reason) from err
+                if prefix:
+                    conditions.append(Function("begins_with", Path.of(slot.attribute),
+                                               Value({"S": prefix})))
+            for later in sort[position + 1:]:
+                named = [n for n in later.template.fields
+                         if values.get(n) is not None and n not in covered]
+                if named:
+                    raise ParameterError(owner, named[0], f"gives sort key attribute "
+                                         f"{later.attribute}, but {slot.attribute} before it is "
+                                         "not given: DynamoDB compares sort-key attributes left "
+                                         "to right")
+            break
+        return conditions
 
     def _type_filter(self, plan: _Plan) -> Condition | None:
         if not plan.target.multi_entity or plan.mixed:
@@ -933,17 +1007,12 @@ class Repository:
 
     def _query(self, plan: _Plan, owner: str, values: dict[str, Any], opts: Options) -> Any:
         target = plan.target
-        assert target.partition is not None
         names = Names()
-        partition = self._key_value(owner, target.partition, values)
-        sort: Condition | None
-        if plan.pattern.range_condition is not None:
-            sort = self._range_condition(owner, plan, values)
-        else:
-            sort = self._sort_prefix(owner, plan, values)
+        partition = [(slot.attribute, self._key_value(owner, slot, values))
+                     for slot in target.partition]
+        sort = self._sort_conditions(owner, plan, values)
         request: dict[str, Any] = {"TableName": self._table_name()}
-        request["KeyConditionExpression"] = render(
-            key_condition(target.partition.attribute, partition, sort), names)
+        request["KeyConditionExpression"] = render(key_conditions(partition, sort), names)
         condition = all_of([self._user_filter(owner, plan, values), self._type_filter(plan)])
         if condition is not None:
             request["FilterExpression"] = render(condition, names)

@@ -174,15 +174,20 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class _KeyShape:
-    partition_key: str
-    partition_key_type: str
-    sort_key: str | None
-    sort_key_type: str | None
+    """A key as (attribute, type) pairs in key-schema order: the partition attributes
+    (HASH), then the sort attributes (RANGE); a GSI may have up to four of each."""
+
+    partition: tuple[tuple[str, str], ...]
+    sort: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def attributes(self) -> tuple[tuple[str, str], ...]:
+        return self.partition + self.sort
 
     def __str__(self) -> str:
-        text = f"{self.partition_key} ({self.partition_key_type})"
-        if self.sort_key:
-            text += f" / {self.sort_key} ({self.sort_key_type})"
+        text = " + ".join(f"{name} ({type_})" for name, type_ in self.partition)
+        if self.sort:
+            text += " / " + " + ".join(f"{name} ({type_})" for name, type_ in self.sort)
         return text
 
 
@@ -200,30 +205,29 @@ class _IndexShape:
 
 
 def _table_keys(table: Table) -> _KeyShape:
-    return _KeyShape(table.partition_key, table.partition_key_type, table.sort_key,
-                     table.sort_key_type if table.sort_key else None)
+    sort = ((table.sort_key, table.sort_key_type),) if table.sort_key else ()
+    return _KeyShape(((table.partition_key, table.partition_key_type),), sort)
 
 
 def _index_shape(table: Table, index: Index) -> _IndexShape:
     if index.kind == "LSI":
         # An LSI always shares the table's partition key; the contract leaves it empty.
-        pk, pk_type = table.partition_key, table.partition_key_type
+        partition: tuple[tuple[str, str], ...] = ((table.partition_key, table.partition_key_type),)
     else:
-        pk, pk_type = index.partition_key, index.partition_key_type
-    keys = _KeyShape(pk, pk_type, index.sort_key,
-                     index.sort_key_type if index.sort_key else None)
+        partition = tuple((a.name, a.type) for a in index.partition_attributes)
+    keys = _KeyShape(partition, tuple((a.name, a.type) for a in index.sort_attributes))
     included = tuple(sorted(index.included_attributes)) if index.projection == "INCLUDE" else ()
     return _IndexShape(keys, index.projection, included)
 
 
 def _live_keys(key_schema: Iterable[Mapping[str, Any]], types: Mapping[str, str]) -> _KeyShape:
-    pk, sk = "", None
+    # KeySchema lists HASH then RANGE elements, each group in key order.
+    partition: list[tuple[str, str]] = []
+    sort: list[tuple[str, str]] = []
     for element in key_schema:
-        if element["KeyType"] == "HASH":
-            pk = element["AttributeName"]
-        else:
-            sk = element["AttributeName"]
-    return _KeyShape(pk, types.get(pk, "?"), sk, types.get(sk, "?") if sk else None)
+        name = element["AttributeName"]
+        (partition if element["KeyType"] == "HASH" else sort).append((name, types.get(name, "?")))
+    return _KeyShape(tuple(partition), tuple(sort))
 
 
 def _live_index_shape(raw: Mapping[str, Any], types: Mapping[str, str]) -> _IndexShape:
@@ -314,10 +318,8 @@ def _parse_live(desc: Mapping[str, Any]) -> _LiveTable:
 
 
 def _key_schema(keys: _KeyShape) -> list[dict[str, str]]:
-    schema = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
-    if keys.sort_key:
-        schema.append({"AttributeName": keys.sort_key, "KeyType": "RANGE"})
-    return schema
+    return ([{"AttributeName": name, "KeyType": "HASH"} for name, _ in keys.partition]
+            + [{"AttributeName": name, "KeyType": "RANGE"} for name, _ in keys.sort])
 
 
 def _attribute_definitions(types: Mapping[str, str]) -> list[dict[str, str]]:
@@ -378,9 +380,7 @@ def _key_attribute_types(table: Table) -> tuple[dict[str, str], list[str]]:
     users: dict[str, str] = {}
     conflicts: list[str] = []
 
-    def add(name: str | None, type_: str | None, user: str) -> None:
-        if not name or not type_:
-            return
+    def add(name: str, type_: str, user: str) -> None:
         if name in types and types[name] != type_:
             conflicts.append(f"key attribute {name} is {types[name]} for {users[name]} but "
                              f"{type_} for {user}; DynamoDB allows one type per attribute "
@@ -389,13 +389,11 @@ def _key_attribute_types(table: Table) -> tuple[dict[str, str], list[str]]:
         types.setdefault(name, type_)
         users.setdefault(name, user)
 
-    keys = _table_keys(table)
-    add(keys.partition_key, keys.partition_key_type, "the table key")
-    add(keys.sort_key, keys.sort_key_type, "the table key")
+    for name, type_ in _table_keys(table).attributes:
+        add(name, type_, "the table key")
     for index in table.indexes:
-        shape = _index_shape(table, index)
-        add(shape.keys.partition_key, shape.keys.partition_key_type, f"index {index.name}")
-        add(shape.keys.sort_key, shape.keys.sort_key_type, f"index {index.name}")
+        for name, type_ in _index_shape(table, index).keys.attributes:
+            add(name, type_, f"index {index.name}")
     return types, conflicts
 
 
@@ -582,7 +580,7 @@ class _TablePlanner:
         for index, description in additions:
             types, _ = _key_attribute_types(table)
             keys = _index_shape(table, index).keys
-            needed = {n: types[n] for n in (keys.partition_key, keys.sort_key) if n}
+            needed = {name: types[name] for name, _ in keys.attributes}
             self.change(ChangeKind.ADD_GSI, description, "UpdateTable",
                         {"TableName": self.physical,
                          "AttributeDefinitions": _attribute_definitions(needed),
@@ -596,15 +594,11 @@ class _TablePlanner:
         key_shapes = [live.keys, *(shape.keys for shape in live.lsis.values()),
                       *(live.gsis[ix.name].shape.keys for ix in kept)]
         for shape in key_shapes:
-            for name, type_ in ((shape.partition_key, shape.partition_key_type),
-                                (shape.sort_key, shape.sort_key_type)):
-                if name and type_:
-                    staying[name] = type_
+            for name, type_ in shape.attributes:
+                staying[name] = type_
         for index in added:
-            keys = _index_shape(self.table, index).keys
-            for name, type_ in ((keys.partition_key, keys.partition_key_type),
-                                (keys.sort_key, keys.sort_key_type)):
-                if name and name in staying and staying[name] != type_:
+            for name, type_ in _index_shape(self.table, index).keys.attributes:
+                if name in staying and staying[name] != type_:
                     self.refuse(f"GSI {index.name} needs attribute {name} as {type_} but the "
                                 f"table already defines it as {staying[name]}; DynamoDB allows "
                                 "one type per attribute name, so use another attribute name")

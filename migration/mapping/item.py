@@ -45,11 +45,13 @@ def item_size(item: Mapping[str, AttributeValue]) -> int:
 
 
 class _KeySlot:
+    """One key attribute of an item: its template, DynamoDB type and byte limit."""
+
     __slots__ = ("attribute", "template", "type", "required", "limit", "index", "needed",
-                 "single", "static")
+                 "single", "static", "is_field")
 
     def __init__(self, attribute: str, template: KeyTemplate, type_: str, required: bool,
-                 limit: int, index: str | None):
+                 limit: int, index: str | None, is_field: bool = False):
         self.attribute = attribute
         self.template = template
         self.type = type_
@@ -68,9 +70,12 @@ class _KeySlot:
         self.single = first.name if isinstance(first, Placeholder) and \
             first.default is None else None
         static = template.format({}) if template.is_static else None
-        if static is not None and (len(static.encode("utf-8")) > limit or type_ == "N"):
+        if static is not None and (len(static.encode("utf-8")) > limit or type_ != "S"):
             static = None
         self.static = static
+        # The attribute is also one of the entity's fields (`{status}` keyed as status):
+        # its value belongs in the item even when the index leaves the item out.
+        self.is_field = is_field
 
 
 class ItemMapper:
@@ -91,20 +96,24 @@ class ItemMapper:
             slots.append(_KeySlot(table.sort_key, entity.sk, types[table.sort_key], True,
                                   MAX_SORT_KEY_BYTES, None))
         self._primary = tuple(slots)
+        field_names = {f.name for f in entity.fields}
         index_slots: list[tuple[str, tuple[_KeySlot, ...]]] = []
         for keys in entity.index_keys:
             index = table.index(keys.index)
             assert index is not None
-            group = []
-            if index.kind == "GSI" and keys.pk is not None:
-                group.append(_KeySlot(index.partition_key, keys.pk, types[index.partition_key],
-                                      False, MAX_PARTITION_KEY_BYTES, index.name))
-            if index.sort_key and keys.sk is not None:
-                group.append(_KeySlot(index.sort_key, keys.sk, types[index.sort_key], False,
-                                      MAX_SORT_KEY_BYTES, index.name))
+            # One slot per key attribute: a multi-attribute key has up to four of each.
+            group = [_KeySlot(attribute.name, template, types[attribute.name], False, limit,
+                              index.name, attribute.name in field_names)
+                     for attributes, templates, limit in (
+                         (index.partition_attributes, keys.pk, MAX_PARTITION_KEY_BYTES),
+                         (index.sort_attributes, keys.sk, MAX_SORT_KEY_BYTES))
+                     for attribute, template in zip(attributes, templates, strict=True)]
             index_slots.append((index.name, tuple(group)))
         self._indexes = tuple(index_slots)
-        key_attributes = set(types)
+        # Only the attributes this entity writes as keys are left out of its plain
+        # fields; another entity's index attribute is an ordinary field here.
+        key_attributes = {s.attribute for s in slots} | \
+            {s.attribute for _, group in index_slots for s in group}
         self._fields: tuple[tuple[str, str, Converter], ...] = tuple(
             (f.name, f.source_name, converter_for(f.type))
             for f in entity.fields if f.name not in key_attributes
@@ -137,6 +146,8 @@ class ItemMapper:
         if slot.static is not None:
             return {"S": slot.static}
         value = record.get(slot.single) if slot.single is not None else None
+        if slot.type == "B":
+            return self._binary_key(slot, value, record)
         kind = type(value)
         if kind is str and value:
             text = value
@@ -161,6 +172,21 @@ class ItemMapper:
                                 f"{slot.attribute}: {text!r} is not a number") from err
         return {"S": text}
 
+    def _binary_key(self, slot: _KeySlot, value: Any, record: Mapping[str, Any]) -> AttributeValue:
+        # A binary key attribute is its field's bytes, never text made from a template.
+        if not isinstance(value, bytes | bytearray | memoryview):
+            got = "NULL" if value is None else f"a {type(value).__name__}"
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"{slot.attribute} is a binary key; {slot.template.source!r} gave {got}")
+        data = bytes(value)
+        if not data:
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"{slot.attribute}: value is empty")
+        if len(data) > slot.limit:
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"{slot.attribute} is {len(data)} bytes; DynamoDB allows {slot.limit}")
+        return {"B": data}
+
     def key(self, record: Mapping[str, Any]) -> Item:
         """The item's primary key (partition key, and sort key when the table has one)."""
         return {slot.attribute: self._key_value(slot, record) for slot in self._primary}
@@ -182,7 +208,10 @@ class ItemMapper:
                 else:
                     values.append((slot.attribute, key_value(slot, record)))
                     continue
-                values = []  # sparse index: the item is simply not in it
+                # Sparse index: an item missing any key attribute is simply not in it;
+                # attributes that are fields keep their values all the same.
+                values = [(s.attribute, key_value(s, record)) for s in group
+                          if s.is_field and all(get(n) is not None for n in s.needed)]
                 break
             for attribute, attribute_value in values:
                 item[attribute] = attribute_value

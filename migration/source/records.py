@@ -80,7 +80,7 @@ class RecordReader:
             if field.source_name not in derived:
                 needed[field.source_name] = None
         for template in [entity.pk, entity.sk] + [t for k in entity.index_keys
-                                                  for t in (k.pk, k.sk)]:
+                                                  for t in k.templates]:
             if template is not None:
                 for name in template.fields:
                     if name not in derived:

@@ -1,5 +1,6 @@
 """The user-registration example schema against DynamoDB Local: its cross-table
-patterns run by name, atomically, with a taken email refused cleanly."""
+patterns run by name, atomically, with a taken email refused cleanly, and pieces that
+do not belong together refused before they can orphan an item."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from migration.contract.load import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
-from migration.dynamodb.cross_table import CrossTableService
+from migration.dynamodb.cross_table import CrossTableService, MismatchedEntities
 from migration.dynamodb.repository import ParameterError, Repositories, UnknownPattern
 from migration.dynamodb.schema import apply
 from migration.dynamodb.transactions import TransactionConditionFailed, TransactionItemExists
@@ -112,3 +113,59 @@ def test_bad_input_is_refused_before_any_call(service: CrossTableService, module
     with pytest.raises(ParameterError, match="user_id"):
         service.run("get_user_and_email", user_id=7, email="x@example.com")
     assert sum(module_ddb.calls.values()) == before
+
+
+@pytest.mark.parametrize(("lookup", "attribute"), [
+    ({"email": "hal2@example.com", "user_id": "u9"}, "email"),
+    ({"email": "hal@example.com", "user_id": "u10"}, "user_id"),
+])
+def test_register_refuses_a_lookup_that_is_not_the_users(
+        service: CrossTableService, repos: Repositories, module_ddb: DynamoDB,
+        lookup: dict[str, str], attribute: str) -> None:
+    before = sum(module_ddb.calls.values())
+    with pytest.raises(MismatchedEntities) as caught:
+        service.run("register_user", user=user("u9", "hal@example.com"), email_lookup=lookup)
+    err = caught.value
+    assert err.attribute == attribute and err.pattern == "register_user"
+    assert err.values == {"user": user("u9", "hal@example.com")[attribute],
+                          "email_lookup": lookup[attribute]}
+    assert f"must agree on {attribute!r}" in str(err)
+    assert sum(module_ddb.calls.values()) == before
+    assert repos["User"].get({"user_id": "u9"}) is None
+    assert repos["EmailLookup"].get({"email": lookup["email"]}) is None
+
+
+def test_delete_refuses_another_users_lookup_and_removes_neither(
+        service: CrossTableService, repos: Repositories) -> None:
+    register(service, "u11", "ida@example.com")
+    register(service, "u12", "jo@example.com")
+    # u11 paired with u12's email: deleting both would leave ida@'s lookup pointing at
+    # no user and u12 without a lookup. The lookup's user_id condition cancels it all.
+    with pytest.raises(TransactionConditionFailed) as caught:
+        service.run("delete_user_with_email", user_id="u11", email="jo@example.com")
+    assert (caught.value.action.op, caught.value.action.entity) in {
+        ("Delete", "EmailLookup"), ("Delete", "User")}
+    assert [r.code for r in caught.value.reasons] == ["ConditionalCheckFailed",
+                                                      "ConditionalCheckFailed"]
+    assert repos["User"].get({"user_id": "u11"}) is not None
+    assert repos["User"].get({"user_id": "u12"}) is not None
+    assert repos["EmailLookup"].get({"email": "jo@example.com"}).user_id == "u12"
+    assert repos["EmailLookup"].get({"email": "ida@example.com"}).user_id == "u11"
+    # The right pair still deletes both.
+    assert service.run("delete_user_with_email", user_id="u12", email="jo@example.com") is True
+    assert service.run("get_user_and_email", user_id="u12", email="jo@example.com") == {
+        "User": None, "EmailLookup": None}
+
+
+def test_delete_checks_the_lookups_user_id(service: CrossTableService,
+                                           repos: Repositories) -> None:
+    # The User's own fields match, but the lookup of that email belongs to someone else:
+    # only the condition on the lookup's user_id stops the delete.
+    repos["User"].put(user("u13", "kay@example.com"))
+    repos["EmailLookup"].put({"email": "kay@example.com", "user_id": "u14"})
+    with pytest.raises(TransactionConditionFailed) as caught:
+        service.run("delete_user_with_email", user_id="u13", email="kay@example.com")
+    assert (caught.value.action.index, caught.value.action.entity) == (1, "EmailLookup")
+    assert [r.code for r in caught.value.reasons] == ["None", "ConditionalCheckFailed"]
+    assert repos["User"].get({"user_id": "u13"}) is not None
+    assert repos["EmailLookup"].get({"email": "kay@example.com"}).user_id == "u14"

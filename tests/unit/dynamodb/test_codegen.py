@@ -22,8 +22,9 @@ from migration.dynamodb.models import build_model
 from migration.settings import SHOP_CONTRACT
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
-SCHEMAS = sorted((FIXTURES / "mcp-schemas").glob("*.json")) + [FIXTURES / "runtime" / "library.yaml",
-                                                               SHOP_CONTRACT]
+SCHEMAS = sorted((FIXTURES / "mcp-schemas").glob("*.json")) + [
+    FIXTURES / "mcp-schemas-extra" / "package_delivery_schema.json",
+    FIXTURES / "runtime" / "library.yaml", SHOP_CONTRACT]
 
 
 @pytest.fixture
@@ -112,3 +113,14 @@ def test_a_changed_contract_is_refused_by_generated_code(importable: Path) -> No
     shop = copy.deepcopy(read_document(SHOP_CONTRACT))
     shop["tables"][0]["entities"]["User"]["source"]["table"] = "people"
     assert contract_fingerprint(parse_contract(shop)) == contract_fingerprint(load_contract(SHOP_CONTRACT))
+
+
+def test_a_key_attribute_added_to_an_index_changes_the_fingerprint() -> None:
+    schema = FIXTURES / "mcp-schemas-extra" / "package_delivery_schema.json"
+    document = copy.deepcopy(read_document(schema))
+    table = document["tables"][0]
+    table["gsi_list"][2]["partition_key"] = ["courier_id", "status"]
+    table["entities"]["Parcel"]["gsi_mappings"][2]["pk_template"] = ["{courier_id}", "{status}"]
+    table["entities"]["Parcel"]["access_patterns"][11]["parameters"].append(
+        {"name": "status", "type": "string"})
+    assert contract_fingerprint(parse_contract(document)) != contract_fingerprint(load_contract(schema))
