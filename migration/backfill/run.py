@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from migration.backfill.checkpoints import Checkpoint, CheckpointStore
 from migration.backfill.progress import Progress
+from migration.backfill.segments import SegmentPlan, make_plan
 from migration.contract.model import Contract, Entity
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
 from migration.errors import ItemError, MigrateError, Terminal, Transient
@@ -109,6 +110,7 @@ class EntitySummary:
     chunks: int = 0
     resumed_from: Key | None = None
     already_done: bool = False
+    replanned: bool = False  # its checkpoint was made under a replaced plan: started over
 
     @property
     def items_per_second(self) -> float:
@@ -134,7 +136,8 @@ class BackfillSummary:
         lines = [f"{'entity':<10} {'rows read':>10} {'items':>10} {'skipped':>8} "
                  f"{'dead':>6} {'elapsed':>8} {'items/s':>9}"]
         for e in self.entities:
-            note = "  (already done; --restart to redo)" if e.already_done else ""
+            note = "  (already done; --restart to redo)" if e.already_done else (
+                "  (segment plan replaced by a --restart: started over)" if e.replanned else "")
             items = e.items_written if not self.dry_run else e.bytes
             lines.append(f"{e.entity:<10} {e.rows_read:>10} {items:>10} {e.skipped:>8} "
                          f"{e.dead_lettered:>6} {e.elapsed:>7.1f}s {e.items_per_second:>9.0f}"
@@ -294,24 +297,12 @@ class _EntityRun:
         self.collisions: KeyRegistry | None = None
         self.rng = random.Random()
 
-    def segment_filter(self, engine: Engine) -> None:
-        segment = self.driver.options.segment
-        if segment.count == 1:
+    def apply_plan(self, plan: SegmentPlan | None) -> None:
+        """Read only this process's segment of the plan (every row without one)."""
+        if plan is None:
             return
-        column = self.reader.source.primary_key[0]
-        with engine.connect() as conn:
-            low, high = conn.execute(sa.text(
-                f"SELECT MIN({quote_name(column)}), MAX({quote_name(column)}) "
-                f"FROM {quote_name(self.reader.source.table)}")).one()
-        if isinstance(low, int) and isinstance(high, int):
-            span = high - low + 1
-            start = low + span * segment.index // segment.count
-            stop = low + span * (segment.index + 1) // segment.count
-            self.where = f"{quote_name(column)} >= :seg_lo AND {quote_name(column)} < :seg_hi"
-            self.where_params = {"seg_lo": start, "seg_hi": stop}
-        else:
-            self.where = f"MOD(CRC32({quote_name(column)}), :seg_n) = :seg_i"
-            self.where_params = {"seg_n": segment.count, "seg_i": segment.index}
+        self.where, self.where_params = plan.where(self.driver.options.segment.index)
+        self.checkpoint.plan = plan.generation
 
     def plan(self, engine: Engine, after: Key | None) -> Iterator[_Chunk]:
         """Chunk boundaries from an index-only keyset scan (never OFFSET)."""
@@ -527,23 +518,27 @@ class Backfill:
     def _run_entity(self, entity: Entity, catalog: Catalog,
                     progress: Progress | None) -> EntitySummary:
         run = _EntityRun(self, entity)
-        run.segment_filter(self.engine)
         segment = str(self.options.segment)
         after: Key | None = None
-        if not self.options.dry_run:
-            if self.options.restart:
-                self.checkpoints.reset(entity.name, segment)
-            saved = self.checkpoints.load(entity.name, segment)
-            if saved is not None and saved.done:
-                run.summary.already_done = True
-                return run.summary
-            if saved is not None:
-                after = saved.last_key
-                run.summary.resumed_from = after
-                run.checkpoint = saved
-                run.summary.rows_read = saved.rows_read
-                run.summary.items_written = saved.items_written
-                run.summary.dead_lettered = saved.dead_letters
+        saved = None if self.options.dry_run else self.checkpoints.load(entity.name, segment)
+        plan = self._segment_plan(run, saved)
+        run.apply_plan(plan)
+        if saved is not None and (self.options.restart or saved.plan != run.checkpoint.plan):
+            if not self.options.restart:
+                run.summary.replanned = True  # made under a plan a --restart replaced
+            self.checkpoints.reset(entity.name, segment)
+            saved = None
+        if saved is not None and saved.done:
+            run.summary.already_done = True
+            return run.summary
+        if saved is not None:
+            after = saved.last_key
+            run.summary.resumed_from = after
+            saved.plan = run.checkpoint.plan
+            run.checkpoint = saved
+            run.summary.rows_read = saved.rows_read
+            run.summary.items_written = saved.items_written
+            run.summary.dead_lettered = saved.dead_letters
         if not key_is_injective(entity, catalog):
             run.collisions = KeyRegistry()
         if progress is not None:
@@ -564,6 +559,29 @@ class Backfill:
         if progress is not None:
             progress.finish(entity.name)
         return run.summary
+
+    def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None) -> SegmentPlan | None:
+        """The plan of this entity's segments: the stored one, else a new one stored for
+        every process of the run (first come, first served). `--restart` replaces a plan
+        this segment already ran under; a plan made since (by another restarted process
+        of the same run) is followed. A dry run stores nothing."""
+        count = self.options.segment.count
+        if count == 1:
+            return None
+        name = run.entity.name
+        stored = self.checkpoints.load_plan(name, count, create_table=not self.options.dry_run)
+        if stored is not None and not (self.options.restart and saved is not None
+                                       and saved.plan == stored.generation):
+            return stored
+        with self.engine.connect() as conn:
+            fresh = make_plan(conn, name, run.reader.source.table,
+                              run.reader.source.primary_key[0], count)
+            conn.rollback()
+        if self.options.dry_run:
+            return stored or fresh
+        if stored is None:
+            return self.checkpoints.create_plan(fresh)
+        return self.checkpoints.replace_plan(stored, fresh)
 
     def _count(self, run: _EntityRun, after: Key | None) -> int:
         with self.engine.connect() as conn:
