@@ -157,7 +157,12 @@ class BackfillSummary:
 
 
 class RateLimiter:
-    """A token bucket shared by all workers: at most `rate` items per second."""
+    """A token bucket shared by all workers: at most `rate` items per second.
+
+    A chunk takes its tokens before its MySQL transaction begins (a wait must not
+    hold the chunk's share locks, or dual-writes on those rows would time out),
+    for the items it is expected to make, and settles the difference after it
+    committed (`settle`)."""
 
     def __init__(self, rate: float | None, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -169,7 +174,7 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def acquire(self, count: int) -> None:
-        if not self.rate:
+        if not self.rate or count <= 0:
             return
         while True:
             with self.lock:
@@ -181,6 +186,17 @@ class RateLimiter:
                     return
                 wait_for = (count - self.tokens) / self.rate
             self.sleep(min(wait_for, 1.0))
+
+    def settle(self, taken: int, used: int) -> None:
+        """After a chunk that took `taken` tokens ahead and wrote `used` items: wait for
+        the tokens it lacked, or give back the ones it did not need."""
+        if not self.rate or used == taken:
+            return
+        if used > taken:
+            self.acquire(used - taken)
+            return
+        with self.lock:
+            self.tokens = min(float(self.rate), self.tokens + (taken - used))
 
 
 class DeadLetters:
@@ -332,18 +348,30 @@ class _EntityRun:
         return window
 
     def run_chunk(self, chunk: _Chunk) -> None:
+        rate, dry = self.driver.rate, self.driver.options.dry_run
+        # `--rate` waits here, before the chunk's transaction begins: no lock is held.
+        taken = self._expected_items(chunk.rows) if rate.rate and not dry else 0
+        rate.acquire(taken)
         attempts = 0
         while True:
             attempts += 1
             try:
-                self._run_chunk(chunk)
-                return
+                written = self._run_chunk(chunk)
+                break
             except Exception as err:
                 if not is_retryable(err) or attempts >= 20:
                     raise
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempts)))
+        rate.settle(taken, written)
 
-    def _run_chunk(self, chunk: _Chunk) -> None:
+    def _expected_items(self, rows: int) -> int:
+        """Items a chunk of `rows` rows should make, from the chunks done so far."""
+        with self.lock:
+            done, items = self.summary.rows_read, self.summary.items_written
+        return -(-rows * items // done) if done and items else rows
+
+    def _run_chunk(self, chunk: _Chunk) -> int:
+        """Read, map and write one chunk under its locks; returns the items written."""
         driver = self.driver
         dry = driver.options.dry_run
         with driver.engine.connect() as conn:
@@ -376,6 +404,7 @@ class _EntityRun:
             driver.dead_letters.add(self.entity.name, source_key, reason)
         self._done(chunk, len(records), written, len(dead), sizes,
                    self.reader.key_of(records[-1]) if records else chunk.until)
+        return written
 
     def _map(self, records: list[dict[str, Any]]) -> tuple[list[Item], list[tuple[dict[str, Any],
                                                                                     str]]]:
@@ -479,9 +508,9 @@ class Backfill:
 
     def write_bodies(self, bodies: Sequence[tuple[int, bytes]]) -> None:
         """Send pre-encoded BatchWriteItem bodies (item count, body) in order; unprocessed
-        items are retried with exponential backoff and full jitter."""
-        for count, body in bodies:
-            self.rate.acquire(count)
+        items are retried with exponential backoff and full jitter. (`--rate` is applied
+        per chunk, before its transaction: see `RateLimiter`.)"""
+        for _count, body in bodies:
             attempt = 0
             while True:
                 response = self.ddb.call_json("BatchWriteItem", body)
