@@ -103,8 +103,9 @@ class EntitySummary:
     items_written: int = 0
     skipped: int = 0
     dead_lettered: int = 0
-    bytes: int = 0
-    write_units: int = 0
+    would_write: int = 0  # a dry run: the items a real run would write
+    bytes: int = 0  # a dry run: their size, as DynamoDB counts it
+    write_units: int = 0  # a dry run: the write request units they would take (GSIs included)
     largest_item: int = 0
     elapsed: float = 0.0
     chunks: int = 0
@@ -133,27 +134,62 @@ class BackfillSummary:
         return 1 if self.dead_lettered else 0
 
     def text(self) -> str:
+        if self.dry_run:
+            return self._dry_run_text()
         lines = [f"{'entity':<10} {'rows read':>10} {'items':>10} {'skipped':>8} "
                  f"{'dead':>6} {'elapsed':>8} {'items/s':>9}"]
         for e in self.entities:
-            note = "  (already done; --restart to redo)" if e.already_done else (
-                "  (segment plan replaced by a --restart: started over)" if e.replanned else "")
-            items = e.items_written if not self.dry_run else e.bytes
-            lines.append(f"{e.entity:<10} {e.rows_read:>10} {items:>10} {e.skipped:>8} "
+            lines.append(f"{e.entity:<10} {e.rows_read:>10} {e.items_written:>10} {e.skipped:>8} "
                          f"{e.dead_lettered:>6} {e.elapsed:>7.1f}s {e.items_per_second:>9.0f}"
-                         f"{note}")
+                         f"{self._note(e)}")
         total_items = sum(e.items_written for e in self.entities)
         lines.append(f"{'total':<10} {sum(e.rows_read for e in self.entities):>10} "
                      f"{total_items:>10} {sum(e.skipped for e in self.entities):>8} "
                      f"{self.dead_lettered:>6} {self.elapsed:>7.1f}s "
                      f"{total_items / self.elapsed if self.elapsed else 0:>9.0f}")
-        if self.dry_run:
-            lines[0] = lines[0].replace("     items", "     bytes")
-            lines.append("dry run: nothing was written")
-        if self.dead_lettered:
-            lines.append(f"{self.dead_lettered} row(s) could not become items: see "
-                         f"{self.dead_letter_file}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._dead_letter_lines())
+
+    def _dry_run_text(self) -> str:
+        def row(name: str, rows: int, items: int, size: int, units: int, dead: int,
+                elapsed: float, note: str = "") -> str:
+            rate = items / elapsed if elapsed else 0.0
+            return (f"{name:<10} {rows:>10} {items:>10} {size:>12} {units:>12} {dead:>6} "
+                    f"{elapsed:>7.1f}s {rate:>9.0f}{note}")
+
+        lines = [f"{'entity':<10} {'rows read':>10} {'items':>10} {'bytes':>12} "
+                 f"{'write units':>12} {'dead':>6} {'elapsed':>8} {'items/s':>9}"]
+        lines += [row(e.entity, e.rows_read, e.would_write, e.bytes, e.write_units,
+                      e.dead_lettered, e.elapsed, self._note(e)) for e in self.entities]
+        lines.append(row("total", sum(e.rows_read for e in self.entities),
+                         sum(e.would_write for e in self.entities),
+                         sum(e.bytes for e in self.entities),
+                         sum(e.write_units for e in self.entities), self.dead_lettered,
+                         self.elapsed))
+        lines.append("dry run: nothing was written; items, bytes and write units are what a "
+                     "real run would write (each GSI copy included, as in `migrate estimate`)")
+        return "\n".join(lines + self._dead_letter_lines())
+
+    @staticmethod
+    def _note(e: EntitySummary) -> str:
+        if e.already_done:
+            return "  (already done; --restart to redo)"
+        if e.replanned:
+            return "  (segment plan replaced by a --restart: started over)"
+        return ""
+
+    def _dead_letter_lines(self) -> list[str]:
+        if not self.dead_lettered:
+            return []
+        return [f"{self.dead_lettered} row(s) could not become items: see "
+                f"{self.dead_letter_file}"]
+
+
+def write_units(item: Item, size: int, indexes: Sequence[tuple[str, str | None]]) -> int:
+    """Write request units a put of `item` (of `size` bytes) takes: ceil(size / 1 KB) in
+    its table and again in every GSI it has keys for (projection ALL: the whole item is
+    written there too)."""
+    copies = 1 + sum(1 for pk, sk in indexes if pk in item and (sk is None or sk in item))
+    return -(-size // 1024) * copies
 
 
 class RateLimiter:
@@ -312,6 +348,8 @@ class _EntityRun:
         self.lock = threading.Lock()
         self.collisions: KeyRegistry | None = None
         self.rng = random.Random()
+        self.indexes = [(ix.partition_key, ix.sort_key)
+                        for ix in driver.contract.table_of(entity).gsis]
 
     def apply_plan(self, plan: SegmentPlan | None) -> None:
         """Read only this process's segment of the plan (every row without one)."""
@@ -382,6 +420,8 @@ class _EntityRun:
                     where=self.where, where_params=self.where_params)
                 items, dead = self._map(records)
                 sizes = [item_size(i) for i in items] if dry else []
+                units = [write_units(i, size, self.indexes)
+                         for i, size in zip(items, sizes, strict=True)] if dry else []
                 written = 0 if dry else len(items)
                 if not dry and items:
                     version = driver.outbox.record("backfill", f"backfill {self.entity.name}",
@@ -402,7 +442,7 @@ class _EntityRun:
                 raise
         for source_key, reason in dead:
             driver.dead_letters.add(self.entity.name, source_key, reason)
-        self._done(chunk, len(records), written, len(dead), sizes,
+        self._done(chunk, len(records), written, len(dead), sizes, units,
                    self.reader.key_of(records[-1]) if records else chunk.until)
         return written
 
@@ -441,7 +481,7 @@ class _EntityRun:
         return items, dead
 
     def _done(self, chunk: _Chunk, rows: int, items: int, dead: int, sizes: list[int],
-              last_key: Key) -> None:
+              units: list[int], last_key: Key) -> None:
         driver = self.driver
         with self.lock:
             summary = self.summary
@@ -450,9 +490,10 @@ class _EntityRun:
             summary.dead_lettered += dead
             summary.chunks += 1
             if sizes:
+                summary.would_write += len(sizes)
                 summary.bytes += sum(sizes)
                 summary.largest_item = max(summary.largest_item, max(sizes))
-                summary.write_units += sum(-(-s // 1024) for s in sizes)
+                summary.write_units += sum(units)
             if driver.options.dry_run:
                 summary.skipped += rows - dead
             self.completed[chunk.number] = _Chunk(chunk.number, chunk.after, last_key, rows)
@@ -668,20 +709,17 @@ def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
     rows: list[dict[str, Any]] = []
     for entity in driver.entities():
         reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
-        table = contract.table_of(entity)
-        index_keys = [(ix, ix.partition_key, ix.sort_key) for ix in table.gsis]
+        indexes = [(ix.partition_key, ix.sort_key) for ix in contract.table_of(entity).gsis]
         units = items = size = 0
         with engine.connect() as conn:
             for chunk in reader.stream(conn, chunk_size=batch_size):
                 for record in chunk:
                     try:
                         for item in mapper.items(record):
-                            item_units = -(-item_size(item) // 1024)
-                            copies = 1 + sum(1 for ix, pk, sk in index_keys if pk in item
-                                             and (sk is None or sk in item))
-                            units += item_units * copies
+                            item_bytes = item_size(item)
+                            units += write_units(item, item_bytes, indexes)
                             items += 1
-                            size += item_size(item)
+                            size += item_bytes
                     except ItemError:
                         continue
         rows.append({"entity": entity.name, "items": items, "bytes": size,

@@ -122,11 +122,30 @@ def test_dry_run_writes_nothing_and_counts_sizes(seeded: tuple[Engine, DynamoDB]
     engine, ddb = seeded
     summary = backfill(CONTRACT, engine, ddb, BackfillOptions(dry_run=True))
     assert actual_items(CONTRACT, ddb) == {}
-    assert all(e.bytes > 0 and e.items_written == 0 for e in summary.entities)
-    assert all(e.write_units >= e.rows_read for e in summary.entities)
+    by_entity = {e.entity: e for e in summary.entities}
+    assert all(e.items_written == 0 and e.bytes > 0 for e in summary.entities)
+    assert by_entity["User"].would_write == 2 * by_entity["User"].rows_read  # + username guards
+    # The same items, bytes and write units (each GSI copy included) as `migrate estimate`.
     rows = estimate(CONTRACT, engine, ddb)
+    assert {r["entity"]: (r["items"], r["bytes"], r["write_units"]) for r in rows} == \
+        {e.entity: (e.would_write, e.bytes, e.write_units) for e in summary.entities}
     products = next(r for r in rows if r["entity"] == "Product")
     assert products["write_units"] >= 3 * products["items"], "two GSIs: three copies each"
+    # What it printed, per entity and in total, under the right headings.
+    header, *lines = summary.text().splitlines()
+    assert header.split() == ["entity", "rows", "read", "items", "bytes", "write", "units",
+                              "dead", "elapsed", "items/s"]
+    printed = {line.split()[0]: [int(v) for v in line.split()[1:5]] for line in lines[:-1]}
+    for e in summary.entities:
+        assert printed[e.entity] == [e.rows_read, e.would_write, e.bytes, e.write_units]
+    assert printed["total"] == [sum(e.rows_read for e in summary.entities),
+                                sum(r["items"] for r in rows), sum(r["bytes"] for r in rows),
+                                sum(r["write_units"] for r in rows)]
+    assert lines[-1].startswith("dry run: nothing was written")
+    # A real run then writes exactly the items the dry run counted.
+    real = backfill(CONTRACT, engine, ddb, BackfillOptions())
+    assert {e.entity: e.items_written for e in real.entities} == \
+        {e.entity: e.would_write for e in summary.entities}
 
 
 def test_rows_that_cannot_become_items_are_dead_lettered(seeded: tuple[Engine, DynamoDB],
