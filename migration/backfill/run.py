@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -110,12 +111,16 @@ class EntitySummary:
     elapsed: float = 0.0
     chunks: int = 0
     resumed_from: Key | None = None
+    resumed_items: int = 0  # of `items_written`, those an earlier run wrote
     already_done: bool = False
     replanned: bool = False  # its checkpoint was made under a replaced plan: started over
 
     @property
     def items_per_second(self) -> float:
-        return self.items_written / self.elapsed if self.elapsed else 0.0
+        """This run's speed: the items it wrote (not the ones restored from a checkpoint)
+        over its own time."""
+        done = self.items_written - self.resumed_items
+        return done / self.elapsed if self.elapsed else 0.0
 
 
 @dataclass
@@ -123,7 +128,9 @@ class BackfillSummary:
     entities: list[EntitySummary]
     elapsed: float
     dry_run: bool
-    dead_letter_file: Path | None
+    dead_letter_file: Path | None  # this run's, when it dead-lettered rows
+    # Where earlier runs resumed here put theirs ("host:path" when on another host).
+    earlier_dead_letter_files: list[str] = field(default_factory=list)
 
     @property
     def dead_lettered(self) -> int:
@@ -143,10 +150,11 @@ class BackfillSummary:
                          f"{e.dead_lettered:>6} {e.elapsed:>7.1f}s {e.items_per_second:>9.0f}"
                          f"{self._note(e)}")
         total_items = sum(e.items_written for e in self.entities)
+        done_now = total_items - sum(e.resumed_items for e in self.entities)
         lines.append(f"{'total':<10} {sum(e.rows_read for e in self.entities):>10} "
                      f"{total_items:>10} {sum(e.skipped for e in self.entities):>8} "
                      f"{self.dead_lettered:>6} {self.elapsed:>7.1f}s "
-                     f"{total_items / self.elapsed if self.elapsed else 0:>9.0f}")
+                     f"{done_now / self.elapsed if self.elapsed else 0:>9.0f}")
         return "\n".join(lines + self._dead_letter_lines())
 
     def _dry_run_text(self) -> str:
@@ -175,13 +183,18 @@ class BackfillSummary:
             return "  (already done; --restart to redo)"
         if e.replanned:
             return "  (segment plan replaced by a --restart: started over)"
+        if e.resumed_from is not None:
+            return f"  (resumed: {e.resumed_items} items written before; items/s of this run)"
         return ""
 
     def _dead_letter_lines(self) -> list[str]:
         if not self.dead_lettered:
             return []
-        return [f"{self.dead_lettered} row(s) could not become items: see "
-                f"{self.dead_letter_file}"]
+        files = list(self.earlier_dead_letter_files)
+        if self.dead_letter_file is not None and str(self.dead_letter_file) not in files:
+            files.append(str(self.dead_letter_file))
+        where = ", ".join(files) if files else "the dead-letter files of the earlier runs"
+        return [f"{self.dead_lettered} row(s) could not become items: see {where}"]
 
 
 def write_units(item: Item, size: int, indexes: Sequence[tuple[str, str | None]]) -> int:
@@ -480,6 +493,15 @@ class _EntityRun:
                 items = [item for i, item in enumerate(items) if i not in drop]
         return items, dead
 
+    def note_dead_letter_file(self) -> None:
+        """Name this run's dead-letter file in the checkpoint, so that a run resuming it
+        can say where the rows it counts went."""
+        path = self.driver.dead_letters.path
+        if path is not None:
+            where = f"{socket.gethostname()}:{path.resolve()}"
+            if where not in self.checkpoint.dead_letter_files:
+                self.checkpoint.dead_letter_files.append(where)
+
     def _done(self, chunk: _Chunk, rows: int, items: int, dead: int, sizes: list[int],
               units: list[int], last_key: Key) -> None:
         driver = self.driver
@@ -496,6 +518,8 @@ class _EntityRun:
                 summary.write_units += sum(units)
             if driver.options.dry_run:
                 summary.skipped += rows - dead
+            if dead:
+                self.note_dead_letter_file()  # saved with the next checkpoint
             self.completed[chunk.number] = _Chunk(chunk.number, chunk.after, last_key, rows)
             advanced = False
             while self.next_to_checkpoint in self.completed:
@@ -526,6 +550,7 @@ class Backfill:
         self.dead_letters = DeadLetters(options.dead_letters)
         self.rate = RateLimiter(options.rate)
         self._version_attribute = contract.version_attribute
+        self.earlier_dead_letter_files: list[str] = []
 
     def entities(self) -> list[Entity]:
         sources = self.contract.source_entities()
@@ -583,7 +608,8 @@ class Backfill:
             if progress is not None:
                 progress.close()
         return BackfillSummary(summaries, time.monotonic() - started, self.options.dry_run,
-                               self.dead_letters.path if self.dead_letters.count else None)
+                               self.dead_letters.path if self.dead_letters.count else None,
+                               self.earlier_dead_letter_files)
 
     def _run_entity(self, entity: Entity, catalog: Catalog,
                     progress: Progress | None) -> EntitySummary:
@@ -607,8 +633,12 @@ class Backfill:
             saved.plan = run.checkpoint.plan
             run.checkpoint = saved
             run.summary.rows_read = saved.rows_read
-            run.summary.items_written = saved.items_written
+            run.summary.items_written = run.summary.resumed_items = saved.items_written
             run.summary.dead_lettered = saved.dead_letters
+            if saved.dead_letters:
+                self.earlier_dead_letter_files += [
+                    f for f in (_display_file(f) for f in saved.dead_letter_files)
+                    if f not in self.earlier_dead_letter_files]
         if not key_is_injective(entity, catalog):
             run.collisions = KeyRegistry()
         if progress is not None:
@@ -686,6 +716,13 @@ class Backfill:
                 for future in in_flight:
                     future.cancel()
                 raise
+
+
+def _display_file(where: str) -> str:
+    """A dead-letter file named in a checkpoint ("host:path"): the path alone when it is
+    on this host."""
+    host, _, path = where.partition(":")
+    return path if host == socket.gethostname() else where
 
 
 def backfill(contract: Contract, engine: Engine, ddb: DynamoDB,

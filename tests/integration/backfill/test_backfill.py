@@ -221,3 +221,45 @@ def test_cli_backfill_and_estimate(seeded: tuple[Engine, DynamoDB], live_setting
     assert result.exit_code == 0 and "write units" in result.output
     result = runner.invoke(cli, ["backfill", "--entity", "shoes"], env=env)
     assert result.exit_code == 2 and "unknown entity 'shoes'" in result.output
+
+
+def test_the_summary_after_a_resume_names_earlier_dead_letters_and_this_runs_speed(
+        seeded: tuple[Engine, DynamoDB], tmp_path: Path) -> None:
+    engine, ddb = seeded
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE users SET email = '' WHERE id = 2"))  # the first chunk
+    calls = {"n": 0}
+
+    def die_on_the_third_write(operation: str, params: dict[str, Any]) -> None:
+        if operation == "BatchWriteItem":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+
+    first_file = tmp_path / "first.jsonl"
+    options = {"entities": ["user"], "batch_size": 5, "workers": 1}
+    ddb.before.append(die_on_the_third_write)
+    with pytest.raises(KeyboardInterrupt):
+        backfill(CONTRACT, engine, ddb, BackfillOptions(dead_letters=first_file, **options))
+    ddb.before.clear()
+    assert len(first_file.read_text().splitlines()) == 1
+
+    written_now = {"items": 0}
+
+    def count_puts(operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+        if operation == "BatchWriteItem":
+            written_now["items"] += params["_json"].count(b'"PutRequest"')
+
+    ddb.after.append(count_puts)
+    resumed = backfill(CONTRACT, engine, ddb,
+                       BackfillOptions(dead_letters=tmp_path / "second.jsonl", **options))
+    summary = resumed.entities[0]
+    assert summary.resumed_from is not None
+    assert resumed.exit_code == 1 and summary.dead_lettered == 1
+    text = resumed.text()
+    assert "None" not in text
+    assert f"1 row(s) could not become items: see {first_file}" in text
+    assert not (tmp_path / "second.jsonl").exists()
+    # Items per second: this run's items over this run's time, not the restored ones too.
+    assert 0 < written_now["items"] < summary.items_written
+    assert summary.items_per_second == pytest.approx(written_now["items"] / summary.elapsed)
