@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration import commands
 from migration.errors import ContractError, MigrateError
@@ -28,6 +31,44 @@ class _Context:
 
 
 pass_ctx = click.make_pass_decorator(_Context)
+
+
+def failure_line(err: BaseException, settings: Settings) -> str:
+    """Why a run failed, on one line and without any credential: the project's own
+    message, else the error's type and message (a database error's own, as the driver
+    gave it, with the masked MySQL URL)."""
+    if isinstance(err, MigrateError):
+        text = str(err)
+    else:
+        orig = getattr(err, "orig", None)  # SQLAlchemy wraps the driver's error
+        cause = orig if isinstance(orig, BaseException) else err
+        text = f"{type(cause).__name__}: {cause}"
+        if isinstance(err, SQLAlchemyError):
+            text += f" (MySQL {settings.redacted_mysql_url()})"
+    text = " ".join(text.split())
+    secrets = [settings.mysql_url.get_secret_value(), settings.sqlalchemy_url().password,
+               settings.mysql_password, settings.aws_secret_access_key]
+    for secret in secrets:
+        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        if value:
+            text = text.replace(str(value), "***")
+    return text
+
+
+@contextlib.contextmanager
+def run_failures_exit_2(command: str, settings: Settings) -> Iterator[None]:
+    """Any failure of the run ends the command with one line on standard error and exit
+    status 2 (a Ctrl-C: 130), so that 1 keeps its one meaning for the command."""
+    try:
+        yield
+    except (click.exceptions.Exit, click.ClickException, click.Abort):
+        raise
+    except KeyboardInterrupt:
+        click.echo(f"error: {command} interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - any failure of the run is exit status 2
+        click.echo(f"error: {command} failed: {failure_line(err, settings)}", err=True)
+        sys.exit(2)
 
 
 def _fail(err: MigrateError) -> None:
@@ -368,7 +409,8 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
              dead_letters: Path | None, progress_mode: str) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
-    Exit status: 0 done, 1 some rows were dead-lettered, 2 the run failed.
+    Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
+    (130: interrupted); a rerun resumes from the checkpoints.
     """
     from migration.backfill.progress import Progress
     from migration.backfill.run import BackfillOptions, Segment
@@ -377,17 +419,19 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
     from migration.dynamodb.client import DynamoDB
     from migration.source.mysql import create_engine
 
-    options = BackfillOptions(
-        entities=entities, workers=workers, batch_size=batch_size, rate=rate, restart=restart,
-        dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
-        dead_letters=dead_letters,
-        progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
-    engine = create_engine(ctx.settings, pool_size=workers + 2)
-    try:
-        summary = run_backfill(load_contract(ctx.settings.contract), engine,
-                               DynamoDB(ctx.settings), options)
-    finally:
-        engine.dispose()
+    settings = ctx.settings
+    with run_failures_exit_2("backfill", settings):
+        options = BackfillOptions(
+            entities=entities, workers=workers, batch_size=batch_size, rate=rate,
+            restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
+            dead_letters=dead_letters,
+            progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
+        engine = create_engine(settings, pool_size=workers + 2)
+        try:
+            summary = run_backfill(load_contract(settings.contract), engine, DynamoDB(settings),
+                                   options)
+        finally:
+            engine.dispose()
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 
@@ -396,18 +440,24 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
 @click.option("--entity", "entities", multiple=True, help="Only this entity; repeatable.")
 @pass_ctx
 def estimate(ctx: _Context, entities: tuple[str, ...]) -> None:
-    """Write units and on-demand cost a real backfill would take (reads and maps every row)."""
+    """Write units and on-demand cost a real backfill would take (reads and maps every row).
+
+    Exit status: 0 done, 2 the run failed.
+    """
     from migration.backfill.run import estimate as run_estimate
     from migration.contract import load_contract
     from migration.dynamodb.client import DynamoDB
     from migration.source.mysql import create_engine
 
-    engine = create_engine(ctx.settings, pool_size=2)
-    try:
-        rows = run_estimate(load_contract(ctx.settings.contract), engine, DynamoDB(ctx.settings),
-                            entities=entities, price_per_million=ctx.settings.price_per_million_wru)
-    finally:
-        engine.dispose()
+    settings = ctx.settings
+    with run_failures_exit_2("estimate", settings):
+        engine = create_engine(settings, pool_size=2)
+        try:
+            rows = run_estimate(load_contract(settings.contract), engine, DynamoDB(settings),
+                                entities=entities,
+                                price_per_million=settings.price_per_million_wru)
+        finally:
+            engine.dispose()
     click.echo(f"{'entity':<10} {'items':>10} {'MB':>9} {'write units':>12} {'cost (USD)':>11}")
     for row in rows:
         click.echo(f"{row['entity']:<10} {row['items']:>10} {row['bytes'] / 1e6:>9.2f} "

@@ -23,6 +23,7 @@ from migration.settings import Settings
 from migration.source.mysql import create_engine
 from reconcile.report import render_text, write_reports
 from reconcile.run import ReconcileOptions, reconcile
+from reconcile.scope import DEFAULT_SEGMENT_WIDTH
 
 DEFAULT_REPORT_DIR = Path("reports") / "reconcile"
 
@@ -48,6 +49,10 @@ def _progress(event: str, detail: dict[str, Any]) -> None:
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when drift is found.")
 @click.option("--segments", "segment", default="0/1", show_default=True, metavar="I/N",
               help="Compare slice I of N of every key space (cover a table over N nights).")
+@click.option("--segment-width", type=click.IntRange(1, None), default=DEFAULT_SEGMENT_WIDTH,
+              show_default=True, metavar="W",
+              help="With --segments: integer keys are dealt to slices in blocks of W ids "
+                   "(keep it the same for every night of a cycle).")
 @click.option("--scan-segments", type=click.IntRange(1, 1_000_000), default=4,
               show_default=True, help="Parallel Scan segments per DynamoDB table.")
 @click.option("--scan-page-items", type=click.IntRange(1, 1_000_000), default=500,
@@ -67,16 +72,16 @@ def _progress(event: str, detail: dict[str, Any]) -> None:
               help="Prefix of every DynamoDB table name (default: MIGRATE_TABLE_PREFIX).")
 @click.version_option(package_name="mysql-dynamodb-migrate")
 def command(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
-            fail_on_drift: bool, segment: str, scan_segments: int, scan_page_items: int,
-            workers: int, samples: int,
-            quiet: bool, contract: Path | None, mysql_url: str | None,
-            dynamodb_endpoint: str | None, region: str | None, table_prefix: str | None) -> None:
+            fail_on_drift: bool, segment: str, segment_width: int, scan_segments: int,
+            scan_page_items: int, workers: int, samples: int, quiet: bool,
+            contract: Path | None, mysql_url: str | None, dynamodb_endpoint: str | None,
+            region: str | None, table_prefix: str | None) -> None:
     """Find every difference between what MySQL says DynamoDB should hold and what it
     holds; report it (JSON, Markdown, HTML) and, with --repair --yes, repair it."""
     if yes and not repair:
         raise click.UsageError("--yes applies the repair: give it with --repair")
     try:
-        code = _run(entities, report_dir, repair, yes, fail_on_drift, segment,
+        code = _run(entities, report_dir, repair, yes, fail_on_drift, segment, segment_width,
                     scan_segments, scan_page_items, workers, samples, quiet, _settings({
                         "contract": contract,
                         "mysql_url": SecretStr(mysql_url) if mysql_url is not None else None,
@@ -92,9 +97,11 @@ def command(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool
 
 
 def _run(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
-         fail_on_drift: bool, segment: str, scan_segments: int, scan_page_items: int,
-         workers: int, samples: int, quiet: bool, settings: Settings) -> int:
-    options = ReconcileOptions(entities=entities, segment=Segment.parse(segment), repair=repair,
+         fail_on_drift: bool, segment: str, segment_width: int, scan_segments: int,
+         scan_page_items: int, workers: int, samples: int, quiet: bool,
+         settings: Settings) -> int:
+    options = ReconcileOptions(entities=entities, segment=Segment.parse(segment),
+                               segment_width=segment_width, repair=repair,
                                yes=yes, scan_segments=scan_segments,
                                scan_page_items=scan_page_items, mysql_workers=workers,
                                samples=samples, progress=None if quiet else _progress)

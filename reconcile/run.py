@@ -54,7 +54,7 @@ from reconcile.canonical import (
 from reconcile.recheck import BATCH_GET_LIMIT, Finding, Recheck
 from reconcile.repair import Repair
 from reconcile.result import DRIFT_KINDS, EntityResult, ReconcileResult, Sample
-from reconcile.scope import EntityScope, Scope, TableScope
+from reconcile.scope import DEFAULT_SEGMENT_WIDTH, EntityScope, Scope, TableScope
 from reconcile.store import Candidate, Drifted, Spill
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -68,6 +68,7 @@ class ReconcileOptions:
 
     entities: Sequence[str] = ()
     segment: Segment = field(default_factory=Segment)
+    segment_width: int = DEFAULT_SEGMENT_WIDTH  # ids per block dealt round-robin to slices
     repair: bool = False
     yes: bool = False  # with `repair`: apply it (else only plan it)
     chunk_size: int = 1000  # MySQL rows per read
@@ -98,7 +99,8 @@ class _Run:
         self.engine = engine
         self.ddb = ddb
         self.options = options
-        self.scope = Scope(contract, ddb, options.entities, options.segment)
+        self.scope = Scope(contract, ddb, options.entities, options.segment,
+                           options.segment_width)
         self.version_attribute = contract.version_attribute
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -199,28 +201,29 @@ class _Run:
         self.timings["load"] = time.monotonic() - started
 
     def _read_entity(self, spill: Spill, pool: ThreadPoolExecutor, entity: EntityScope) -> None:
-        """Plan chunk boundaries (an index-only keyset scan) and map the chunks on the pool."""
-        where, params = entity.slice.where(entity.primary_key[0])
+        """Plan chunk boundaries (an index-only keyset scan of each part of the entity's
+        slice) and map the chunks on the pool."""
         limit = 2 * max(1, self.options.mysql_workers)
         in_flight: set[Future[None]] = set()
-        after: Root | None = None
         try:
             with self.engine.connect() as conn:
-                while not self.stop.is_set():
-                    keys = entity.reader.read_keys(conn, after, self.options.chunk_size,
-                                                   where=where, where_params=params)
-                    conn.rollback()
-                    if not keys:
-                        break
-                    while len(in_flight) >= limit:
-                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            future.result()
-                    in_flight.add(pool.submit(self._read_chunk, spill, entity, after, keys[-1],
-                                              where, params))
-                    after = keys[-1]
-                    if len(keys) < self.options.chunk_size:
-                        break
+                for where, params in entity.slice.parts(entity.primary_key[0]):
+                    after: Root | None = None
+                    while not self.stop.is_set():
+                        keys = entity.reader.read_keys(conn, after, self.options.chunk_size,
+                                                       where=where, where_params=params)
+                        conn.rollback()
+                        if not keys:
+                            break
+                        while len(in_flight) >= limit:
+                            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                future.result()
+                        in_flight.add(pool.submit(self._read_chunk, spill, entity, after,
+                                                  keys[-1], where, params))
+                        after = keys[-1]
+                        if len(keys) < self.options.chunk_size:
+                            break
             for future in in_flight:
                 future.result()
         except BaseException:

@@ -11,13 +11,18 @@ table is compared, and ignored by a run restricted with `--entity`.
 Slices (`--segments I/N`): the MySQL side reads the rows of slice I of the
 first source primary-key column, the DynamoDB side keeps the items whose
 source key (read back from the item: its fields, its key templates, or a
-guard's owner) falls in the same slice. An integer column is cut into N equal
-ranges between its MIN and MAX (the first slice reaches down to minus
-infinity and the last up to plus infinity, so rows inserted during the run,
-and extra items of ids MySQL never had, belong to a slice too); another column
-type is sliced by MOD(CRC32(column), N), which Python's zlib.crc32 of the
-value's text reproduces. An entity whose items do not carry their source key,
-an empty table, and items of no known type can be sliced neither way: they are
+guard's owner) falls in the same slice. Slices must not move as a table grows
+between nights, or a cycle of N nights would skip rows: an integer column is
+cut into fixed-width blocks of W ids (`segment_width`, default 10,000), dealt
+round-robin, so the row of id k is in slice FLOOR(k / W) mod N whatever the
+table holds (ids beyond the MAX seen at the start of a run, and extra items of
+ids MySQL never had, belong to a slice too). The MySQL side reads each of its
+blocks as a primary-key range (every block between the MIN and MAX of the
+run's start, plus the open ends below and above them filtered by the same
+formula), so it reads only its own rows. Another column type is sliced by
+MOD(CRC32(column), N), which Python's zlib.crc32 of the value's text
+reproduces. An entity whose items do not carry their source key, an empty
+table, and items of no known type can be sliced neither way: they are
 compared whole in slice 0 and skipped in the others, so N runs still cover
 everything exactly once.
 """
@@ -44,13 +49,17 @@ from migration.source.records import RecordReader, quote_name
 from reconcile.canonical import Root
 from reconcile.errors import ReconcileError
 
+DEFAULT_SEGMENT_WIDTH = 10_000
+
 
 @dataclass(frozen=True)
 class Slice:
     """The part of an entity's source key space one run compares.
 
     `mode`: "all" (everything), "none" (nothing: another slice covers it),
-    "range" (low <= first key column < high; a None bound is open) or "crc32".
+    "blocks" (ids k with FLOOR(k / width) mod count = index; `low` and `high` are
+    the first and last block between the MIN and MAX read at the run's start) or
+    "crc32".
     """
 
     mode: str = "all"
@@ -58,25 +67,34 @@ class Slice:
     high: int | None = None
     index: int = 0
     count: int = 1
+    width: int = DEFAULT_SEGMENT_WIDTH
 
-    def where(self, column: str) -> tuple[str, dict[str, Any]]:
-        """The SQL condition (and its parameters) selecting this slice's rows."""
+    def parts(self, column: str) -> list[tuple[str, dict[str, Any]]]:
+        """SQL conditions (with their parameters) that together select this slice's rows,
+        each read on its own: one primary-key range per block of the slice."""
         name = quote_name(column)
         if self.mode == "none":
-            return "1 = 0", {}
-        if self.mode == "range":
-            clauses, params = [], {}
-            if self.low is not None:
-                clauses.append(f"{name} >= :slice_lo")
-                params["slice_lo"] = self.low
-            if self.high is not None:
-                clauses.append(f"{name} < :slice_hi")
-                params["slice_hi"] = self.high
-            return " AND ".join(clauses), params
+            return []
         if self.mode == "crc32":
-            return f"MOD(CRC32({name}), :slice_n) = :slice_i", {"slice_n": self.count,
-                                                                  "slice_i": self.index}
-        return "", {}
+            return [(f"MOD(CRC32({name}), :slice_n) = :slice_i", {"slice_n": self.count,
+                                                                   "slice_i": self.index})]
+        if self.mode != "blocks":
+            return [("", {})]
+        width, count = self.width, self.count
+        # MOD of a negative block number is negative in SQL: shifted to Python's `%`.
+        formula = (f"MOD(MOD(FLOOR({name} / :slice_w), :slice_n) + :slice_n, :slice_n)"
+                   " = :slice_i")
+        shared = {"slice_w": width, "slice_n": count, "slice_i": self.index}
+        low = self.low if self.low is not None else 0
+        high = self.high if self.high is not None else low - 1
+        parts = [(f"{name} < :slice_hi AND {formula}", {**shared, "slice_hi": low * width})]
+        first = low + (self.index - low) % count
+        parts += [(f"{name} >= :slice_lo AND {name} < :slice_hi",
+                   {"slice_lo": block * width, "slice_hi": (block + 1) * width})
+                  for block in range(first, high + 1, count)]
+        parts.append((f"{name} >= :slice_lo AND {formula}",
+                      {**shared, "slice_lo": (high + 1) * width}))
+        return parts
 
     def contains(self, root: Root | None) -> bool:
         """True when an item of this source key belongs to the slice (the DynamoDB side)."""
@@ -87,18 +105,16 @@ class Slice:
         if root is None:
             return self.index == 0
         first = root[0]
-        if self.mode == "range":
+        if self.mode == "blocks":
             if not isinstance(first, int):
                 return self.index == 0
-            return (self.low is None or first >= self.low) and \
-                (self.high is None or first < self.high)
+            return (first // self.width) % self.count == self.index
         return zlib.crc32(str(first).encode("utf-8")) % self.count == self.index
 
     def describe(self) -> str:
-        if self.mode == "range":
-            low = "-inf" if self.low is None else str(self.low)
-            high = "+inf" if self.high is None else str(self.high)
-            return f"{low} <= key < {high}"
+        if self.mode == "blocks":
+            return (f"blocks of {self.width} ids: FLOOR(key / {self.width}) mod {self.count}"
+                    f" = {self.index}")
         if self.mode == "crc32":
             return f"CRC32(key) mod {self.count} = {self.index}"
         return {"all": "every row", "none": "skipped (compared in slice 0)"}[self.mode]
@@ -292,9 +308,12 @@ class Scope:
     (the entities, then one "unknown items" subject per table)."""
 
     def __init__(self, contract: Contract, ddb: DynamoDB, names: Sequence[str] = (),
-                 segment: Segment | None = None):
+                 segment: Segment | None = None, segment_width: int = DEFAULT_SEGMENT_WIDTH):
         self.contract = contract
         self.segment = segment or Segment()
+        if segment_width < 1:
+            raise ReconcileError(f"segment width {segment_width}: need at least 1")
+        self.segment_width = segment_width
         chosen = resolve_entities(contract, names)
         chosen_names = {e.name for e in chosen}
         self.entities: list[EntityScope] = []
@@ -352,12 +371,9 @@ class Scope:
                     f"SELECT MIN({quote_name(column)}), MAX({quote_name(column)}) "
                     f"FROM {quote_name(entity.reader.source.table)}")).one()
                 if isinstance(low, int) and isinstance(high, int):
-                    span = high - low + 1
-                    start = low + span * segment.index // segment.count
-                    stop = low + span * (segment.index + 1) // segment.count
-                    entity.slice = Slice("range", None if segment.index == 0 else start,
-                                         None if segment.index == segment.count - 1 else stop,
-                                         segment.index, segment.count)
+                    width = self.segment_width
+                    entity.slice = Slice("blocks", low // width, high // width, segment.index,
+                                         segment.count, width)
                 elif low is None:
                     entity.slice = whole
                 else:

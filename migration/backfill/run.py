@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -36,7 +37,8 @@ from sqlalchemy.engine import Engine
 
 from migration.backfill.checkpoints import Checkpoint, CheckpointStore
 from migration.backfill.progress import Progress
-from migration.contract.model import Contract, Entity
+from migration.backfill.segments import SegmentPlan, make_plan
+from migration.contract.model import Contract, Entity, Table
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
 from migration.errors import ItemError, MigrateError, Terminal, Transient
 from migration.mapping.item import ItemMapper, item_size
@@ -102,17 +104,23 @@ class EntitySummary:
     items_written: int = 0
     skipped: int = 0
     dead_lettered: int = 0
-    bytes: int = 0
-    write_units: int = 0
+    would_write: int = 0  # a dry run: the items a real run would write
+    bytes: int = 0  # a dry run: their size, as DynamoDB counts it
+    write_units: int = 0  # a dry run: the write request units they would take (GSIs included)
     largest_item: int = 0
     elapsed: float = 0.0
     chunks: int = 0
     resumed_from: Key | None = None
+    resumed_items: int = 0  # of `items_written`, those an earlier run wrote
     already_done: bool = False
+    replanned: bool = False  # its checkpoint was made under a replaced plan: started over
 
     @property
     def items_per_second(self) -> float:
-        return self.items_written / self.elapsed if self.elapsed else 0.0
+        """This run's speed: the items it wrote (not the ones restored from a checkpoint)
+        over its own time."""
+        done = self.items_written - self.resumed_items
+        return done / self.elapsed if self.elapsed else 0.0
 
 
 @dataclass
@@ -120,7 +128,9 @@ class BackfillSummary:
     entities: list[EntitySummary]
     elapsed: float
     dry_run: bool
-    dead_letter_file: Path | None
+    dead_letter_file: Path | None  # this run's, when it dead-lettered rows
+    # Where earlier runs resumed here put theirs ("host:path" when on another host).
+    earlier_dead_letter_files: list[str] = field(default_factory=list)
 
     @property
     def dead_lettered(self) -> int:
@@ -131,30 +141,82 @@ class BackfillSummary:
         return 1 if self.dead_lettered else 0
 
     def text(self) -> str:
+        if self.dry_run:
+            return self._dry_run_text()
         lines = [f"{'entity':<10} {'rows read':>10} {'items':>10} {'skipped':>8} "
                  f"{'dead':>6} {'elapsed':>8} {'items/s':>9}"]
         for e in self.entities:
-            note = "  (already done; --restart to redo)" if e.already_done else ""
-            items = e.items_written if not self.dry_run else e.bytes
-            lines.append(f"{e.entity:<10} {e.rows_read:>10} {items:>10} {e.skipped:>8} "
+            lines.append(f"{e.entity:<10} {e.rows_read:>10} {e.items_written:>10} {e.skipped:>8} "
                          f"{e.dead_lettered:>6} {e.elapsed:>7.1f}s {e.items_per_second:>9.0f}"
-                         f"{note}")
+                         f"{self._note(e)}")
         total_items = sum(e.items_written for e in self.entities)
+        done_now = total_items - sum(e.resumed_items for e in self.entities)
         lines.append(f"{'total':<10} {sum(e.rows_read for e in self.entities):>10} "
                      f"{total_items:>10} {sum(e.skipped for e in self.entities):>8} "
                      f"{self.dead_lettered:>6} {self.elapsed:>7.1f}s "
-                     f"{total_items / self.elapsed if self.elapsed else 0:>9.0f}")
-        if self.dry_run:
-            lines[0] = lines[0].replace("     items", "     bytes")
-            lines.append("dry run: nothing was written")
-        if self.dead_lettered:
-            lines.append(f"{self.dead_lettered} row(s) could not become items: see "
-                         f"{self.dead_letter_file}")
-        return "\n".join(lines)
+                     f"{done_now / self.elapsed if self.elapsed else 0:>9.0f}")
+        return "\n".join(lines + self._dead_letter_lines())
+
+    def _dry_run_text(self) -> str:
+        def row(name: str, rows: int, items: int, size: int, units: int, dead: int,
+                elapsed: float, note: str = "") -> str:
+            rate = items / elapsed if elapsed else 0.0
+            return (f"{name:<10} {rows:>10} {items:>10} {size:>12} {units:>12} {dead:>6} "
+                    f"{elapsed:>7.1f}s {rate:>9.0f}{note}")
+
+        lines = [f"{'entity':<10} {'rows read':>10} {'items':>10} {'bytes':>12} "
+                 f"{'write units':>12} {'dead':>6} {'elapsed':>8} {'items/s':>9}"]
+        lines += [row(e.entity, e.rows_read, e.would_write, e.bytes, e.write_units,
+                      e.dead_lettered, e.elapsed, self._note(e)) for e in self.entities]
+        lines.append(row("total", sum(e.rows_read for e in self.entities),
+                         sum(e.would_write for e in self.entities),
+                         sum(e.bytes for e in self.entities),
+                         sum(e.write_units for e in self.entities), self.dead_lettered,
+                         self.elapsed))
+        lines.append("dry run: nothing was written; items, bytes and write units are what a "
+                     "real run would write (each GSI copy included, as in `migrate estimate`)")
+        return "\n".join(lines + self._dead_letter_lines())
+
+    @staticmethod
+    def _note(e: EntitySummary) -> str:
+        if e.already_done:
+            return "  (already done; --restart to redo)"
+        if e.replanned:
+            return "  (segment plan replaced by a --restart: started over)"
+        if e.resumed_from is not None:
+            return f"  (resumed: {e.resumed_items} items written before; items/s of this run)"
+        return ""
+
+    def _dead_letter_lines(self) -> list[str]:
+        if not self.dead_lettered:
+            return []
+        files = list(self.earlier_dead_letter_files)
+        if self.dead_letter_file is not None and str(self.dead_letter_file) not in files:
+            files.append(str(self.dead_letter_file))
+        where = ", ".join(files) if files else "the dead-letter files of the earlier runs"
+        return [f"{self.dead_lettered} row(s) could not become items: see {where}"]
+
+
+def gsi_key_names(table: Table) -> list[tuple[str, ...]]:
+    """The key attribute names of each GSI of `table` (what `write_units` takes)."""
+    return [tuple(a.name for a in ix.key_attributes) for ix in table.gsis]
+
+
+def write_units(item: Item, size: int, indexes: Sequence[Sequence[str]]) -> int:
+    """Write request units a put of `item` (of `size` bytes) takes: ceil(size / 1 KB) in
+    its table and again in every GSI it has all key attributes for (`indexes`: each
+    GSI's attribute names; projection ALL: the whole item is written there too)."""
+    copies = 1 + sum(1 for names in indexes if all(n in item for n in names))
+    return -(-size // 1024) * copies
 
 
 class RateLimiter:
-    """A token bucket shared by all workers: at most `rate` items per second."""
+    """A token bucket shared by all workers: at most `rate` items per second.
+
+    A chunk takes its tokens before its MySQL transaction begins (a wait must not
+    hold the chunk's share locks, or dual-writes on those rows would time out),
+    for the items it is expected to make, and settles the difference after it
+    committed (`settle`)."""
 
     def __init__(self, rate: float | None, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -166,7 +228,7 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def acquire(self, count: int) -> None:
-        if not self.rate:
+        if not self.rate or count <= 0:
             return
         while True:
             with self.lock:
@@ -178,6 +240,17 @@ class RateLimiter:
                     return
                 wait_for = (count - self.tokens) / self.rate
             self.sleep(min(wait_for, 1.0))
+
+    def settle(self, taken: int, used: int) -> None:
+        """After a chunk that took `taken` tokens ahead and wrote `used` items: wait for
+        the tokens it lacked, or give back the ones it did not need."""
+        if not self.rate or used == taken:
+            return
+        if used > taken:
+            self.acquire(used - taken)
+            return
+        with self.lock:
+            self.tokens = min(float(self.rate), self.tokens + (taken - used))
 
 
 class DeadLetters:
@@ -293,25 +366,14 @@ class _EntityRun:
         self.lock = threading.Lock()
         self.collisions: KeyRegistry | None = None
         self.rng = random.Random()
+        self.indexes = gsi_key_names(driver.contract.table_of(entity))
 
-    def segment_filter(self, engine: Engine) -> None:
-        segment = self.driver.options.segment
-        if segment.count == 1:
+    def apply_plan(self, plan: SegmentPlan | None) -> None:
+        """Read only this process's segment of the plan (every row without one)."""
+        if plan is None:
             return
-        column = self.reader.source.primary_key[0]
-        with engine.connect() as conn:
-            low, high = conn.execute(sa.text(
-                f"SELECT MIN({quote_name(column)}), MAX({quote_name(column)}) "
-                f"FROM {quote_name(self.reader.source.table)}")).one()
-        if isinstance(low, int) and isinstance(high, int):
-            span = high - low + 1
-            start = low + span * segment.index // segment.count
-            stop = low + span * (segment.index + 1) // segment.count
-            self.where = f"{quote_name(column)} >= :seg_lo AND {quote_name(column)} < :seg_hi"
-            self.where_params = {"seg_lo": start, "seg_hi": stop}
-        else:
-            self.where = f"MOD(CRC32({quote_name(column)}), :seg_n) = :seg_i"
-            self.where_params = {"seg_n": segment.count, "seg_i": segment.index}
+        self.where, self.where_params = plan.where(self.driver.options.segment.index)
+        self.checkpoint.plan = plan.generation
 
     def plan(self, engine: Engine, after: Key | None) -> Iterator[_Chunk]:
         """Chunk boundaries from an index-only keyset scan (never OFFSET)."""
@@ -341,18 +403,30 @@ class _EntityRun:
         return window
 
     def run_chunk(self, chunk: _Chunk) -> None:
+        rate, dry = self.driver.rate, self.driver.options.dry_run
+        # `--rate` waits here, before the chunk's transaction begins: no lock is held.
+        taken = self._expected_items(chunk.rows) if rate.rate and not dry else 0
+        rate.acquire(taken)
         attempts = 0
         while True:
             attempts += 1
             try:
-                self._run_chunk(chunk)
-                return
+                written = self._run_chunk(chunk)
+                break
             except Exception as err:
                 if not is_retryable(err) or attempts >= 20:
                     raise
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempts)))
+        rate.settle(taken, written)
 
-    def _run_chunk(self, chunk: _Chunk) -> None:
+    def _expected_items(self, rows: int) -> int:
+        """Items a chunk of `rows` rows should make, from the chunks done so far."""
+        with self.lock:
+            done, items = self.summary.rows_read, self.summary.items_written
+        return -(-rows * items // done) if done and items else rows
+
+    def _run_chunk(self, chunk: _Chunk) -> int:
+        """Read, map and write one chunk under its locks; returns the items written."""
         driver = self.driver
         dry = driver.options.dry_run
         with driver.engine.connect() as conn:
@@ -363,6 +437,8 @@ class _EntityRun:
                     where=self.where, where_params=self.where_params)
                 items, dead = self._map(records)
                 sizes = [item_size(i) for i in items] if dry else []
+                units = [write_units(i, size, self.indexes)
+                         for i, size in zip(items, sizes, strict=True)] if dry else []
                 written = 0 if dry else len(items)
                 if not dry and items:
                     version = driver.outbox.record("backfill", f"backfill {self.entity.name}",
@@ -383,8 +459,9 @@ class _EntityRun:
                 raise
         for source_key, reason in dead:
             driver.dead_letters.add(self.entity.name, source_key, reason)
-        self._done(chunk, len(records), written, len(dead), sizes,
+        self._done(chunk, len(records), written, len(dead), sizes, units,
                    self.reader.key_of(records[-1]) if records else chunk.until)
+        return written
 
     def _map(self, records: list[dict[str, Any]]) -> tuple[list[Item], list[tuple[dict[str, Any],
                                                                                     str]]]:
@@ -420,8 +497,17 @@ class _EntityRun:
                 items = [item for i, item in enumerate(items) if i not in drop]
         return items, dead
 
+    def note_dead_letter_file(self) -> None:
+        """Name this run's dead-letter file in the checkpoint, so that a run resuming it
+        can say where the rows it counts went."""
+        path = self.driver.dead_letters.path
+        if path is not None:
+            where = f"{socket.gethostname()}:{path.resolve()}"
+            if where not in self.checkpoint.dead_letter_files:
+                self.checkpoint.dead_letter_files.append(where)
+
     def _done(self, chunk: _Chunk, rows: int, items: int, dead: int, sizes: list[int],
-              last_key: Key) -> None:
+              units: list[int], last_key: Key) -> None:
         driver = self.driver
         with self.lock:
             summary = self.summary
@@ -430,11 +516,14 @@ class _EntityRun:
             summary.dead_lettered += dead
             summary.chunks += 1
             if sizes:
+                summary.would_write += len(sizes)
                 summary.bytes += sum(sizes)
                 summary.largest_item = max(summary.largest_item, max(sizes))
-                summary.write_units += sum(-(-s // 1024) for s in sizes)
+                summary.write_units += sum(units)
             if driver.options.dry_run:
                 summary.skipped += rows - dead
+            if dead:
+                self.note_dead_letter_file()  # saved with the next checkpoint
             self.completed[chunk.number] = _Chunk(chunk.number, chunk.after, last_key, rows)
             advanced = False
             while self.next_to_checkpoint in self.completed:
@@ -465,6 +554,7 @@ class Backfill:
         self.dead_letters = DeadLetters(options.dead_letters)
         self.rate = RateLimiter(options.rate)
         self._version_attribute = contract.version_attribute
+        self.earlier_dead_letter_files: list[str] = []
 
     def entities(self) -> list[Entity]:
         sources = self.contract.source_entities()
@@ -488,9 +578,9 @@ class Backfill:
 
     def write_bodies(self, bodies: Sequence[tuple[int, bytes]]) -> None:
         """Send pre-encoded BatchWriteItem bodies (item count, body) in order; unprocessed
-        items are retried with exponential backoff and full jitter."""
-        for count, body in bodies:
-            self.rate.acquire(count)
+        items are retried with exponential backoff and full jitter. (`--rate` is applied
+        per chunk, before its transaction: see `RateLimiter`.)"""
+        for _count, body in bodies:
             attempt = 0
             while True:
                 response = self.ddb.call_json("BatchWriteItem", body)
@@ -522,28 +612,37 @@ class Backfill:
             if progress is not None:
                 progress.close()
         return BackfillSummary(summaries, time.monotonic() - started, self.options.dry_run,
-                               self.dead_letters.path if self.dead_letters.count else None)
+                               self.dead_letters.path if self.dead_letters.count else None,
+                               self.earlier_dead_letter_files)
 
     def _run_entity(self, entity: Entity, catalog: Catalog,
                     progress: Progress | None) -> EntitySummary:
         run = _EntityRun(self, entity)
-        run.segment_filter(self.engine)
         segment = str(self.options.segment)
         after: Key | None = None
-        if not self.options.dry_run:
-            if self.options.restart:
-                self.checkpoints.reset(entity.name, segment)
-            saved = self.checkpoints.load(entity.name, segment)
-            if saved is not None and saved.done:
-                run.summary.already_done = True
-                return run.summary
-            if saved is not None:
-                after = saved.last_key
-                run.summary.resumed_from = after
-                run.checkpoint = saved
-                run.summary.rows_read = saved.rows_read
-                run.summary.items_written = saved.items_written
-                run.summary.dead_lettered = saved.dead_letters
+        saved = None if self.options.dry_run else self.checkpoints.load(entity.name, segment)
+        plan = self._segment_plan(run, saved)
+        run.apply_plan(plan)
+        if saved is not None and (self.options.restart or saved.plan != run.checkpoint.plan):
+            if not self.options.restart:
+                run.summary.replanned = True  # made under a plan a --restart replaced
+            self.checkpoints.reset(entity.name, segment)
+            saved = None
+        if saved is not None and saved.done:
+            run.summary.already_done = True
+            return run.summary
+        if saved is not None:
+            after = saved.last_key
+            run.summary.resumed_from = after
+            saved.plan = run.checkpoint.plan
+            run.checkpoint = saved
+            run.summary.rows_read = saved.rows_read
+            run.summary.items_written = run.summary.resumed_items = saved.items_written
+            run.summary.dead_lettered = saved.dead_letters
+            if saved.dead_letters:
+                self.earlier_dead_letter_files += [
+                    f for f in (_display_file(f) for f in saved.dead_letter_files)
+                    if f not in self.earlier_dead_letter_files]
         if not key_is_injective(entity, catalog):
             run.collisions = KeyRegistry()
         if progress is not None:
@@ -564,6 +663,29 @@ class Backfill:
         if progress is not None:
             progress.finish(entity.name)
         return run.summary
+
+    def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None) -> SegmentPlan | None:
+        """The plan of this entity's segments: the stored one, else a new one stored for
+        every process of the run (first come, first served). `--restart` replaces a plan
+        this segment already ran under; a plan made since (by another restarted process
+        of the same run) is followed. A dry run stores nothing."""
+        count = self.options.segment.count
+        if count == 1:
+            return None
+        name = run.entity.name
+        stored = self.checkpoints.load_plan(name, count, create_table=not self.options.dry_run)
+        if stored is not None and not (self.options.restart and saved is not None
+                                       and saved.plan == stored.generation):
+            return stored
+        with self.engine.connect() as conn:
+            fresh = make_plan(conn, name, run.reader.source.table,
+                              run.reader.source.primary_key[0], count)
+            conn.rollback()
+        if self.options.dry_run:
+            return stored or fresh
+        if stored is None:
+            return self.checkpoints.create_plan(fresh)
+        return self.checkpoints.replace_plan(stored, fresh)
 
     def _count(self, run: _EntityRun, after: Key | None) -> int:
         with self.engine.connect() as conn:
@@ -600,6 +722,13 @@ class Backfill:
                 raise
 
 
+def _display_file(where: str) -> str:
+    """A dead-letter file named in a checkpoint ("host:path"): the path alone when it is
+    on this host."""
+    host, _, path = where.partition(":")
+    return path if host == socket.gethostname() else where
+
+
 def backfill(contract: Contract, engine: Engine, ddb: DynamoDB,
              options: BackfillOptions | None = None) -> BackfillSummary:
     """Copy every source row of the contract's entities (or `options.entities`) into
@@ -621,20 +750,17 @@ def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
     rows: list[dict[str, Any]] = []
     for entity in driver.entities():
         reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
-        table = contract.table_of(entity)
-        index_keys = [[a.name for a in ix.key_attributes] for ix in table.gsis]
+        indexes = gsi_key_names(contract.table_of(entity))
         units = items = size = 0
         with engine.connect() as conn:
             for chunk in reader.stream(conn, chunk_size=batch_size):
                 for record in chunk:
                     try:
                         for item in mapper.items(record):
-                            item_units = -(-item_size(item) // 1024)
-                            copies = 1 + sum(1 for names in index_keys
-                                             if all(n in item for n in names))
-                            units += item_units * copies
+                            item_bytes = item_size(item)
+                            units += write_units(item, item_bytes, indexes)
                             items += 1
-                            size += item_size(item)
+                            size += item_bytes
                     except ItemError:
                         continue
         rows.append({"entity": entity.name, "items": items, "bytes": size,

@@ -122,11 +122,30 @@ def test_dry_run_writes_nothing_and_counts_sizes(seeded: tuple[Engine, DynamoDB]
     engine, ddb = seeded
     summary = backfill(CONTRACT, engine, ddb, BackfillOptions(dry_run=True))
     assert actual_items(CONTRACT, ddb) == {}
-    assert all(e.bytes > 0 and e.items_written == 0 for e in summary.entities)
-    assert all(e.write_units >= e.rows_read for e in summary.entities)
+    by_entity = {e.entity: e for e in summary.entities}
+    assert all(e.items_written == 0 and e.bytes > 0 for e in summary.entities)
+    assert by_entity["User"].would_write == 2 * by_entity["User"].rows_read  # + username guards
+    # The same items, bytes and write units (each GSI copy included) as `migrate estimate`.
     rows = estimate(CONTRACT, engine, ddb)
+    assert {r["entity"]: (r["items"], r["bytes"], r["write_units"]) for r in rows} == \
+        {e.entity: (e.would_write, e.bytes, e.write_units) for e in summary.entities}
     products = next(r for r in rows if r["entity"] == "Product")
     assert products["write_units"] >= 3 * products["items"], "two GSIs: three copies each"
+    # What it printed, per entity and in total, under the right headings.
+    header, *lines = summary.text().splitlines()
+    assert header.split() == ["entity", "rows", "read", "items", "bytes", "write", "units",
+                              "dead", "elapsed", "items/s"]
+    printed = {line.split()[0]: [int(v) for v in line.split()[1:5]] for line in lines[:-1]}
+    for e in summary.entities:
+        assert printed[e.entity] == [e.rows_read, e.would_write, e.bytes, e.write_units]
+    assert printed["total"] == [sum(e.rows_read for e in summary.entities),
+                                sum(r["items"] for r in rows), sum(r["bytes"] for r in rows),
+                                sum(r["write_units"] for r in rows)]
+    assert lines[-1].startswith("dry run: nothing was written")
+    # A real run then writes exactly the items the dry run counted.
+    real = backfill(CONTRACT, engine, ddb, BackfillOptions())
+    assert {e.entity: e.items_written for e in real.entities} == \
+        {e.entity: e.would_write for e in summary.entities}
 
 
 def test_rows_that_cannot_become_items_are_dead_lettered(seeded: tuple[Engine, DynamoDB],
@@ -202,3 +221,45 @@ def test_cli_backfill_and_estimate(seeded: tuple[Engine, DynamoDB], live_setting
     assert result.exit_code == 0 and "write units" in result.output
     result = runner.invoke(cli, ["backfill", "--entity", "shoes"], env=env)
     assert result.exit_code == 2 and "unknown entity 'shoes'" in result.output
+
+
+def test_the_summary_after_a_resume_names_earlier_dead_letters_and_this_runs_speed(
+        seeded: tuple[Engine, DynamoDB], tmp_path: Path) -> None:
+    engine, ddb = seeded
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE users SET email = '' WHERE id = 2"))  # the first chunk
+    calls = {"n": 0}
+
+    def die_on_the_third_write(operation: str, params: dict[str, Any]) -> None:
+        if operation == "BatchWriteItem":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+
+    first_file = tmp_path / "first.jsonl"
+    options = {"entities": ["user"], "batch_size": 5, "workers": 1}
+    ddb.before.append(die_on_the_third_write)
+    with pytest.raises(KeyboardInterrupt):
+        backfill(CONTRACT, engine, ddb, BackfillOptions(dead_letters=first_file, **options))
+    ddb.before.clear()
+    assert len(first_file.read_text().splitlines()) == 1
+
+    written_now = {"items": 0}
+
+    def count_puts(operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+        if operation == "BatchWriteItem":
+            written_now["items"] += params["_json"].count(b'"PutRequest"')
+
+    ddb.after.append(count_puts)
+    resumed = backfill(CONTRACT, engine, ddb,
+                       BackfillOptions(dead_letters=tmp_path / "second.jsonl", **options))
+    summary = resumed.entities[0]
+    assert summary.resumed_from is not None
+    assert resumed.exit_code == 1 and summary.dead_lettered == 1
+    text = resumed.text()
+    assert "None" not in text
+    assert f"1 row(s) could not become items: see {first_file}" in text
+    assert not (tmp_path / "second.jsonl").exists()
+    # Items per second: this run's items over this run's time, not the restored ones too.
+    assert 0 < written_now["items"] < summary.items_written
+    assert summary.items_per_second == pytest.approx(written_now["items"] / summary.elapsed)

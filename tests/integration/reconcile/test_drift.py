@@ -194,7 +194,7 @@ def test_entities_and_segments_restrict_what_is_compared(backfilled: Shop) -> No
         key = item_key(shop, "User", (user,))
         ddb.call("DeleteItem", TableName=ddb.table_name("Users"),
                  Key={k: {"S": v} for k, v in key.items()})
-    # An extra order whose id no row ever had: it belongs to the last slice.
+    # An extra order whose id no row ever had: it belongs to a slice too.
     ddb.call("PutItem", TableName=ddb.table_name("Users"), Item={
         "PK": {"S": "ghost@example.org"}, "SK": {"S": "ORDER#2020-01-01T00:00:00.000000Z#99999"},
         "_type": {"S": "ORDER"}, "id": {"N": "99999"}})
@@ -207,13 +207,20 @@ def test_entities_and_segments_restrict_what_is_compared(backfilled: Shop) -> No
 
     whole = reconcile(shop.contract, shop.engine, ddb)
     slices = [reconcile(shop.contract, shop.engine, ddb,
-                        ReconcileOptions(segment=Segment(i, 3))) for i in range(3)]
+                        ReconcileOptions(segment=Segment(i, 3), segment_width=4))
+              for i in range(3)]
     for name in ("User", "Order", "CartItem", "Product", "Category"):
         for field in ("rows", "expected_items", "actual_items", "missing_in_dynamodb",
                       "extra_in_dynamodb"):
             assert sum(getattr(s.entity(name), field) for s in slices) == \
                 getattr(whole.entity(name), field), (name, field)
     assert whole.entity("User").missing_in_dynamodb == 2
-    assert [s.entity("User").missing_in_dynamodb for s in slices] == [1, 0, 1]
-    assert [s.entity("Order").extra_in_dynamodb for s in slices] == [0, 0, 1]
-    assert slices[0].entity("User").slice.startswith("-inf <= key <")
+    # Id k is in slice FLOOR(k / 4) mod 3 (README): each missing user item and the extra
+    # order are reported in exactly the slice of their id.
+    def slice_of(key: int) -> int:
+        return (key // 4) % 3
+    assert [s.entity("User").missing_in_dynamodb for s in slices] == [
+        [slice_of(low), slice_of(high)].count(i) for i in range(3)]
+    assert [s.entity("Order").extra_in_dynamodb for s in slices] == [
+        int(i == slice_of(99999)) for i in range(3)]
+    assert slices[0].entity("User").slice == "blocks of 4 ids: FLOOR(key / 4) mod 3 = 0"

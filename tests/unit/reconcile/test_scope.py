@@ -119,21 +119,35 @@ def test_a_source_key_is_read_back_from_key_templates_or_not_at_all(ddb: DynamoD
 
 
 def test_slices_cover_every_key_exactly_once() -> None:
-    ranges = [Slice("range", None, 40, 0, 3), Slice("range", 40, 70, 1, 3),
-              Slice("range", 70, None, 2, 3)]
-    for key in (-5, 0, 39, 40, 69, 70, 10**9):
-        assert sum(s.contains((key,)) for s in ranges) == 1, key
-    assert ranges[0].where("id") == ("`id` < :slice_hi", {"slice_hi": 40})
-    assert ranges[1].where("id")[0] == "`id` >= :slice_lo AND `id` < :slice_hi"
+    # Blocks of 10 ids dealt round-robin to 3 slices; the run saw ids 0..89 (blocks 0..8).
+    blocks = [Slice("blocks", 0, 8, i, 3, 10) for i in range(3)]
+    for key in (-25, -1, 0, 9, 10, 29, 30, 89, 90, 10**9):
+        assert sum(s.contains((key,)) for s in blocks) == 1, key
+    assert [s.contains((key,)) for s in blocks for key in (5, 15)] == [
+        True, False, False, True, False, False]
+    # Which slice an id is in does not depend on what the table held: a run that saw
+    # only ids 0..29 puts every id where the run above does.
+    narrow = [Slice("blocks", 0, 2, i, 3, 10) for i in range(3)]
+    for key in range(-40, 200):
+        assert [s.contains((key,)) for s in narrow] == [s.contains((key,)) for s in blocks]
+    # MySQL reads each block of its slice as a primary-key range, plus the open ends.
+    head, *ranges, tail = blocks[1].parts("id")
+    assert [params for _, params in ranges] == [{"slice_lo": 10, "slice_hi": 20},
+                                                {"slice_lo": 40, "slice_hi": 50},
+                                                {"slice_lo": 70, "slice_hi": 80}]
+    assert ranges[0][0] == "`id` >= :slice_lo AND `id` < :slice_hi"
+    assert head[0].startswith("`id` < :slice_hi AND ") and head[1]["slice_hi"] == 0
+    assert tail[0].startswith("`id` >= :slice_lo AND ") and tail[1]["slice_lo"] == 90
+    assert "MOD(MOD(FLOOR(`id` / :slice_w), :slice_n) + :slice_n, :slice_n) = :slice_i" in tail[0]
     # Items whose source key cannot be read back are compared in slice 0 only.
-    assert [s.contains(None) for s in ranges] == [True, False, False]
+    assert [s.contains(None) for s in blocks] == [True, False, False]
     crc = [Slice("crc32", index=i, count=4) for i in range(4)]
     for key in ("abc", "zoë", "A-1", 17):
         assert sum(s.contains((key,)) for s in crc) == 1
     # MySQL's CRC32('abc') is 891568578: the DynamoDB side slices the same way.
     assert zlib.crc32(b"abc") == 891568578
     assert crc[891568578 % 4].contains(("abc",))
-    assert crc[0].where("sku") == ("MOD(CRC32(`sku`), :slice_n) = :slice_i",
-                                   {"slice_n": 4, "slice_i": 0})
-    assert Slice("none").where("id") == ("1 = 0", {}) and not Slice("none").contains((1,))
+    assert crc[0].parts("sku") == [("MOD(CRC32(`sku`), :slice_n) = :slice_i",
+                                    {"slice_n": 4, "slice_i": 0})]
+    assert Slice("none").parts("id") == [] and not Slice("none").contains((1,))
 
