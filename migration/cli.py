@@ -424,7 +424,7 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
         options = BackfillOptions(
             entities=entities, workers=workers, batch_size=batch_size, rate=rate,
             restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
-            dead_letters=dead_letters,
+            dead_letters=dead_letters, flag_cache_seconds=settings.flag_cache_seconds,
             progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
         engine = create_engine(settings, pool_size=workers + 2)
         try:

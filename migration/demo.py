@@ -19,6 +19,7 @@ from migration.dynamodb.client import DynamoDB
 from migration.local.services import local_services
 from migration.settings import Settings
 from migration.source.mysql import create_engine
+from migration.sync.state import ensure_state_tables
 from reconcile.report import render_text, write_reports
 from reconcile.run import ReconcileOptions, reconcile
 
@@ -67,7 +68,18 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
         echo("\n== 4. backfill: the rows that existed before dual-writing began")
         engine = create_engine(live, pool_size=8)
         try:
-            summary = backfill(contract, engine, ddb, BackfillOptions(restart=True))
+            # Dual-write first, so that no change after a row is copied can be missed; the
+            # backfill waits until every process has seen the switch.
+            from wrappers.flags import FlagStore
+            from wrappers.shop import SHOP_ENTITIES
+
+            ensure_state_tables(engine)
+            flags = FlagStore(engine, SHOP_ENTITIES)
+            for name in SHOP_ENTITIES:
+                flags.set_phase(name, "dual_write")
+            echo("every entity switched to dual_write: " + ", ".join(SHOP_ENTITIES))
+            summary = backfill(contract, engine, ddb, BackfillOptions(
+                restart=True, flag_cache_seconds=live.flag_cache_seconds))
             echo(summary.text())
             _dual_write(live, contract, ddb, echo)
             echo("\n== 7. reconcile: every item the contract defines against DynamoDB")
@@ -89,8 +101,6 @@ def _dual_write(settings: Settings, contract: Contract, ddb: DynamoDB, echo: Ech
 
     echo("\n== 5. dual-write: every entity in dual_write; writes go to MySQL, then DynamoDB")
     with open_shop(settings, contract=contract, ddb=ddb) as shop:
-        for name in SHOP_ENTITIES:
-            shop.flags.set_phase(name, "dual_write")
         with shop.engine.connect() as conn:
             user, email, product, seller = conn.execute(sa.text(
                 "SELECT u.id, u.email, c.product_id, p.seller_id FROM users u "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import random
 import socket
 import sqlite3
@@ -40,8 +41,8 @@ from migration.backfill.progress import Progress
 from migration.backfill.segments import SegmentPlan, make_plan
 from migration.contract.model import Contract, Entity, Table
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
-from migration.errors import ItemError, MigrateError, Terminal, Transient
-from migration.mapping.item import ItemMapper, item_size
+from migration.errors import ConditionFailed, ItemError, MigrateError, Terminal, Transient
+from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
@@ -51,6 +52,8 @@ from migration.sync.state import ensure_state_tables
 
 Key = tuple[Any, ...]
 BATCH_WRITE_LIMIT = 25
+
+log = logging.getLogger(__name__)
 
 
 class BackfillError(MigrateError, Terminal):
@@ -95,6 +98,9 @@ class BackfillOptions:
     dead_letters: Path | None = None
     progress: Progress | None = None
     max_batch_attempts: int = 12
+    # How long an application process trusts the phases it read (MIGRATE_FLAG_CACHE_SECONDS):
+    # after a switch to dual_write, the backfill waits that long before reading rows.
+    flag_cache_seconds: float = 2.0
 
 
 @dataclass
@@ -114,6 +120,7 @@ class EntitySummary:
     resumed_items: int = 0  # of `items_written`, those an earlier run wrote
     already_done: bool = False
     replanned: bool = False  # its checkpoint was made under a replaced plan: started over
+    warning: str | None = None  # its flag says DynamoDB does not follow its writes
 
     @property
     def items_per_second(self) -> float:
@@ -155,7 +162,10 @@ class BackfillSummary:
                      f"{total_items:>10} {sum(e.skipped for e in self.entities):>8} "
                      f"{self.dead_lettered:>6} {self.elapsed:>7.1f}s "
                      f"{done_now / self.elapsed if self.elapsed else 0:>9.0f}")
-        return "\n".join(lines + self._dead_letter_lines())
+        return "\n".join(lines + self._warning_lines() + self._dead_letter_lines())
+
+    def _warning_lines(self) -> list[str]:
+        return [f"warning: {e.entity}: {e.warning}" for e in self.entities if e.warning]
 
     def _dry_run_text(self) -> str:
         def row(name: str, rows: int, items: int, size: int, units: int, dead: int,
@@ -448,11 +458,16 @@ class _EntityRun:
                     attribute = driver.contract.version_attribute
                     for item in items:
                         item[attribute] = stamp
-                    if driver.options.shuffle:
-                        self.rng.shuffle(items)
-                    bodies = batch_bodies(self.table, items)
-                    del items
-                    driver.write_bodies(bodies)
+                    if self.collisions is not None:
+                        claimants = {self.mapper.owner(r): self.mapper.source_key(r)
+                                     for r in records}
+                        written = self._put_claimed(items, claimants, dead)
+                    else:
+                        if driver.options.shuffle:
+                            self.rng.shuffle(items)
+                        bodies = batch_bodies(self.table, items)
+                        del items
+                        driver.write_bodies(bodies)
                 transaction.commit()
             except BaseException:
                 transaction.rollback()
@@ -496,6 +511,41 @@ class _EntityRun:
                     drop.update(range(start, start + count))
                 items = [item for i, item in enumerate(items) if i not in drop]
         return items, dead
+
+    def _put_claimed(self, items: list[Item], claimants: dict[str, dict[str, Any]],
+                     dead: list[tuple[dict[str, Any], str]]) -> int:
+        """Write the items of an entity whose key two rows may share (`key_is_injective`
+        says no), one conditional PutItem each: refused when the key holds another row's
+        item (its `_owner`), so a row colliding with one copied by an earlier run of this
+        backfill, or by another segment's process, is dead-lettered too, not overwritten.
+        A record's items (the entity item, then its guards) share an owner and go in
+        order; after a refusal the rest of that record's items are not written. Returns
+        the items written."""
+        condition = {"ConditionExpression": "attribute_not_exists(#k) OR "
+                                            "attribute_not_exists(#o) OR #o = :o",
+                     "ExpressionAttributeNames": {"#k": self.mapper.partition_key,
+                                                  "#o": OWNER_ATTRIBUTE},
+                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        written = 0
+        refused: str | None = None
+        for item in items:
+            owner = item[OWNER_ATTRIBUTE]
+            if owner["S"] == refused:
+                continue
+            request = dict(condition, TableName=self.table, Item=item,
+                           ExpressionAttributeValues={":o": owner})
+            try:
+                self.driver.ddb.call_json("PutItem", request)
+                written += 1
+            except ConditionFailed as err:
+                refused = owner["S"]
+                held = (err.item or {}).get(OWNER_ATTRIBUTE, {}).get("S", "another row")
+                key = json.dumps({k: next(iter(v.values()))
+                                  for k, v in self.mapper.key_of(item).items()},
+                                 ensure_ascii=False)
+                dead.append((claimants.get(owner["S"], {"_owner": owner["S"]}),
+                             f"maps to the key {key}, which DynamoDB holds for {held}"))
+        return written
 
     def note_dead_letter_file(self) -> None:
         """Name this run's dead-letter file in the checkpoint, so that a run resuming it
@@ -645,6 +695,8 @@ class Backfill:
                     if f not in self.earlier_dead_letter_files]
         if not key_is_injective(entity, catalog):
             run.collisions = KeyRegistry()
+        if not self.options.dry_run:
+            run.summary.warning = self._await_dual_write(entity)
         if progress is not None:
             progress.start(entity.name, self._count(run, after), run.summary.rows_read)
         started = time.monotonic()
@@ -663,6 +715,32 @@ class Backfill:
         if progress is not None:
             progress.finish(entity.name)
         return run.summary
+
+    def _await_dual_write(self, entity: Entity) -> str | None:
+        """Rows must not be copied while an application process may still write the
+        entity to MySQL alone. Its phase (the `migrate_flags` row of its flag name, the
+        entity type in lower case) was switched to dual_write less than
+        `flag_cache_seconds` ago: wait out the rest, as processes still trusting the old
+        phase do. Still `mysql_only`: every change after this backfill reads a row would
+        stay out of DynamoDB; returns that warning (the copy goes ahead: a first fill
+        before the switch is legitimate, it just needs a reconcile afterwards)."""
+        name = entity.entity_type.lower()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT phase, TIMESTAMPDIFF(MICROSECOND, updated_at, NOW(6)) / 1e6 "
+                "FROM migrate_flags WHERE entity = :name"), {"name": name}).first()
+        if row is None or row[0] == "mysql_only":
+            message = (f"its phase is mysql_only (`migrate flags set {name} dual_write` "
+                       "first): changes made after a row is copied will not reach DynamoDB "
+                       "until the entity dual-writes and `reconcile --repair` has run")
+            log.warning("%s: %s", entity.name, message)
+            return message
+        age = float(row[1])
+        if age < self.options.flag_cache_seconds:
+            log.info("%s: switched to %s %.1fs ago; waiting for every process to see it",
+                     entity.name, row[0], age)
+            time.sleep(self.options.flag_cache_seconds - age)
+        return None
 
     def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None) -> SegmentPlan | None:
         """The plan of this entity's segments: the stored one, else a new one stored for

@@ -32,6 +32,8 @@ from migration.shop.seed import seed
 from migration.source.catalog import read_catalog
 from migration.source.mysql import create_engine
 from migration.sync.compare import actual_items, compare_all
+from wrappers.flags import FlagStore
+from wrappers.shop import SHOP_ENTITIES
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -180,6 +182,39 @@ def test_rows_that_cannot_become_items_are_dead_lettered(seeded: tuple[Engine, D
     assert "could not become items" in summary.text()
 
 
+def test_rows_colliding_across_segments_or_runs_are_dead_lettered(
+        seeded: tuple[Engine, DynamoDB], tmp_path: Path) -> None:
+    """Each process tracks only its own keys; DynamoDB knows the rest: an entity whose
+    key two rows may share is written with conditional puts on the item's `_owner`."""
+    engine, ddb = seeded
+    with engine.begin() as conn:
+        # Two roots of one name at the two ends of the id range: segments 0/2 and 1/2.
+        low = conn.execute(sa.text("SELECT MIN(id) FROM categories")).scalar_one()
+        conn.execute(sa.text("UPDATE categories SET name = 'Twin', parent_id = NULL "
+                             "WHERE id = :id"), {"id": low})
+        conn.execute(sa.text("INSERT INTO categories (id, name) VALUES (9100, 'Twin')"))
+    dead = tmp_path / "dead.jsonl"
+    first = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["category"],
+                                                            segment=Segment(0, 2)))
+    assert first.exit_code == 0
+    second = backfill(CONTRACT, engine, ddb, BackfillOptions(
+        entities=["category"], segment=Segment(1, 2), dead_letters=dead))
+    assert second.exit_code == 1 and second.entities[0].dead_lettered == 1
+    line, = (json.loads(text) for text in dead.read_text().splitlines())
+    assert line["source_key"] == {"id": 9100}
+    assert f"DynamoDB holds for Category#{low}" in line["reason"]
+    twin = ddb.call("GetItem", TableName=ddb.table_name("Categories"),
+                    Key={"PK": {"S": "ROOT"}, "SK": {"S": "Twin"}})["Item"]
+    assert twin["id"] == {"N": str(low)}, "the first row's item was not overwritten"
+
+    # A later run (another day, a --restart) meets the same refusal for the same row,
+    # while the rows it copied before are rewritten under their own owner.
+    again = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["category"],
+                                                            restart=True))
+    assert again.exit_code == 1 and again.entities[0].dead_lettered == 1
+    assert again.entities[0].items_written == again.entities[0].rows_read - 1
+
+
 def test_collision_tracking_only_where_keys_can_collide(seeded: tuple[Engine, DynamoDB]) -> None:
     engine, _ = seeded
     with engine.connect() as conn:
@@ -263,3 +298,24 @@ def test_the_summary_after_a_resume_names_earlier_dead_letters_and_this_runs_spe
     # Items per second: this run's items over this run's time, not the restored ones too.
     assert 0 < written_now["items"] < summary.items_written
     assert summary.items_per_second == pytest.approx(written_now["items"] / summary.elapsed)
+
+
+def test_the_backfill_follows_the_entitys_phase(seeded: tuple[Engine, DynamoDB],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still mysql_only: the copy goes ahead but the summary warns that later changes will
+    not follow. Just switched to dual_write: it first waits out the flags cache of the
+    application's processes, which may still write MySQL alone."""
+    engine, ddb = seeded
+    summary = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["user"]))
+    assert summary.entities[0].warning is not None
+    assert "warning: User: its phase is mysql_only (`migrate flags set user dual_write`" \
+        in summary.text()
+
+    FlagStore(engine, SHOP_ENTITIES).set_phase("user", "dual_write")
+    slept: list[float] = []
+    monkeypatch.setattr("migration.backfill.run.time.sleep", slept.append)
+    summary = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["user"], restart=True,
+                                                              flag_cache_seconds=30))
+    assert summary.entities[0].warning is None and "warning" not in summary.text()
+    assert slept and 25 < slept[0] <= 30, slept
+    assert compare_all(CONTRACT, engine, ddb, entities=["User"]).clean
