@@ -186,7 +186,7 @@ def start_dynamodb_local(port: int | None = None, timeout: float = 90.0) -> Serv
     log = open(log_path, "wb")  # noqa: SIM115 - the child process owns it
     process = subprocess.Popen(
         [java, f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}", "-Xmx1g", "-jar",
-         str(jar_dir / "DynamoDBLocal.jar"), "-inMemory", "-port", str(port)],
+         str(jar_dir / "DynamoDBLocal.jar"), "-inMemory", "-disableTelemetry", "-port", str(port)],
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     service = Service("dynamodb-local", endpoint, process, workdir, log_path)
