@@ -111,9 +111,10 @@ def operations(shop: Shop, ids: dict[str, Any], counter: Counter) -> dict[str, t
             ids["parent"], {"name": toggle("cname", "bench parent A", "bench parent B")})),
         "categories.delete": (fresh_category, lambda: categories.delete(state["category"])),
         "cart.add_item": (nothing, lambda: cart.add_item(ids["buyer"], ids["product"], 1)),
-        # A quantity never used before: add_item's increment would make a toggle a no-op.
+        # The preparing add_item raises the quantity by one: the new one must differ from
+        # that (an even number after an odd one), or the call changes nothing.
         "cart.update_item_quantity": (fresh_line, lambda: cart.update_item_quantity(
-            ids["buyer"], ids["product"], 100 + counter.next())),
+            ids["buyer"], ids["product"], 10_000 + 2 * counter.next())),
         "cart.remove_item": (fresh_line, lambda: cart.remove_item(ids["buyer"], ids["product"])),
         "cart.clear_cart (3 lines)": (full_cart, lambda: cart.clear_cart(ids["buyer2"])),
     }
@@ -239,6 +240,10 @@ def run(settings: Settings, repeat: int, users: int) -> int:
             results.setdefault(op, {})[phase] = stats(samples)
             if phase == "dual_write":
                 dynamodb_part[op] = statistics.median(in_dynamodb) * 1000
+                idle = sum(1 for seconds in in_dynamodb if seconds == 0)
+                if idle:  # a call that changes nothing would flatter the figures
+                    raise SystemExit(f"{op}: {idle} of {repeat} timed calls sent nothing to "
+                                     "DynamoDB; the benchmark must change something each time")
     put_median, put_p99 = stats(raw)
     tx_median, tx_p99 = stats(raw_transaction)
     print(f"repeat={repeat}; raw DynamoDB PutItem: median {put_median:.2f} ms, p99 {put_p99:.2f} ms;"

@@ -733,7 +733,7 @@ class Backfill:
             message = (f"its phase is mysql_only (`migrate flags set {name} dual_write` "
                        "first): changes made after a row is copied will not reach DynamoDB "
                        "until the entity dual-writes and `reconcile --repair` has run")
-            log.warning("%s: %s", entity.name, message)
+            log.info("%s: %s", entity.name, message)  # the summary shows it
             return message
         age = float(row[1])
         if age < self.options.flag_cache_seconds:

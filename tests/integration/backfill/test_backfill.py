@@ -4,7 +4,6 @@ and honest about rows that cannot become items."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,8 @@ from migration.backfill.run import (
 from migration.cli import cli
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.dynamodb.schema import apply
 from migration.settings import SHOP_CONTRACT, Settings
-from migration.shop.schema import upgrade
-from migration.shop.seed import seed
 from migration.source.catalog import read_catalog
-from migration.source.mysql import create_engine
 from migration.sync.compare import actual_items, compare_all
 from wrappers.flags import FlagStore
 from wrappers.shop import SHOP_ENTITIES
@@ -39,16 +34,6 @@ pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
 CONTRACT = load_contract(SHOP_CONTRACT)
 
-
-@pytest.fixture
-def seeded(live_settings: Settings) -> Iterator[tuple[Engine, DynamoDB]]:
-    upgrade(live_settings)
-    engine = create_engine(live_settings)
-    seed(engine, 60)
-    ddb = DynamoDB(live_settings)
-    apply(CONTRACT, ddb)
-    yield engine, ddb
-    engine.dispose()
 
 
 def test_backfill_of_the_seeded_shop_finds_zero_differences(seeded: tuple[Engine, DynamoDB],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,11 +13,7 @@ from sqlalchemy.engine import Engine
 from migration.backfill.run import BackfillOptions, backfill
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.dynamodb.schema import apply
-from migration.settings import SHOP_CONTRACT, Settings
-from migration.shop.schema import upgrade
-from migration.shop.seed import seed
-from migration.source.mysql import create_engine
+from migration.settings import SHOP_CONTRACT
 from migration.sync.compare import compare_all
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
@@ -26,16 +21,6 @@ pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 CONTRACT = load_contract(SHOP_CONTRACT)
 WORKERS, BATCH = 2, 5  # a chunk of 5 users is 10 items: one BatchWriteItem
 
-
-@pytest.fixture
-def seeded(live_settings: Settings) -> Iterator[tuple[Engine, DynamoDB]]:
-    upgrade(live_settings)
-    engine = create_engine(live_settings)
-    seed(engine, 60)
-    ddb = DynamoDB(live_settings)
-    apply(CONTRACT, ddb)
-    yield engine, ddb
-    engine.dispose()
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

@@ -5,7 +5,6 @@ cover every row; `--restart` cuts afresh once for all of them."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,11 +13,7 @@ from sqlalchemy.engine import Engine
 from migration.backfill.run import BackfillOptions, BackfillSummary, Segment, backfill
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.dynamodb.schema import apply
-from migration.settings import SHOP_CONTRACT, Settings
-from migration.shop.schema import upgrade
-from migration.shop.seed import seed
-from migration.source.mysql import create_engine
+from migration.settings import SHOP_CONTRACT
 from migration.sync.compare import compare_all
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
@@ -26,16 +21,6 @@ pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 CONTRACT = load_contract(SHOP_CONTRACT)
 _numbers = itertools.count()
 
-
-@pytest.fixture
-def seeded(live_settings: Settings) -> Iterator[tuple[Engine, DynamoDB]]:
-    upgrade(live_settings)
-    engine = create_engine(live_settings)
-    seed(engine, 60)
-    ddb = DynamoDB(live_settings)
-    apply(CONTRACT, ddb)
-    yield engine, ddb
-    engine.dispose()
 
 
 def insert_users(engine: Engine, count: int) -> None:
