@@ -48,7 +48,8 @@ from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
 from migration.source.records import RecordReader, quote_name
 from migration.sync.outbox import Outbox
-from migration.sync.state import ensure_state_tables
+from migration.sync.state import ensure_state_tables, flags
+from migration.sync.writer import FREE_OR_OWNED
 
 Key = tuple[Any, ...]
 BATCH_WRITE_LIMIT = 25
@@ -521,8 +522,7 @@ class _EntityRun:
         A record's items (the entity item, then its guards) share an owner and go in
         order; after a refusal the rest of that record's items are not written. Returns
         the items written."""
-        condition = {"ConditionExpression": "attribute_not_exists(#k) OR "
-                                            "attribute_not_exists(#o) OR #o = :o",
+        condition = {"ConditionExpression": FREE_OR_OWNED,
                      "ExpressionAttributeNames": {"#k": self.mapper.partition_key,
                                                   "#o": OWNER_ATTRIBUTE},
                      "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
@@ -725,10 +725,12 @@ class Backfill:
         stay out of DynamoDB; returns that warning (the copy goes ahead: a first fill
         before the switch is legitimate, it just needs a reconcile afterwards)."""
         name = entity.entity_type.lower()
+        # The age by the server's clock: the one that stamped `updated_at`.
+        age_seconds = sa.func.timestampdiff(sa.text("MICROSECOND"), flags.c.updated_at,
+                                            sa.func.now(6)) / 1e6
         with self.engine.connect() as conn:
-            row = conn.execute(sa.text(
-                "SELECT phase, TIMESTAMPDIFF(MICROSECOND, updated_at, NOW(6)) / 1e6 "
-                "FROM migrate_flags WHERE entity = :name"), {"name": name}).first()
+            row = conn.execute(sa.select(flags.c.phase, age_seconds)
+                               .where(flags.c.entity == name)).first()
         if row is None or row[0] == "mysql_only":
             message = (f"its phase is mysql_only (`migrate flags set {name} dual_write` "
                        "first): changes made after a row is copied will not reach DynamoDB "

@@ -34,6 +34,12 @@ from migration.errors import (
 from migration.mapping.item import GUARD_TYPE, OWNER_ATTRIBUTE, item_size
 from migration.mapping.values import Item
 
+# The item at the key is absent, or ours: written by the same source row (`#o` names the
+# owner attribute, `:o` the row), or by no source row at all (no owner). Every put that
+# must not take another row's key says this; with `#k` naming a key attribute.
+OWNED = "(attribute_not_exists(#o) OR #o = :o)"
+FREE_OR_OWNED = f"(attribute_not_exists(#k) OR {OWNED})"
+
 MAX_TRANSACTION_ACTIONS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024  # leave room for the envelope
 
@@ -111,10 +117,8 @@ class VersionedWriter:
             names["#o"] = OWNER_ATTRIBUTE
             names["#k"] = next(iter(action.key))
             values[":o"] = {"S": action.owner}
-            # An item without an owner was not written by a source row of ours.
-            ours = "(attribute_not_exists(#o) OR #o = :o)"
-            condition = f"(attribute_not_exists(#k) OR {ours}) AND {newer}" \
-                if isinstance(action, Put) else f"attribute_not_exists(#k) OR ({ours} AND {newer})"
+            condition = f"{FREE_OR_OWNED} AND {newer}" if isinstance(action, Put) \
+                else f"attribute_not_exists(#k) OR ({OWNED} AND {newer})"
         if isinstance(action, Put):
             item = dict(action.item)
             item[self.version_attribute] = {"N": str(version)}
