@@ -8,12 +8,19 @@
    dependency graph) and read those records under shared locks: the
    before-image.
 2. Run the write, re-read the touched rows, and compute the after-image the same way.
+   READ COMMITTED takes no gap locks, so a row the locking read found absent (or
+   outside a `where`) can be inserted by another writer before the write runs, and
+   the write then changes a row the before-image never saw. A second connection
+   checks for such rows after the write (its view is the last commit, without our
+   own changes); any found means the operation is rolled back and retried.
 3. The difference is the set of DynamoDB puts and deletes. Record it in the
    outbox (its own committed transaction; its id is the version), write
    DynamoDB with version-guarded conditions, commit MySQL, clear the outbox row.
 
 Row locks make writers of one item take turns in MySQL's commit order, and
-versions only grow in that order, so DynamoDB sees the same order. If DynamoDB
+versions only grow in that order, so DynamoDB sees the same order. A child row
+found through a lookup or embed cannot slip in unseen because inserting it takes a
+shared lock on its parent (the foreign key check), which the writer holds. If DynamoDB
 fails, the entity's policy decides: `rollback` (MySQL rolls back, the caller
 gets `DualWriteFailed`) or `outbox` (MySQL commits; `repair` catches up).
 `repair` re-syncs whatever an outbox row names, from MySQL, idempotently.
@@ -65,6 +72,11 @@ class DualWriteFailed(MigrateError, Terminal):
                          f"({type(cause).__name__}: {cause})")
 
 
+class RowRaced(MigrateError, Transient):
+    """A row the write changed was committed by another writer after the locking read
+    looked for it: the before-image missed it, so the operation is retried."""
+
+
 class CommitFailed(MigrateError, Transient):
     """MySQL failed to commit after DynamoDB took the write; repair re-synced (or will)."""
 
@@ -86,6 +98,16 @@ class Touch:
     values: Mapping[str, Any] | None = None
     delete: bool = False
     where: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Unseen:
+    """Rows of `table` matching `where` that the locking read saw (`seen`, primary keys):
+    after the write, no other committed row may match."""
+
+    table: str
+    where: Mapping[str, Any]
+    seen: frozenset[Key]
 
 
 @dataclass(frozen=True)
@@ -169,7 +191,8 @@ class SyncEngine:
                 self.stats.operations += 1
                 return result
             except Exception as err:
-                if not is_retryable(err) or attempt >= self.mysql_attempts:
+                if not (isinstance(err, RowRaced) or is_retryable(err)) or \
+                        attempt >= self.mysql_attempts:
                     raise
                 self.stats.retries += 1
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
@@ -187,13 +210,14 @@ class SyncEngine:
                     result = write(conn)
                     transaction.commit()
                     return result
-                touches, befores = self._lock(conn, touches)
+                touches, befores, unseen = self._lock(conn, touches)
                 provisional = [RowChange(t.table, before, _provisional(t, before))
                                for t, before in zip(touches, befores, strict=True)]
                 provisional += self._cascades(conn, touches, befores)
                 roots = self.graph.affected_roots(conn, provisional, entities=enabled)
                 before_image = self._image(conn, roots, strict=False)
                 result = write(conn)
+                self._check_unseen(unseen)
                 changes = self._after(conn, touches, befores, provisional, result, created)
                 for entity, keys in self.graph.affected_roots(conn, changes,
                                                               entities=enabled).items():
@@ -264,26 +288,53 @@ class SyncEngine:
 
     # -- images ------------------------------------------------------------------------
     def _lock(self, conn: Connection, touches: Sequence[Touch]
-              ) -> tuple[list[Touch], list[dict[str, Any] | None]]:
+              ) -> tuple[list[Touch], list[dict[str, Any] | None], list[_Unseen]]:
         """Lock every touched row (FOR UPDATE) and return it as it is before the write;
-        `where` touches become one keyed touch per matching row."""
+        `where` touches become one keyed touch per matching row. The third list names
+        what the write must not find beyond these rows (see `_check_unseen`)."""
         expanded: list[Touch] = []
         befores: list[dict[str, Any] | None] = []
+        unseen: list[_Unseen] = []
         for touch in touches:
             if touch.where is not None:
                 pk = self.catalog.primary_key(touch.table)
-                where = " AND ".join(f"{quote_name(c)} = :w{i}" for i, c in enumerate(touch.where))
-                params = {f"w{i}": v for i, v in enumerate(touch.where.values())}
+                where, params = _equal(touch.where, "w")
                 sql = f"SELECT * FROM {quote_name(touch.table)} WHERE {where} FOR UPDATE"
+                seen: set[Key] = set()
                 for row in run_text(conn, sql, params).mappings():
-                    expanded.append(Touch(touch.table, tuple(row[c] for c in pk), touch.values,
-                                          touch.delete))
+                    key = tuple(row[c] for c in pk)
+                    seen.add(key)
+                    expanded.append(Touch(touch.table, key, touch.values, touch.delete))
                     befores.append(dict(row))
+                unseen.append(_Unseen(touch.table, dict(touch.where), frozenset(seen)))
                 continue
             expanded.append(touch)
-            befores.append(None if touch.key is None else
-                           self._row(conn, touch.table, touch.key, lock="update"))
-        return expanded, befores
+            before = None if touch.key is None else \
+                self._row(conn, touch.table, touch.key, lock="update")
+            befores.append(before)
+            if touch.key is not None and before is None:
+                pk = self.catalog.primary_key(touch.table)
+                unseen.append(_Unseen(touch.table, dict(zip(pk, touch.key, strict=True)),
+                                      frozenset()))
+        return expanded, befores, unseen
+
+    def _check_unseen(self, unseen: Sequence[_Unseen]) -> None:
+        """Raise `RowRaced` when another writer committed a row the locking reads did not
+        see: a row absent then, or a new match of a `where`. The write may have changed
+        it, and the before-image lacks it. A second connection sees the last commit and
+        none of this transaction's own changes, so a row we inserted does not count."""
+        if not unseen:
+            return
+        with self.connect() as other:
+            for check in unseen:
+                pk = self.catalog.primary_key(check.table)
+                where, params = _equal(check.where, "u")
+                sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM "
+                       f"{quote_name(check.table)} WHERE {where}")
+                for row in run_text(other, sql, params):
+                    if tuple(row) not in check.seen:
+                        raise RowRaced(f"{check.table} row {tuple(row)} was committed by "
+                                       f"another writer after this one looked for it")
 
     def _row(self, conn: Connection, table: str, key: Key,
              lock: str | None = None) -> dict[str, Any] | None:
@@ -456,6 +507,12 @@ class SyncEngine:
                 if limit is not None and done + failed >= limit:
                     break
         return done, failed
+
+
+def _equal(values: Mapping[str, Any], prefix: str) -> tuple[str, dict[str, Any]]:
+    """`col = :param AND ...` for the columns and values, with its parameters."""
+    where = " AND ".join(f"{quote_name(c)} = :{prefix}{i}" for i, c in enumerate(values))
+    return where, {f"{prefix}{i}": v for i, v in enumerate(values.values())}
 
 
 def _provisional(touch: Touch, before: Mapping[str, Any] | None) -> dict[str, Any] | None:
