@@ -19,12 +19,15 @@ placeholders, such as a User's `user_id` and an EmailLookup's `email`) must be
 the same in every entity and scalar parameter that holds them, which is checked
 before any call (`MismatchedEntities`); and a Delete also requires the item's
 stored fields to equal the scalar parameters named after them (the EmailLookup
-deleted must hold the `user_id` given), as part of its condition.
+deleted must hold the `user_id` given), as part of its condition. A TransactGet
+checks what it read the same way: a User and an EmailLookup that name different
+users (`get_user_and_email` of one user's id and another's email) raise
+`MismatchedEntities` instead of being returned as a pair.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from migration.contract.model import Contract, CrossTablePattern, Involvement
@@ -104,6 +107,13 @@ class CrossTableService:
         values = bind_parameters(owner, declared.parameters, params, self.models)
         transaction = self.transaction(declared, values)
         models = transaction.commit()
+        if declared.operation == "TransactGet":
+            scalars = {p.name: values[p.name] for p in declared.parameters
+                       if p.type != "entity" and values.get(p.name) is not None}
+            read = [(label, model.values()) for label, model in
+                    self._by_entity(declared.entities_involved, models).items()
+                    if model is not None]
+            self._agree(declared, read, scalars)
         return self._result(declared, values, models)
 
     def transaction(self, pattern: CrossTablePattern, values: Mapping[str, Any]) -> EntityTransaction:
@@ -144,13 +154,20 @@ class CrossTableService:
     def _check_agreement(self, pattern: CrossTablePattern, values: Mapping[str, Any],
                          scalars: Mapping[str, Any]) -> None:
         """Refuse parameters that disagree on a value identifying one of the items."""
+        models = [(p.name, model.values()) for p in pattern.parameters
+                  if p.type == "entity" and isinstance(model := values.get(p.name), EntityModel)]
+        self._agree(pattern, models, scalars)
+
+    def _agree(self, pattern: CrossTablePattern,
+               holders: Sequence[tuple[str, Mapping[str, Any]]],
+               scalars: Mapping[str, Any]) -> None:
+        """Raise `MismatchedEntities` when the holders (entity parameters, or the items a
+        TransactGet read) and the scalar parameters disagree on an identifying value."""
         identifying: dict[str, None] = {}
         for involvement in pattern.entities_involved:
             identifying.update(dict.fromkeys(self.contract.entity(involvement.entity).key_fields))
-        models = [(p.name, model.values()) for p in pattern.parameters
-                  if p.type == "entity" and isinstance(model := values.get(p.name), EntityModel)]
         for attribute in identifying:
-            held = {name: fields[attribute] for name, fields in models
+            held = {name: fields[attribute] for name, fields in holders
                     if fields.get(attribute) is not None}
             if attribute in scalars:
                 held[attribute] = scalars[attribute]

@@ -169,3 +169,18 @@ def test_delete_checks_the_lookups_user_id(service: CrossTableService,
     assert [r.code for r in caught.value.reasons] == ["None", "ConditionalCheckFailed"]
     assert repos["User"].get({"user_id": "u13"}) is not None
     assert repos["EmailLookup"].get({"email": "kay@example.com"}).user_id == "u14"
+
+
+def test_read_refuses_a_user_and_a_lookup_that_are_not_a_pair(service: CrossTableService) -> None:
+    register(service, "u15", "lea@example.com")
+    register(service, "u16", "max@example.com")
+    # One user's id with another's email: both items exist, but they are not one
+    # registration, and returning them as a pair would say they are.
+    with pytest.raises(MismatchedEntities) as caught:
+        service.run("get_user_and_email", user_id="u15", email="max@example.com")
+    err = caught.value
+    assert err.attribute == "user_id"
+    assert err.values == {"User": "u15", "EmailLookup": "u16", "user_id": "u15"}
+    # The right pair still reads as one.
+    both = service.run("get_user_and_email", user_id="u15", email="lea@example.com")
+    assert both["User"].user_id == both["EmailLookup"].user_id == "u15"
