@@ -679,7 +679,10 @@ class Backfill:
             self.checkpoints.reset(entity.name, segment)
             saved = None
         if saved is not None and saved.done:
+            # Nothing to do, but rows an earlier run could not copy are still missing:
+            # the summary names them and the exit status stays 1 until --restart.
             run.summary.already_done = True
+            self._carry_dead_letters(run, saved)
             return run.summary
         if saved is not None:
             after = saved.last_key
@@ -688,11 +691,7 @@ class Backfill:
             run.checkpoint = saved
             run.summary.rows_read = saved.rows_read
             run.summary.items_written = run.summary.resumed_items = saved.items_written
-            run.summary.dead_lettered = saved.dead_letters
-            if saved.dead_letters:
-                self.earlier_dead_letter_files += [
-                    f for f in (_display_file(f) for f in saved.dead_letter_files)
-                    if f not in self.earlier_dead_letter_files]
+            self._carry_dead_letters(run, saved)
         if not key_is_injective(entity, catalog):
             run.collisions = KeyRegistry()
         if not self.options.dry_run:
@@ -715,6 +714,15 @@ class Backfill:
         if progress is not None:
             progress.finish(entity.name)
         return run.summary
+
+    def _carry_dead_letters(self, run: _EntityRun, saved: Checkpoint) -> None:
+        """The dead letters of the earlier runs a checkpoint records: counted in this
+        run's summary, their files named in it."""
+        run.summary.dead_lettered = saved.dead_letters
+        if saved.dead_letters:
+            self.earlier_dead_letter_files += [
+                f for f in (_display_file(f) for f in saved.dead_letter_files)
+                if f not in self.earlier_dead_letter_files]
 
     def _await_dual_write(self, entity: Entity) -> str | None:
         """Rows must not be copied while an application process may still write the

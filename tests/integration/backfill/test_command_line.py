@@ -83,6 +83,15 @@ def test_null_key_oversized_item_and_oversized_key_are_dead_lettered(
     stored = ddb.call("Scan", TableName=ddb.table_name("Notes"))["Items"]
     assert sorted(item["id"]["N"] for item in stored) == ["1", "5"]  # the others went on
 
+    # A rerun has nothing to copy, but the three rows are still not in DynamoDB: it
+    # says so, names the earlier file, and keeps exit status 1.
+    again = migrate(live_settings, "--contract", str(contract_path), "backfill",
+                    "--progress", "plain", "--dead-letters", str(tmp_path / "again.jsonl"))
+    assert again.exit_code == 1, again.output
+    assert "already done; --restart to redo" in again.stdout
+    assert f"3 row(s) could not become items: see {dead}" in again.stdout
+    assert not (tmp_path / "again.jsonl").exists()
+
 
 def test_dry_run_writes_nothing_and_prints_what_it_would_write(
         seeded: tuple[Engine, DynamoDB], live_settings: Settings) -> None:
