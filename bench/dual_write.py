@@ -11,6 +11,7 @@ database and table prefix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -31,6 +32,7 @@ from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
 from migration.shop import schema  # noqa: E402
+from migration.shop.repositories import NotFound  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
@@ -69,6 +71,10 @@ def operations(shop: Shop, ids: dict[str, Any], counter: Counter) -> dict[str, t
 
     def fresh_line() -> None:
         cart.add_item(ids["buyer"], ids["product"], 1)
+
+    def no_line() -> None:
+        with contextlib.suppress(NotFound):  # the first time there is no line yet
+            cart.remove_item(ids["buyer3"], ids["product"])
 
     def full_cart() -> None:
         for product in ids["cart_products"]:
@@ -111,6 +117,10 @@ def operations(shop: Shop, ids: dict[str, Any], counter: Counter) -> dict[str, t
             ids["parent"], {"name": toggle("cname", "bench parent A", "bench parent B")})),
         "categories.delete": (fresh_category, lambda: categories.delete(state["category"])),
         "cart.add_item": (nothing, lambda: cart.add_item(ids["buyer"], ids["product"], 1)),
+        # A line that was not there: the engine looks for a row committed meanwhile
+        # (one more query, on a second connection) where an existing line needs none.
+        "cart.add_item (new line)": (no_line, lambda: cart.add_item(ids["buyer3"],
+                                                                    ids["product"], 1)),
         # The preparing add_item raises the quantity by one: the new one must differ from
         # that (an even number after an odd one), or the call changes nothing.
         "cart.update_item_quantity": (fresh_line, lambda: cart.update_item_quantity(
@@ -148,6 +158,8 @@ def prepare(shop: Shop) -> dict[str, Any]:
                                       "password_hash": "h"})
     ids["buyer2"] = shop.users.create({"username": "bench_buyer2",
                                        "email": "buyer2@bench.example", "password_hash": "h"})
+    ids["buyer3"] = shop.users.create({"username": "bench_buyer3",
+                                       "email": "buyer3@bench.example", "password_hash": "h"})
     for i in range(5):  # other carts holding the product: a price change rewrites them
         other = shop.users.create({"username": f"holder{i}", "email": f"holder{i}@bench.example",
                                    "password_hash": "h"})
