@@ -318,11 +318,20 @@ def flags_show(ctx: _Context) -> None:
 @pass_ctx
 def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
     """Change one entity's phase (takes effect everywhere within the flag cache time)."""
+    from migration.contract import load_contract
+    from migration.source.catalog import read_catalog
+    from migration.sync.dependencies import unprotected
     from wrappers.flags import FlagError
 
     store = _flag_store(ctx.settings)
     try:
         flag = store.set_phase(entity, phase, percent)
+        if flag.phase.value != "mysql_only":
+            with store.engine.connect() as conn:
+                catalog = read_catalog(conn)
+            for warning in unprotected(load_contract(ctx.settings.contract), catalog,
+                                       [store.entities[flag.entity]]):
+                click.echo(f"warning: {warning}", err=True)
     except FlagError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)

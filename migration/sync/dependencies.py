@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from migration.contract.model import Contract, Entity
+from migration.source.catalog import Catalog
 from migration.source.records import LOCKS, in_clause, quote_name, run_text
 
 Key = tuple[Any, ...]
@@ -164,3 +165,58 @@ class DependencyGraph:
             found.update(tuple(row) for row in run_text(conn, sql, params))
             params.clear()
         return found
+
+
+def unprotected(contract: Contract, catalog: Catalog,
+                entities: Iterable[str] | None = None) -> list[str]:
+    """The lookups, embeds and aggregates of the (named) source entities that no
+    foreign key backs, one sentence each.
+
+    Dual-write relies on foreign keys for rows found through these: inserting a child
+    row (or pointing one at another parent) takes a shared lock on its parent, which a
+    writer changing the parent holds exclusively, so no child slips in between the
+    writer's query for the children and its commit. Without the key a cart line added
+    while its user's email changes can keep the old email in DynamoDB until reconcile
+    repairs it.
+    """
+    wanted = None if entities is None else set(entities)
+    found: list[str] = []
+
+    def backed(child: str, parent: str, pairs: Iterable[tuple[str, str]]) -> bool:
+        """A foreign key of `child` referencing `parent` on exactly these
+        (child column, parent column) pairs."""
+        expected = set(pairs)
+        return any(fk.child == child and set(zip(fk.child_columns, fk.parent_columns,
+                                                  strict=True)) == expected
+                   for fk in catalog.foreign_keys if fk.parent == parent)
+
+    def note(entity: str, kind: str, name: str, child: str, parent: str,
+             pairs: Sequence[tuple[str, str]]) -> None:
+        if child not in catalog.primary_keys or parent not in catalog.primary_keys:
+            return  # not this database's tables (yet): nothing can dual-write them
+        if backed(child, parent, pairs):
+            return
+        columns = ", ".join(c for c, _ in pairs)
+        targets = ", ".join(p for _, p in pairs)
+        found.append(f"{entity}'s {kind} {name!r}: no foreign key {child}({columns}) -> "
+                     f"{parent}({targets}); a {child} row written while its {parent} row "
+                     f"changes can leave a stale item until reconcile repairs it")
+
+    for entity in contract.source_entities():
+        if wanted is not None and entity.name not in wanted:
+            continue
+        source = entity.source
+        assert source is not None
+        for lookup in source.lookups:
+            note(entity.name, "lookup", lookup.name, source.table, lookup.table,
+                 [(s, t) for t, s in lookup.on])
+        for embed in source.embeds:
+            note(entity.name, "embed", embed.name, embed.table, source.table,
+                 [(t, s) for t, s in embed.on])
+            for lookup in embed.lookups:
+                note(entity.name, f"embed {embed.name!r} lookup", lookup.name, embed.table,
+                     lookup.table, [(s, t) for t, s in lookup.on])
+        for aggregate in source.aggregates:
+            note(entity.name, "aggregate", aggregate.name, aggregate.table, source.table,
+                 [(t, s) for t, s in aggregate.on])
+    return found

@@ -47,7 +47,7 @@ from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
 from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
-from migration.sync.dependencies import DependencyGraph, Key, RowChange
+from migration.sync.dependencies import DependencyGraph, Key, RowChange, unprotected
 from migration.sync.outbox import Outbox, OutboxEntry
 from migration.sync.writer import Action, Delete, KeyCollision, Put, VersionedWriter
 
@@ -167,6 +167,8 @@ class SyncEngine:
         if self._catalog is None:
             with self.engine.connect() as conn:
                 self._catalog = read_catalog(conn)
+            for warning in unprotected(self.contract, self._catalog):
+                log.warning("dual-write: %s", warning)
         return self._catalog
 
     def connect(self) -> Connection:
