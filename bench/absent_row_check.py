@@ -21,19 +21,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import SecretStr  # noqa: E402
 
 from bench import dual_write  # noqa: E402
-from migration.contract import load_contract  # noqa: E402
-from migration.dynamodb.client import DynamoDB  # noqa: E402
-from migration.dynamodb.schema import apply  # noqa: E402
-from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
-from migration.shop import schema  # noqa: E402
-from migration.shop.seed import seed  # noqa: E402
-from migration.source.mysql import create_engine  # noqa: E402
 from migration.sync.engine import SyncEngine  # noqa: E402
-from wrappers.shop import SHOP_ENTITIES, Shop  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,28 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=40)
     args = parser.parse_args(argv)
-    name = f"bench_chk_{uuid.uuid4().hex[:8]}"
-    with local_services(Settings().model_copy(update={"table_prefix": f"{name}_"})) as live:
-        url = schema.create_database(live.sqlalchemy_url(), name)
-        settings = live.model_copy(update={"mysql_url": SecretStr(
-            url.render_as_string(hide_password=False))})
-        try:
-            return run(settings, args.rounds, args.repeat)
-        finally:
-            schema.drop_database(live.sqlalchemy_url(), name)
+    with dual_write.bench_settings(f"bench_chk_{uuid.uuid4().hex[:8]}") as settings:
+        return run(settings, args.rounds, args.repeat)
 
 
 def run(settings: Settings, rounds: int, repeat: int) -> int:
-    schema.upgrade(settings)
-    engine = create_engine(settings)
-    seed(engine, 50)
-    engine.dispose()
-    contract = load_contract(settings.contract)
-    ddb = DynamoDB(settings)
-    apply(contract, ddb)
-    shop = Shop(settings, contract=contract, ddb=ddb)
-    for flag in SHOP_ENTITIES:
-        shop.flags.set_phase(flag, "dual_write")
+    shop = dual_write.dual_writing_shop(settings, 50)
+    ddb = shop.ddb
     ids = dual_write.prepare(shop)
     steps = dual_write.operations(shop, ids, dual_write.Counter())
     new_line, existing_line = steps["cart.add_item (new line)"], steps["cart.add_item"]

@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -189,24 +189,21 @@ def stats(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--users", type=int, default=200)
-    args = parser.parse_args(argv)
-    name = f"bench_dw_{uuid.uuid4().hex[:8]}"
-    base = Settings()
-    with local_services(base.model_copy(update={"table_prefix": f"{name}_"})) as live:
+@contextlib.contextmanager
+def bench_settings(name: str) -> Iterator[Settings]:
+    """Settings for a database and table prefix of the bench's own, on the local
+    services (started when none answer); the database is dropped afterwards."""
+    with local_services(Settings().model_copy(update={"table_prefix": f"{name}_"})) as live:
         url = schema.create_database(live.sqlalchemy_url(), name)
-        settings = live.model_copy(update={"mysql_url": SecretStr(
-            url.render_as_string(hide_password=False))})
         try:
-            return run(settings, args.repeat, args.users)
+            yield live.model_copy(update={"mysql_url": SecretStr(
+                url.render_as_string(hide_password=False))})
         finally:
             schema.drop_database(live.sqlalchemy_url(), name)
 
 
-def run(settings: Settings, repeat: int, users: int) -> int:
+def dual_writing_shop(settings: Settings, users: int) -> Shop:
+    """The seeded shop, every entity dual-writing, DynamoDB holding every item."""
     schema.upgrade(settings)
     engine = create_engine(settings)
     seed(engine, users)
@@ -222,6 +219,21 @@ def run(settings: Settings, repeat: int, users: int) -> int:
             reader = RecordReader(contract, entity)
             for chunk in reader.stream(conn, chunk_size=500):
                 shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+    return shop
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--users", type=int, default=200)
+    args = parser.parse_args(argv)
+    with bench_settings(f"bench_dw_{uuid.uuid4().hex[:8]}") as settings:
+        return run(settings, args.repeat, args.users)
+
+
+def run(settings: Settings, repeat: int, users: int) -> int:
+    shop = dual_writing_shop(settings, users)
+    ddb = shop.ddb
     ids = prepare(shop)
     counter = Counter()
     ops = operations(shop, ids, counter)

@@ -11,7 +11,7 @@ the write and retries; these tests stage that interleaving on purpose.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -55,6 +55,21 @@ def free_line(shop: Shop) -> Iterator[tuple[int, int]]:
     yield user_id, product_id
 
 
+def in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """Start `call` in a thread; what it raises is collected for the test to check."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as err:  # noqa: BLE001 - the test fails on it
+            errors.append(err)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, errors
+
+
 def assert_agree(shop: Shop) -> None:
     result = compare_all(shop.contract, shop.engine, shop.ddb)
     assert result.clean, (result.summary(), result.extra[:3], result.missing[:3])
@@ -83,16 +98,7 @@ def test_remove_item_deletes_a_line_added_after_it_looked(
         original(self, user, product)
 
     monkeypatch.setattr(MySQLShoppingCartRepository, "remove_item", remove_after_the_add)
-    errors: list[BaseException] = []
-
-    def remover() -> None:
-        try:
-            shop.cart.remove_item(user_id, product_id)
-        except BaseException as err:  # noqa: BLE001 - failed on below
-            errors.append(err)
-
-    thread = threading.Thread(target=remover)
-    thread.start()
+    thread, errors = in_thread(lambda: shop.cart.remove_item(user_id, product_id))
     assert looked.wait(20)
     shop.cart.add_item(user_id, product_id, 2)
     assert cart_item(shop, user_id, product_id) is not None
@@ -119,18 +125,9 @@ def test_where_touch_sees_a_row_that_matches_after_it_looked(
         return int(conn.execute(sa.text("DELETE FROM shopping_carts WHERE product_id = :p"),
                                 {"p": product_id}).rowcount)
 
-    errors: list[BaseException] = []
-
-    def deleter() -> None:
-        try:
-            shop.sync.run("test.delete_lines_of_product",
-                          [Touch("shopping_carts", where={"product_id": product_id},
-                                 delete=True)], delete_lines)
-        except BaseException as err:  # noqa: BLE001 - failed on below
-            errors.append(err)
-
-    thread = threading.Thread(target=deleter)
-    thread.start()
+    thread, errors = in_thread(lambda: shop.sync.run(
+        "test.delete_lines_of_product",
+        [Touch("shopping_carts", where={"product_id": product_id}, delete=True)], delete_lines))
     assert looked.wait(20)
     shop.cart.add_item(user_id, product_id, 1)
     added.set()
