@@ -70,6 +70,19 @@ def in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseEx
     return thread, errors
 
 
+def assert_gone_after_a_retry(shop: Shop, thread: threading.Thread,
+                              errors: list[BaseException], user_id: int, product_id: int,
+                              what: str) -> None:
+    """The racing writer finished without error, after a retry, and the line is gone
+    from both stores."""
+    thread.join(30)
+    assert not errors
+    assert not line_exists(shop, user_id, product_id)
+    assert cart_item(shop, user_id, product_id) is None, f"the {what} line stayed in DynamoDB"
+    assert shop.sync.stats.retries >= 1
+    assert_agree(shop)
+
+
 def assert_agree(shop: Shop) -> None:
     result = compare_all(shop.contract, shop.engine, shop.ddb)
     assert result.clean, (result.summary(), result.extra[:3], result.missing[:3])
@@ -103,12 +116,7 @@ def test_remove_item_deletes_a_line_added_after_it_looked(
     shop.cart.add_item(user_id, product_id, 2)
     assert cart_item(shop, user_id, product_id) is not None
     added.set()
-    thread.join(30)
-    assert not errors
-    assert not line_exists(shop, user_id, product_id)
-    assert cart_item(shop, user_id, product_id) is None, "the removed line stayed in DynamoDB"
-    assert shop.sync.stats.retries >= 1
-    assert_agree(shop)
+    assert_gone_after_a_retry(shop, thread, errors, user_id, product_id, "removed")
 
 
 def test_where_touch_sees_a_row_that_matches_after_it_looked(
@@ -131,9 +139,4 @@ def test_where_touch_sees_a_row_that_matches_after_it_looked(
     assert looked.wait(20)
     shop.cart.add_item(user_id, product_id, 1)
     added.set()
-    thread.join(30)
-    assert not errors
-    assert not line_exists(shop, user_id, product_id)
-    assert cart_item(shop, user_id, product_id) is None, "the deleted line stayed in DynamoDB"
-    assert shop.sync.stats.retries >= 1
-    assert_agree(shop)
+    assert_gone_after_a_retry(shop, thread, errors, user_id, product_id, "deleted")
