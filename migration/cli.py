@@ -391,6 +391,46 @@ def state_init(ctx: _Context, sql: bool) -> None:
     click.echo("toolkit tables ready")
 
 
+@state.command("versions")
+@click.option("--raise-counter", is_flag=True,
+              help="Move migrate_outbox's counter above every version DynamoDB has seen.")
+@click.option("--above", type=click.IntRange(min=0), default=0,
+              help="With --raise-counter: also above this version (from an error message).")
+@pass_ctx
+def state_versions(ctx: _Context, raise_counter: bool, above: int) -> None:
+    """Show (or repair) the outbox counter against the highest version DynamoDB has seen.
+
+    Versions must never go backwards: after a restore of MySQL, a failover to a lagging
+    replica or a TRUNCATE of migrate_outbox, writes refuse to run until the counter is
+    raised. Exit status: 0 the counter is above the mark, 1 it is behind, 2 failure.
+    """
+    from migration.dynamodb.client import DynamoDB
+    from migration.source.mysql import create_engine
+    from migration.sync.outbox import Outbox
+    from migration.sync.state import ensure_state_tables
+    from migration.sync.versions import VersionFloor
+    from migration.sync.versions import raise_counter as raise_it
+
+    settings = ctx.settings
+    with run_failures_exit_2("state versions", settings):
+        engine = create_engine(settings, pool_size=1)
+        try:
+            ensure_state_tables(engine)
+            ddb = DynamoDB(settings)
+            if raise_counter:
+                mark, next_version = raise_it(engine, ddb, above=above)
+                click.echo(f"counter raised: next version {next_version} (highest seen {mark})")
+                return
+            outbox = Outbox(engine)
+            counter, mark = outbox.probe(), VersionFloor(ddb, outbox).recorded()
+        finally:
+            engine.dispose()
+    click.echo(f"next version {counter + 1}; highest version DynamoDB has seen {mark}")
+    if counter <= mark:
+        click.echo("the counter is behind: run `migrate state versions --raise-counter`", err=True)
+        sys.exit(1)
+
+
 # -- backfill ---------------------------------------------------------------------------
 
 @cli.command()
@@ -433,7 +473,7 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
         options = BackfillOptions(
             entities=entities, workers=workers, batch_size=batch_size, rate=rate,
             restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
-            dead_letters=dead_letters, flag_cache_seconds=settings.flag_cache_seconds,
+            dead_letters=dead_letters,
             progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
         engine = create_engine(settings, pool_size=workers + 2)
         try:

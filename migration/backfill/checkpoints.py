@@ -13,7 +13,6 @@ decides it for all.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ from typing import Any
 
 from migration.backfill.segments import SegmentPlan
 from migration.dynamodb.client import DynamoDB
-from migration.errors import ConditionFailed, ResourceInUse, TableNotFound
+from migration.dynamodb.toolkit_table import TABLE, ToolkitTable
+from migration.errors import ConditionFailed, TableNotFound
 from migration.sync.outbox import _decode, _encode
 
-TABLE = "migrate_backfill_checkpoints"
+__all__ = ["TABLE", "Checkpoint", "CheckpointStore"]
 
 
 @dataclass
@@ -51,26 +51,11 @@ class CheckpointStore:
 
     def __init__(self, ddb: DynamoDB, wait_seconds: float = 60.0):
         self.ddb = ddb
-        self.table = ddb.table_name(TABLE)
-        self.wait_seconds = wait_seconds
-        self._ready = False
+        self._toolkit = ToolkitTable(ddb, wait_seconds)
+        self.table = self._toolkit.name
 
     def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self.ddb.call("DescribeTable", TableName=self.table)
-        except TableNotFound:
-            # Another process may create it meanwhile: that is fine.
-            with contextlib.suppress(ResourceInUse):
-                self.ddb.call("CreateTable", TableName=self.table,
-                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                              BillingMode="PAY_PER_REQUEST")
-            waiter = self.ddb.client.get_waiter("table_exists")
-            waiter.wait(TableName=self.table,
-                        WaiterConfig={"Delay": 1, "MaxAttempts": int(self.wait_seconds)})
-        self._ready = True
+        self._toolkit.ensure()
 
     def load(self, entity: str, segment: str) -> Checkpoint | None:
         self.ensure_table()

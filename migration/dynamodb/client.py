@@ -303,6 +303,13 @@ class DynamoDB:
             with self._lock:
                 self.seconds[operation] += elapsed
 
+    def longest_call_seconds(self) -> float:
+        """The longest one `call`/`call_json` can take, retries included: after that long,
+        no request it sent can still reach DynamoDB."""
+        config = self.client.meta.config
+        timeouts = float(config.connect_timeout or 60) + float(config.read_timeout or 60)
+        return self.max_attempts * (timeouts + self.max_delay)
+
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter for the given attempt (1-based)."""
         cap = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
