@@ -264,6 +264,7 @@ class Shop:
             self.policies[SHOP_ENTITIES[name]] = Policy(value)
         self.sync = SyncEngine(self.contract, self.engine, self.ddb,
                                enabled=self.flags.writing_entities,
+                               fence=self.flags.fenced_writing_entities,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
         self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
