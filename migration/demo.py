@@ -68,8 +68,8 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
         echo("\n== 4. backfill: the rows that existed before dual-writing began")
         engine = create_engine(live, pool_size=8)
         try:
-            # Dual-write first, so that no change after a row is copied can be missed; the
-            # backfill waits until every process has seen the switch.
+            # Dual-write first, so that no change after a row is copied can be missed (the
+            # switch waits for MySQL-only writes in flight).
             from wrappers.flags import FlagStore
             from wrappers.shop import SHOP_ENTITIES
 
@@ -78,8 +78,7 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
             for name in SHOP_ENTITIES:
                 flags.set_phase(name, "dual_write")
             echo("every entity switched to dual_write: " + ", ".join(SHOP_ENTITIES))
-            summary = backfill(contract, engine, ddb, BackfillOptions(
-                restart=True, flag_cache_seconds=live.flag_cache_seconds))
+            summary = backfill(contract, engine, ddb, BackfillOptions(restart=True))
             echo(summary.text())
             _dual_write(live, contract, ddb, echo)
             echo("\n== 7. reconcile: every item the contract defines against DynamoDB")
