@@ -23,6 +23,13 @@ from migration.cli import cli
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
+from migration.errors import (
+    ConfigError,
+    MigrateError,
+    MySQLAccessDenied,
+    MySQLUnreachable,
+    UnknownDatabase,
+)
 from migration.local.services import free_port
 from migration.settings import SHOP_CONTRACT, Settings
 from migration.shop.schema import upgrade
@@ -30,6 +37,7 @@ from migration.shop.seed import seed
 from migration.source.mysql import create_engine
 from reconcile.cli import command as reconcile_cli
 from tests.conftest import fresh_database, unique_name
+from wrappers.shop import open_shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -201,3 +209,21 @@ def test_commands_that_need_no_service_ignore_every_fault(world: World, tmp_path
     args = [arg.replace("{tmp}", str(tmp_path / "out")) for arg in OFFLINE[name]]
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    ("wrong MySQL password", MySQLAccessDenied), ("unknown database", UnknownDatabase),
+    ("unreachable MySQL host", MySQLUnreachable), ("unparseable URL", ConfigError)])
+def test_open_shop_raises_the_same_typed_errors(world: World, fault: str,
+                                                error: type[MigrateError]) -> None:
+    url = _faulty(world, fault)["MIGRATE_MYSQL_URL"]
+    assert url is not None
+    settings = Settings(mysql_url=SecretStr(url), dynamodb_endpoint=world.endpoint,
+                        table_prefix=world.prefix)
+    with pytest.raises(error) as raised:
+        open_shop(settings)
+    assert "\n" not in str(raised.value) and WRONG_PASSWORD not in str(raised.value)
+    assert URL_PASSWORD not in str(raised.value)
+    for words in SAYS[fault]:
+        assert words in str(raised.value)
+    assert raised.value.__cause__ is not None, "the driver's error is kept as the cause"
