@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -190,19 +191,29 @@ def start_dynamodb_local(port: int | None = None, timeout: float = 90.0) -> Serv
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     service = Service("dynamodb-local", endpoint, process, workdir, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = service.log_tail()
-            service.stop()
-            raise ServiceError(f"DynamoDB Local exited with status {process.returncode}:\n{tail}")
-        if dynamodb_answers(endpoint, timeout=1.0):
-            _log(f"DynamoDB Local {endpoint} (pid {process.pid})")
-            return service
-        time.sleep(0.25)
-    tail = service.log_tail()
-    service.stop()
-    raise ServiceError(f"DynamoDB Local did not answer on {endpoint} within {timeout:.0f}s:\n{tail}")
+    with _stopped_unless_up(service):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServiceError(f"DynamoDB Local exited with status {process.returncode}:\n"
+                                   f"{service.log_tail()}")
+            if dynamodb_answers(endpoint, timeout=1.0):
+                _log(f"DynamoDB Local {endpoint} (pid {process.pid})")
+                return service
+            time.sleep(0.25)
+        raise ServiceError(f"DynamoDB Local did not answer on {endpoint} within {timeout:.0f}s:\n"
+                           f"{service.log_tail()}")
+
+
+@contextlib.contextmanager
+def _stopped_unless_up(service: Service) -> Iterator[None]:
+    """Stop a service still starting when anything (a timeout, Ctrl-C, SIGTERM) ends the wait:
+    it is in nobody's hands yet, and would be left running."""
+    try:
+        yield
+    except BaseException:
+        service.stop()
+        raise
 
 
 # -- MySQL / MariaDB -------------------------------------------------------------
@@ -285,19 +296,18 @@ def start_mariadb(port: int | None = None, timeout: float = 90.0) -> Service:
     url = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=port)
     service = Service("mariadb", url.render_as_string(hide_password=False), process, workdir,
                       log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = service.log_tail()
-            service.stop()
-            raise ServiceError(f"mariadbd exited with status {process.returncode}:\n{tail}")
-        if mysql_answers(url, timeout=1) is None:
-            _log(f"MariaDB 127.0.0.1:{port} (pid {process.pid}, data in {datadir})")
-            return service
-        time.sleep(0.25)
-    tail = service.log_tail()
-    service.stop()
-    raise ServiceError(f"mariadbd did not answer on port {port} within {timeout:.0f}s:\n{tail}")
+    with _stopped_unless_up(service):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServiceError(f"mariadbd exited with status {process.returncode}:\n"
+                                   f"{service.log_tail()}")
+            if mysql_answers(url, timeout=1) is None:
+                _log(f"MariaDB 127.0.0.1:{port} (pid {process.pid}, data in {datadir})")
+                return service
+            time.sleep(0.25)
+        raise ServiceError(f"mariadbd did not answer on port {port} within {timeout:.0f}s:\n"
+                           f"{service.log_tail()}")
 
 
 # -- both ---------------------------------------------------------------------------
@@ -336,6 +346,28 @@ def local_services(settings: Settings, *, need_mysql: bool = True,
     finally:
         for service in reversed(started):
             service.stop()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP stop the process as Ctrl-C does (KeyboardInterrupt), so
+    the `finally` of `local_services` stops what it started: DynamoDB Local and MariaDB run
+    in sessions of their own, and no signal sent to this process alone reaches them.
+    Once one arrived, further ones are ignored, so the stopping itself is not cut short.
+    Main thread only (Python delivers signals there)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for each in handled:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {each: signal.signal(each, interrupt) for each in handled}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 def _is_local(endpoint: str) -> bool:

@@ -62,7 +62,9 @@ def test_a_run_that_fails_exits_2_with_the_reason(backfilled: Shop, tmp_path: Pa
     result = run_cli(settings, tmp_path, "--fail-on-drift")
     assert result.exit_code == 2
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: Scan failed: ResourceNotFoundException"), result.stderr
+    assert last_line.startswith("error: reconcile failed: the DynamoDB table "
+                                "no_such_prefix_Users does not exist"), result.stderr
+    assert "`migrate schema apply`" in last_line
     assert not (tmp_path / "history.json").exists()
 
     unknown = run_cli(backfilled.settings, tmp_path, "--entity", "Invoice")
