@@ -21,7 +21,7 @@ from migration.dynamodb.client import DynamoDB
 from migration.failures import Command, debug_option, remember_settings
 from migration.settings import Settings
 from migration.source.mysql import create_engine
-from reconcile.report import render_text, write_reports
+from reconcile.report import check_report_dir, render_text, write_reports
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.scope import DEFAULT_SEGMENT_WIDTH
 
@@ -101,13 +101,15 @@ def _run(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
                                scan_page_items=scan_page_items, mysql_workers=workers,
                                samples=samples, progress=None if quiet else _progress)
     contract = load_contract(settings.contract)
+    check_report_dir(report_dir)  # before anything is read or repaired
     engine = create_engine(settings, pool_size=workers + 2)
     try:
         result = reconcile(contract, engine, DynamoDB(settings), options)
     finally:
         engine.dispose()
-    paths = write_reports(result, report_dir)
+    # What was found and repaired is shown first: it stands even if a report fails.
     click.echo(render_text(result))
+    paths = write_reports(result, report_dir)
     click.echo(f"reports: {paths.folder} (reconcile.json, summary.md, report.html)")
     code = result.exit_code(fail_on_drift)
     if code == 2:

@@ -15,11 +15,13 @@ import fcntl
 import html
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migration.errors import MigrateError, Terminal
 from reconcile.result import DRIFT_KINDS, ReconcileResult, Sample
 
 HISTORY_FILE = "history.json"
@@ -49,22 +51,65 @@ class ReportPaths:
     history: Path
 
 
+class ReportsNotWritten(MigrateError, Terminal):
+    """The report directory cannot take the reports, or some of them failed to be written;
+    the message says what was written where (the run's record always is, somewhere)."""
+
+
+def check_report_dir(report_dir: Path) -> None:
+    """Refuse, before anything runs, a report directory that cannot be written: a repair
+    must never change DynamoDB and then have nowhere to record what it did."""
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        probe = report_dir / f".writable.{os.getpid()}"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as err:
+        raise ReportsNotWritten(
+            f"cannot write reports to {report_dir} ({err.strerror or err}): give a writable "
+            "--report-dir; nothing was read or changed") from err
+
+
 def write_reports(result: ReconcileResult, report_dir: Path) -> ReportPaths:
     """Write the run's folder (`reconcile.json`, `summary.md`, `report.html`) and append
-    the run to `history.json`; returns where everything went."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    folder = _new_folder(report_dir, result.run_id)
+    the run to `history.json`; returns where everything went.
+
+    `reconcile.json` is the run's record (what was found, and what a repair wrote): it is
+    written first, and when even that fails, to the system's temporary directory. Any
+    failure raises `ReportsNotWritten` naming what was written, and where."""
     data = result.to_json()
-    data["run"]["folder"] = folder.name
-    paths = ReportPaths(folder, folder / "reconcile.json", folder / "summary.md",
-                        folder / "report.html", report_dir / HISTORY_FILE)
-    _write(paths.json, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    with _locked(report_dir):
-        history = load_history(report_dir)
-        history.append(history_entry(result, folder.name))
-        _write(paths.history, json.dumps(history, indent=1, ensure_ascii=False) + "\n")
-    _write(paths.markdown, render_markdown(result))
-    _write(paths.html, render_html(result, history[-CHART_RUNS:]))
+    record = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        folder = _new_folder(report_dir, result.run_id)
+        data["run"]["folder"] = folder.name
+        record = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+        paths = ReportPaths(folder, folder / "reconcile.json", folder / "summary.md",
+                            folder / "report.html", report_dir / HISTORY_FILE)
+        _write(paths.json, record)
+    except OSError as err:
+        fallback = Path(tempfile.gettempdir()) / f"reconcile-{result.run_id}-{os.getpid()}.json"
+        fallback.write_text(record, encoding="utf-8")
+        raise ReportsNotWritten(f"cannot write reports to {report_dir} ({err}); the run's record "
+                                f"(reconcile.json) was written to {fallback}") from err
+    failed: list[str] = []
+    history: list[dict[str, Any]] = []
+    try:
+        with _locked(report_dir):
+            history = load_history(report_dir)
+            history.append(history_entry(result, folder.name))
+            _write(paths.history, json.dumps(history, indent=1, ensure_ascii=False) + "\n")
+    except Exception as err:  # noqa: BLE001 - named below; the record is written
+        failed.append(f"{HISTORY_FILE} ({type(err).__name__}: {err})")
+    for path, render in ((paths.markdown, lambda: render_markdown(result)),
+                         (paths.html, lambda: render_html(result, history[-CHART_RUNS:]))):
+        try:
+            _write(path, render())
+        except Exception as err:  # noqa: BLE001 - named below; the record is written
+            failed.append(f"{path.name} ({type(err).__name__}: {err})")
+    if failed:
+        raise ReportsNotWritten(f"the run's record is in {paths.json}, but "
+                                + "; ".join(failed) + " could not be written")
     return paths
 
 

@@ -8,7 +8,10 @@ chunks that were in flight.
 
 Beside them, one item per entity and segment count: the segment plan (see
 `segments`), stored with a conditional put so the first process of a run
-decides it for all.
+decides it for all; one item per entity naming the segment count in force (the
+*cut*: runs with another count are refused until a `--restart`); and, while a
+`--restart` is being applied, one item per segment naming the entities it
+covers, so that a restart interrupted half-way is finished by the next run.
 """
 
 from __future__ import annotations
@@ -91,6 +94,55 @@ class CheckpointStore:
     def reset(self, entity: str, segment: str) -> None:
         self.ensure_table()
         self.ddb.call("DeleteItem", TableName=self.table, Key={"id": {"S": f"{entity}#{segment}"}})
+
+    # -- restarts ------------------------------------------------------------------------
+    def request_restart(self, segment: str, entities: list[str]) -> None:
+        """Record that `entities` of `segment` start over, before any of them does: from
+        here a run of that segment, with or without `--restart`, finishes the restart."""
+        self.ensure_table()
+        self.ddb.call("PutItem", TableName=self.table, Item={
+            "id": {"S": f"restart#{segment}"}, "entities": {"S": json.dumps(sorted(entities))},
+            "requested_at": {"S": dt.datetime.now(dt.UTC).isoformat()}})
+
+    def pending_restart(self, segment: str) -> list[str]:
+        """The entities of `segment` a restart covers that has not been applied yet."""
+        self.ensure_table()
+        item = self.ddb.call("GetItem", TableName=self.table, ConsistentRead=True,
+                             Key={"id": {"S": f"restart#{segment}"}}).get("Item")
+        return list(json.loads(item["entities"]["S"])) if item is not None else []
+
+    def restart_applied(self, segment: str) -> None:
+        self.ensure_table()
+        self.ddb.call("DeleteItem", TableName=self.table, Key={"id": {"S": f"restart#{segment}"}})
+
+    # -- the cut in force ----------------------------------------------------------------
+    def cut(self, entity: str, *, create_table: bool = True) -> int | None:
+        """The segment count `entity` is being backfilled in, or None (no run yet)."""
+        if create_table:
+            self.ensure_table()
+        try:
+            item = self.ddb.call("GetItem", TableName=self.table, ConsistentRead=True,
+                                 Key={"id": {"S": f"{entity}#cut"}}).get("Item")
+        except TableNotFound:
+            if create_table:
+                raise
+            return None
+        return int(item["count"]["N"]) if item is not None else None
+
+    def set_cut(self, entity: str, count: int, *, replace: bool) -> int:
+        """Make `count` the cut of `entity` (unless another process set one first, when not
+        `replace`); returns the cut in force now."""
+        self.ensure_table()
+        condition: dict[str, Any] = {} if replace else {
+            "ConditionExpression": "attribute_not_exists(id)"}
+        try:
+            self.ddb.call("PutItem", TableName=self.table, Item={
+                "id": {"S": f"{entity}#cut"}, "count": {"N": str(count)},
+                "set_at": {"S": dt.datetime.now(dt.UTC).isoformat()}}, **condition)
+        except ConditionFailed:
+            stored = self.cut(entity)
+            return stored if stored is not None else self.set_cut(entity, count, replace=False)
+        return count
 
     # -- segment plans -------------------------------------------------------------------
     @staticmethod

@@ -138,6 +138,9 @@ class EntitySummary:
     already_done: bool = False
     replanned: bool = False  # its checkpoint was made under a replaced plan: started over
     warning: str | None = None  # its flag says DynamoDB does not follow its writes
+    # Other segments of the cut not finished yet ("1/3", ...): the entity is not fully
+    # copied though this process's segment is.
+    pending_segments: list[str] = field(default_factory=list)
 
     @property
     def items_per_second(self) -> float:
@@ -182,7 +185,13 @@ class BackfillSummary:
         return "\n".join(lines + self._warning_lines() + self._dead_letter_lines())
 
     def _warning_lines(self) -> list[str]:
-        return [f"warning: {e.entity}: {e.warning}" for e in self.entities if e.warning]
+        lines = [f"warning: {e.entity}: {e.warning}" for e in self.entities if e.warning]
+        lines += [f"not done: {e.entity}: segment{'s' if len(e.pending_segments) > 1 else ''} "
+                  f"{', '.join(e.pending_segments)} of its cut "
+                  f"{'are' if len(e.pending_segments) > 1 else 'is'} not finished; the entity "
+                  "is not fully copied until every segment is"
+                  for e in self.entities if e.pending_segments]
+        return lines
 
     def _dry_run_text(self) -> str:
         def row(name: str, rows: int, items: int, size: int, units: int, dead: int,
@@ -713,8 +722,11 @@ class Backfill:
         summaries = []
         progress = self.options.progress
         try:
-            for entity in entities:
-                summaries.append(self._run_entity(entity, catalog, progress))
+            # Restarts and cuts are settled for every entity before any row is copied, so
+            # that a run stopped after its first entity leaves no entity half-restarted.
+            prepared = self._prepare_all(entities)
+            for run, saved in prepared:
+                summaries.append(self._copy(run, saved, catalog, progress))
             self.floor.flush()
         finally:
             self.outbox.close()
@@ -725,24 +737,65 @@ class Backfill:
                                self.dead_letters.path if self.dead_letters.count else None,
                                self.earlier_dead_letter_files)
 
-    def _run_entity(self, entity: Entity, catalog: Catalog,
-                    progress: Progress | None) -> EntitySummary:
+    def _prepare_all(self, entities: list[Entity]) -> list[tuple[_EntityRun, Checkpoint | None]]:
+        """Each entity's plan and checkpoint, restarts applied. A `--restart` is recorded
+        first, for every entity it covers, and cleared once each has started over: a
+        run interrupted before that (even between two entities) is finished by the next
+        run of the segment, with or without `--restart`."""
+        if self.options.dry_run:
+            return [self._prepare(entity, restart=False) for entity in entities]
+        segment = str(self.options.segment)
+        pending = set(self.checkpoints.pending_restart(segment))
+        if self.options.restart:
+            pending |= {entity.name for entity in entities}
+            self.checkpoints.request_restart(segment, sorted(pending))
+        prepared = [self._prepare(entity, restart=entity.name in pending) for entity in entities]
+        if pending and pending <= {entity.name for entity in entities}:
+            self.checkpoints.restart_applied(segment)
+        elif pending:
+            # Entities this run does not cover keep their pending restart.
+            self.checkpoints.request_restart(
+                segment, sorted(pending - {entity.name for entity in entities}))
+        return prepared
+
+    def _prepare(self, entity: Entity, *, restart: bool) -> tuple[_EntityRun, Checkpoint | None]:
         run = _EntityRun(self, entity)
         segment = str(self.options.segment)
-        after: Key | None = None
+        self._check_cut(entity, restart)
         saved = None if self.options.dry_run else self.checkpoints.load(entity.name, segment)
-        plan = self._segment_plan(run, saved)
+        plan = self._segment_plan(run, saved, restart)
         run.apply_plan(plan)
-        if saved is not None and (self.options.restart or saved.plan != run.checkpoint.plan):
-            if not self.options.restart:
+        if saved is not None and (restart or saved.plan != run.checkpoint.plan):
+            if not restart:
                 run.summary.replanned = True  # made under a plan a --restart replaced
             self.checkpoints.reset(entity.name, segment)
             saved = None
+        return run, saved
+
+    def _check_cut(self, entity: Entity, restart: bool) -> None:
+        """Processes of one backfill must cut an entity into the same number of segments,
+        or some rows fall in none of them: the first run's count stays in force, and a
+        run asking for another is refused, unless it restarts (a new cut for all)."""
+        count = self.options.segment.count
+        if self.options.dry_run:
+            return
+        in_force = self.checkpoints.set_cut(entity.name, count, replace=restart)
+        if in_force != count:
+            raise BackfillError(
+                f"{entity.name} is being backfilled in {in_force} segment(s); this run asks "
+                f"for {count}. Run its remaining segments with --segment I/{in_force}, or "
+                f"start over in {count} with --restart (given to every process)")
+
+    def _copy(self, run: _EntityRun, saved: Checkpoint | None, catalog: Catalog,
+              progress: Progress | None) -> EntitySummary:
+        entity = run.entity
+        after: Key | None = None
         if saved is not None and saved.done:
             # Nothing to do, but rows an earlier run could not copy are still missing:
             # the summary names them and the exit status stays 1 until --restart.
             run.summary.already_done = True
             self._carry_dead_letters(run, saved)
+            run.summary.pending_segments = self._pending_segments(run)
             return run.summary
         if saved is not None:
             after = saved.last_key
@@ -771,9 +824,25 @@ class Backfill:
             run.checkpoint.items_written = run.summary.items_written
             run.checkpoint.dead_letters = run.summary.dead_lettered
             self.checkpoints.save(run.checkpoint)
+            run.summary.pending_segments = self._pending_segments(run)
         if progress is not None:
             progress.finish(entity.name)
         return run.summary
+
+    def _pending_segments(self, run: _EntityRun) -> list[str]:
+        """The other segments of this entity's cut whose checkpoint is not done (under
+        the plan in force)."""
+        count = self.options.segment.count
+        if count == 1 or self.options.dry_run:
+            return []
+        pending = []
+        for index in range(count):
+            if index == self.options.segment.index:
+                continue
+            other = self.checkpoints.load(run.entity.name, f"{index}/{count}")
+            if other is None or not other.done or other.plan != run.checkpoint.plan:
+                pending.append(f"{index}/{count}")
+        return pending
 
     def _carry_dead_letters(self, run: _EntityRun, saved: Checkpoint) -> None:
         """The dead letters of the earlier runs a checkpoint records: counted in this
@@ -804,7 +873,8 @@ class Backfill:
             return message
         return None
 
-    def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None) -> SegmentPlan | None:
+    def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None,
+                      restart: bool) -> SegmentPlan | None:
         """The plan of this entity's segments: the stored one, else a new one stored for
         every process of the run (first come, first served). `--restart` replaces a plan
         this segment already ran under; a plan made since (by another restarted process
@@ -814,7 +884,7 @@ class Backfill:
             return None
         name = run.entity.name
         stored = self.checkpoints.load_plan(name, count, create_table=not self.options.dry_run)
-        if stored is not None and not (self.options.restart and saved is not None
+        if stored is not None and not (restart and saved is not None
                                        and saved.plan == stored.generation):
             return stored
         with self.engine.connect() as conn:
