@@ -54,12 +54,12 @@ class QueryLogError(MigrateError, Terminal):
 
 
 class LogNotRestored(QueryLogError):
-    """The general log settings could not be put back; carries what to run by hand."""
+    """The general log could not be left as it was found; carries what to run by hand."""
 
-    def __init__(self, statements: list[str], cause: BaseException):
+    def __init__(self, statements: list[str], cause: BaseException,
+                 what: str = "the general log settings could not be restored"):
         self.statements = statements
-        super().__init__("the general log settings could not be restored "
-                         f"({type(cause).__name__}: {cause}); run by hand: "
+        super().__init__(f"{what} ({type(cause).__name__}: {cause}); run by hand: "
                          + " ".join(f"{s};" for s in statements))
 
 
@@ -282,39 +282,47 @@ class GeneralLogWindow:
         try:
             with _deferred_interrupts():
                 end = None
-                with contextlib.suppress(sa.exc.DBAPIError):
+                # A broken connection (killed, invalidated) must not keep the settings
+                # from being restored: `_run` falls back on a fresh connection.
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
                     end = conn.execute(sa.text("SELECT NOW(6)")).scalar_one()
-                self._restore()
-            if read and self._start is not None:
-                self._read(conn, self._start, end)
+                if self.switched and self.previous is not None:
+                    self._run(self.previous.statements())
+            try:
+                if read and self._start is not None:
+                    self._read(conn, self._start, end)
+            finally:
+                # Rows this window caused in a table it found empty, with a log it found
+                # off, are removed however the window ended (they hold literal values).
                 if self.switched and self._was_empty and self.previous is not None \
                         and not self.previous.general_log:
-                    conn.execute(sa.text("TRUNCATE TABLE mysql.general_log"))
+                    self._run(["TRUNCATE TABLE mysql.general_log"],
+                              "the rows this window added to mysql.general_log were not removed")
                     self.truncated = True
         finally:
-            with contextlib.suppress(sa.exc.DBAPIError):
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                # A lost connection has released its lock already.
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
             conn.close()
             self._conn = None
 
-    def _restore(self) -> None:
-        if not self.switched or self.previous is None:
-            return
-        statements = self.previous.statements()
+    def _run(self, statements: list[str],
+             what: str = "the general log settings could not be restored") -> None:
+        """Run `statements` on the window's connection, or else on a fresh one."""
         try:
             if self._conn is None:
                 raise QueryLogError("the sampling window's connection is gone")
             for statement in statements:
                 self._conn.execute(sa.text(statement))
-        except (sa.exc.DBAPIError, QueryLogError):
+        except (sa.exc.SQLAlchemyError, QueryLogError):
             # The window's connection may be what failed: once more on a fresh one.
             try:
                 with self.engine.connect() as fresh:
                     fresh = fresh.execution_options(isolation_level="AUTOCOMMIT")
                     for statement in statements:
                         fresh.execute(sa.text(statement))
-            except sa.exc.DBAPIError as err:
-                raise LogNotRestored(statements, err) from err
+            except sa.exc.SQLAlchemyError as err:
+                raise LogNotRestored(statements, err, what) from err
 
     def _read(self, conn: Connection, start: datetime, end: datetime | None) -> None:
         sql = ("SELECT event_time, thread_id, command_type, argument FROM mysql.general_log "
