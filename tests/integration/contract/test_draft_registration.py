@@ -15,39 +15,23 @@ from sqlalchemy.engine import Engine
 from migration.commands import draft_contract
 from migration.contract.draft import Draft, DraftOptions
 from migration.contract.load import read_document
-from migration.contract.model import AccessPattern, Contract, Entity
+from migration.contract.model import Contract
 from migration.settings import Settings
 from migration.source.mysql import create_engine
 from migration.source.query_log import read_log_settings
 from tests.conftest import fresh_database
 from tests.integration.contract.workloads import (
     FIXTURES,
-    REGISTRATION_QUERIES,
+    calls,
     create_registration,
+    pattern,
     prove_contract,
     registration_workload,
     seed_registration,
+    times,
 )
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
-
-
-def pattern(entity: Entity, operation: str, index: bool, *params: str) -> AccessPattern:
-    """The entity's one pattern of that operation, on an index or not, with those
-    parameters first."""
-    found = [p for p in entity.access_patterns if p.operation == operation
-             and (p.index_name is not None) == index
-             and tuple(x.name for x in p.parameters[:len(params)]) == params]
-    assert len(found) == 1, [(p.name, p.operation, p.index_name) for p in entity.access_patterns]
-    return found[0]
-
-
-def calls(p: AccessPattern) -> int:
-    return int(p.description.split(" call(s)")[0])
-
-
-def times(name: str) -> int:
-    return REGISTRATION_QUERIES[name][1]
 
 
 def notes_in(path: Path) -> list[str]:

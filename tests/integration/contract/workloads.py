@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from migration.backfill.run import BackfillOptions, backfill, estimate
 from migration.commands import validate_contracts
 from migration.contract import load_contract
+from migration.contract.model import AccessPattern, Entity
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply, plan
 from migration.settings import Settings
@@ -137,6 +138,24 @@ def shop_workload(engine: Engine, *, users: int) -> Callable[[], None]:
                 "JOIN products p ON p.id = c.product_id WHERE c.user_id = 3"))
 
     return run
+
+
+def pattern(entity: Entity, operation: str, index: bool, *params: str) -> AccessPattern:
+    """The entity's one pattern of that operation, on an index or not, with those
+    parameters first."""
+    found = [p for p in entity.access_patterns if p.operation == operation
+             and (p.index_name is not None) == index
+             and tuple(x.name for x in p.parameters[:len(params)]) == params]
+    assert len(found) == 1, [(p.name, p.operation, p.index_name) for p in entity.access_patterns]
+    return found[0]
+
+
+def calls(p: AccessPattern) -> int:
+    return int(p.description.split(" call(s)")[0])
+
+
+def times(name: str) -> int:
+    return REGISTRATION_QUERIES[name][1]
 
 
 def prove_contract(path: Path, settings: Settings, engine: Engine) -> dict[str, Any]:
