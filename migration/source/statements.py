@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 # -- tokens ----------------------------------------------------------------------------
 
@@ -346,6 +347,10 @@ class _Unreadable(Exception):
     """The statement leaves the shapes we read; the message says how."""
 
 
+class _Disjunction(_Unreadable):
+    """An OR: no bracketing makes it an AND-chain."""
+
+
 class _Parser:
     def __init__(self, tokens: list[Token]):
         self.tokens = tokens
@@ -355,6 +360,15 @@ class _Parser:
     def peek(self, offset: int = 0) -> Token | None:
         j = self.i + offset
         return self.tokens[j] if j < len(self.tokens) else None
+
+    def word_at(self, offset: int = 0) -> str:
+        """The keyword at the cursor (plus `offset`) in capitals; "" for anything else."""
+        token = self.peek(offset)
+        return token.upper if token is not None else ""
+
+    def text_at(self, offset: int = 0) -> str:
+        token = self.peek(offset)
+        return token.text if token is not None else "the end"
 
     def at(self, *words: str) -> bool:
         token = self.peek()
@@ -408,8 +422,8 @@ class _Parser:
     def dotted(self) -> list[str]:
         """`a`, `a.b` or `a.b.c` as its parts."""
         parts = [self.take().text]
-        while self.at_text(".") and self.peek(1) is not None and \
-                (self.is_name(self.peek(1)) or self.peek(1).kind == "word"):  # type: ignore[union-attr]
+        while self.at_text(".") and (token := self.peek(1)) is not None and \
+                token.kind in ("word", "name"):
             self.i += 1
             parts.append(self.take().text)
         return parts
@@ -425,8 +439,7 @@ class _Parser:
         alias = None
         if self.accept("AS") or (self.is_name(self.peek()) and not self.at("WHERE")):
             alias = self.take().text
-        while self.at("USE", "FORCE", "IGNORE") and self.peek(1) is not None and \
-                self.peek(1).upper in ("INDEX", "KEY"):  # type: ignore[union-attr]
+        while self.at("USE", "FORCE", "IGNORE") and self.word_at(1) in ("INDEX", "KEY"):
             self.i += 2
             if self.accept("FOR"):
                 self.accept("JOIN")
@@ -502,7 +515,7 @@ class _Parser:
             if self.accept("AND") or (self.at_text("&&") and self.take()):
                 continue
             if self.at("OR", "XOR") or self.at_text("||"):
-                raise _Unreadable("OR between conditions")
+                raise _Disjunction("OR between conditions")
             return out
 
     def predicate(self, stop: set[str]) -> list[Predicate]:
@@ -510,7 +523,7 @@ class _Parser:
             raise _Unreadable("a NOT condition")
         if self.at("EXISTS"):
             raise _Unreadable("a subquery (EXISTS)")
-        if self.at_text("(") and not (self.peek(1) is not None and self.peek(1).upper == "SELECT"):  # type: ignore[union-attr]
+        if self.at_text("(") and self.word_at(1) != "SELECT":
             # A bracketed group: an AND-chain inside, or a row/value expression.
             start = self.i
             self.i += 1
@@ -522,9 +535,10 @@ class _Parser:
                             or self.at_text(")")):
                         raise _Unreadable("a bracketed expression")
                     return inner
-            except _Unreadable as err:
-                if "OR" in str(err):
-                    raise
+            except _Disjunction:
+                raise
+            except _Unreadable:
+                pass  # not a group of conditions: read it again as an operand
             self.i = start
         left = self.operand(stop | {"AND", "OR", "XOR"})
         negated = self.accept("NOT")
@@ -537,12 +551,12 @@ class _Parser:
             negated = self.accept("NOT") or negated
             if not self.accept("NULL"):
                 raise _Unreadable("IS TRUE/FALSE/UNKNOWN")
-            return [self.checked(column, left, "is_not_null" if negated else "is_null")]
+            return [self.checked(column, "is_not_null" if negated else "is_null")]
         if token.upper == "IN":
             self.i += 1
             if not self.at_text("("):
                 raise _Unreadable("IN without a list")
-            if self.peek(1) is not None and self.peek(1).upper == "SELECT":  # type: ignore[union-attr]
+            if self.word_at(1) == "SELECT":
                 raise _Unreadable("a subquery (IN (SELECT ...))")
             start = self.i
             self.skip_group()
@@ -551,7 +565,7 @@ class _Parser:
                 sum(1 for t in listed if t.is_value or t.upper == "NULL")
             if not all(t.is_value or t.text in (",", "...") or t.upper == "NULL" for t in listed):
                 raise _Unreadable("IN with a list of columns or expressions")
-            return [self.checked(column, left, "not_in" if negated else "in", values=count)]
+            return [self.checked(column, "not_in" if negated else "in", values=count)]
         if token.upper == "BETWEEN":
             self.i += 1
             low = self.operand(stop | {"AND"})
@@ -559,7 +573,7 @@ class _Parser:
             high = self.operand(stop | {"AND", "OR", "XOR"})
             if negated or not (self.is_value(low) and self.is_value(high)):
                 raise _Unreadable("NOT BETWEEN, or BETWEEN columns")
-            return [self.checked(column, left, "between", values=2)]
+            return [self.checked(column, "between", values=2)]
         if token.upper in ("LIKE", "REGEXP", "RLIKE"):
             self.i += 1
             right = self.operand(stop | {"AND", "OR", "XOR", "ESCAPE"})
@@ -568,7 +582,7 @@ class _Parser:
             if negated or not self.is_value(right):
                 raise _Unreadable(f"NOT {token.upper}, or {token.upper} with a column")
             pattern = _literal_text(right[0]) if len(right) == 1 else None
-            return [self.checked(column, left, "like" if token.upper == "LIKE" else "regexp",
+            return [self.checked(column, "like" if token.upper == "LIKE" else "regexp",
                                  pattern=pattern)]
         if negated:
             raise _Unreadable("a NOT condition")
@@ -590,14 +604,15 @@ class _Parser:
             raise _Unreadable("a function or expression of a column")
         raise _Unreadable(f"a condition at {token.text!r}")
 
-    def checked(self, column: ColumnRef | None, tokens: list[Token], operator: str,
-                values: int = 1, pattern: str | None = None) -> Predicate:
+    @staticmethod
+    def checked(column: ColumnRef | None, operator: str, values: int = 1,
+                pattern: str | None = None) -> Predicate:
         if column is None:
             raise _Unreadable("a function or expression of a column")
         return Predicate(column, operator, values=values, pattern=pattern)
 
     # -- statements -------------------------------------------------------------------
-    def select(self) -> dict[str, object]:
+    def select(self) -> dict[str, Any]:
         self.expect("SELECT")
         while self.at("DISTINCT", "DISTINCTROW", "ALL", "HIGH_PRIORITY", "STRAIGHT_JOIN",
                       "SQL_CALC_FOUND_ROWS", "SQL_NO_CACHE", "SQL_CACHE", "SQL_SMALL_RESULT",
@@ -621,7 +636,7 @@ class _Parser:
         limit = self.limit()
         self.locking()
         if self.at("UNION", "EXCEPT", "INTERSECT"):
-            raise _Unreadable(self.peek().upper)  # type: ignore[union-attr]
+            raise _Unreadable(self.word_at())
         self.finish()
         return {"kind": "select", "verb": "SELECT", "table": table, "joins": tuple(joins),
                 "where": tuple(where), "columns": tuple(columns), "stars": tuple(stars),
@@ -642,7 +657,7 @@ class _Parser:
                     break
                 if token.kind == "punct" and token.text == "(":
                     depth += 1
-                    if self.peek(1) is not None and self.peek(1).upper == "SELECT":  # type: ignore[union-attr]
+                    if self.word_at(1) == "SELECT":
                         raise _Unreadable("a subquery in the select list")
                 elif token.kind == "punct" and token.text == ")":
                     depth -= 1
@@ -746,9 +761,9 @@ class _Parser:
         if self.at_text(";"):
             self.i += 1
         if not self.done():
-            raise _Unreadable(f"unexpected {self.peek().text!r}")  # type: ignore[union-attr]
+            raise _Unreadable(f"unexpected {self.text_at()!r}")
 
-    def insert(self) -> dict[str, object]:
+    def insert(self) -> dict[str, Any]:
         verb = self.take().upper
         while self.at("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"):
             self.i += 1
@@ -801,7 +816,7 @@ class _Parser:
         return {"kind": "insert", "verb": verb, "table": table, "columns": tuple(columns),
                 "upsert": upsert}
 
-    def update(self) -> dict[str, object]:
+    def update(self) -> dict[str, Any]:
         self.expect("UPDATE")
         while self.at("LOW_PRIORITY", "IGNORE"):
             self.i += 1
@@ -833,7 +848,7 @@ class _Parser:
                 "columns": tuple(columns), "computed": tuple(computed),
                 "order_by": tuple(order_by), "limit": limit}
 
-    def delete(self) -> dict[str, object]:
+    def delete(self) -> dict[str, Any]:
         self.expect("DELETE")
         while self.at("LOW_PRIORITY", "QUICK", "IGNORE"):
             self.i += 1
@@ -902,7 +917,7 @@ def parse_tokens(tokens: list[Token]) -> Statement:
         table = _first_table(tokens)
         return Statement(text=text, kind=first.lower() if first != "REPLACE" else "insert",
                          verb=first, table=table, problem=str(err))
-    return Statement(text=text, **shape)  # type: ignore[arg-type]
+    return Statement(text=text, **shape)
 
 
 def _first_table(tokens: list[Token]) -> TableRef | None:

@@ -127,8 +127,8 @@ class Designer(JoinDesign):
             words = entity_words(table.name)
             name = unique_name(identifier(pascal("_".join(words))), used)
             entity = EntityPlan(table=table, name=name,
-                             entity_type="_".join(w.upper() for w in words), key=tuple(key),
-                             notes=notes)
+                                  entity_type="_".join(w.upper() for w in words), key=tuple(key),
+                                  notes=notes)
             for column in table.columns:
                 kind, note = field_type(column)
                 entity.types[column.name.lower()] = kind
@@ -244,7 +244,7 @@ class Designer(JoinDesign):
             return self.add_pattern(entity, self.keyed_write(entity, statement), use)
         if statement.aggregates:
             raise Unmapped(f"{', '.join(dict.fromkeys(statement.aggregates))} over rows: an "
-                            "`aggregates` entry on the parent entity can keep such a value")
+                           "`aggregates` entry on the parent entity can keep such a value")
         where = list(statement.where)
         for join in statement.joins:
             self.join(entity, statement, join, where, entry)
@@ -262,8 +262,8 @@ class Designer(JoinDesign):
         remarks = ["an upsert in MySQL (ON DUPLICATE KEY UPDATE / REPLACE): PutItem replaces "
                    "the whole item"] if statement.upsert else []
         return PatternPlan("PutItem", [{"name": entity.snake, "type": "entity",
-                                     "entity_type": entity.name}],
-                        "single_entity", f"put_{entity.snake}", remarks=remarks)
+                                        "entity_type": entity.name}],
+                           "single_entity", f"put_{entity.snake}", remarks=remarks)
 
     def keyed_write(self, entity: EntityPlan, statement: Statement) -> PatternPlan:
         key = {c.lower() for c in entity.key}
@@ -272,13 +272,13 @@ class Designer(JoinDesign):
             column = entity.column(predicate.column.name)
             if predicate.operator != "=" or predicate.other is not None or column is None:
                 raise Unmapped(f"{statement.verb} by a condition other than the key: DynamoDB "
-                                f"{'updates' if statement.kind == 'update' else 'deletes'} one "
-                                "item by its key (read the keys first, then write each)")
+                               f"{'updates' if statement.kind == 'update' else 'deletes'} one "
+                               "item by its key (read the keys first, then write each)")
             equal.append(column)
         if {c.lower() for c in equal} != key:
             raise Unmapped(f"{statement.verb} not by the whole key ({', '.join(entity.key)}): "
-                            "DynamoDB writes one item by its key (read the keys first, then "
-                            "write each)")
+                           "DynamoDB writes one item by its key (read the keys first, then "
+                           "write each)")
         params = [self.parameter(entity, c) for c in entity.key]
         if statement.kind == "delete":
             return PatternPlan("DeleteItem", params, "success_flag", f"delete_{entity.snake}")
@@ -288,7 +288,7 @@ class Designer(JoinDesign):
             column = entity.column(ref.name)
             if column is None:
                 raise Unmapped(f"UPDATE sets {ref.name!r}, which is not a column of "
-                                f"{entity.table.name}")
+                               f"{entity.table.name}")
             if column.lower() in key:
                 raise Unmapped("UPDATE changes the key: in DynamoDB that is a delete and a put")
             if column not in columns:
@@ -300,8 +300,8 @@ class Designer(JoinDesign):
         params += [self.parameter(entity, c) for c in columns]
         suffix = "_".join(snake(c) for c in columns) if len(columns) <= 3 else ""
         return PatternPlan("UpdateItem", params, "single_entity",
-                        f"update_{entity.snake}" + (f"_{suffix}" if suffix else ""),
-                        remarks=remarks)
+                           f"update_{entity.snake}" + (f"_{suffix}" if suffix else ""),
+                           remarks=remarks)
 
     def add_pattern(self, entity: EntityPlan, pattern: PatternPlan, use: tuple[int, str]) -> None:
         for existing in entity.patterns:

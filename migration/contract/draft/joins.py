@@ -44,7 +44,7 @@ class JoinDesign(ReadDesign):
                 where.remove(predicate)
         if not pairs:
             raise Unmapped(f"a join with {joined.name} that is not on columns of "
-                            f"{entity.table.name}")
+                           f"{entity.table.name}")
         own = tuple(p[0] for p in pairs)
         other = tuple(p[1] for p in pairs)
         to_parent = entity.table.foreign_key(own)
@@ -59,7 +59,7 @@ class JoinDesign(ReadDesign):
                        entry)
             return
         raise Unmapped(f"a join of {entity.table.name} and {joined.name} that no foreign key "
-                        "backs")
+                       "backs")
 
     def selected(self, statement: Statement, ref: TableRef, table: SourceTable) -> list[str] | None:
         """The columns of `table` (named `ref` in the statement) a SELECT returns (None: all
@@ -116,7 +116,7 @@ class JoinDesign(ReadDesign):
         key = child_entity.key if child_entity is not None else child.primary_key
         if not key:
             raise Unmapped(f"children in {child.name}, which has no primary key, cannot be "
-                            "embedded")
+                           "embedded")
         join_columns = {c.lower() for c in fk.child_columns}
         wanted = [c.name for c in child.columns] if columns is None else columns
         wanted = [c for c in wanted if c.lower() not in join_columns]

@@ -94,15 +94,15 @@ class ReadDesign:
             checks = [f"MySQL also checks {', '.join(dict.fromkeys(extra))} (check the item "
                       "read)"] if extra else []
             return PatternPlan("GetItem", params, "single_entity", f"get_{entity.snake}",
-                            remarks=checks)
+                               remarks=checks)
         in_key = [(c, p) for c, op, p in read.others if op == "in" and c.lower() in key]
         if len(entity.key) == 1 and in_key and not read.equal and not read.ranges and \
                 len(read.others) == 1:
             column = entity.key[0]
             return PatternPlan("BatchGetItem",
-                            [{"name": f"{column}s", "type": "array",
-                              "item_type": self.parameter(entity, column)["type"]}],
-                            "entity_list", f"get_{entity.plural}_batch")
+                               [{"name": f"{column}s", "type": "array",
+                                 "item_type": self.parameter(entity, column)["type"]}],
+                               "entity_list", f"get_{entity.plural}_batch")
         sort_candidates = [c for c, op, _ in read.ranges] + \
             [c for c, _ in read.order if c.lower() not in equal]
         partition = self.partition_for(entity, read)
@@ -125,7 +125,7 @@ class ReadDesign:
             if column.lower() in key_columns:
                 if column.lower() not in given:
                     raise Unmapped(f"compares key column {column} but not the key columns "
-                                    "before it")
+                                   "before it")
             else:
                 filters.append({"field": column, "operator": "=", "param": column})
         for column, operator, predicate in read.ranges:
@@ -149,9 +149,9 @@ class ReadDesign:
         hint = self.query_name(entity, single, [p["name"] for p in params], range_condition,
                                filters)
         return PatternPlan("Query", params, "single_entity" if single else "entity_list", hint,
-                        index=index, range_condition=range_condition, filters=filters,
-                        limit=read.limit if read.limit and read.limit > 1 else None,
-                        remarks=remarks)
+                           index=index, range_condition=range_condition, filters=filters,
+                           limit=read.limit if read.limit and read.limit > 1 else None,
+                           remarks=remarks)
 
     def scan(self, entity: EntityPlan, read: Read) -> PatternPlan:
         params: list[dict[str, Any]] = []
@@ -170,8 +170,8 @@ class ReadDesign:
         name = f"scan_{entity.plural}" + (
             "_where_" + "_and_".join(dict.fromkeys(f["field"] for f in filters)) if filters else "")
         return PatternPlan("Scan", params, "entity_list", name,
-                        filters=filters, limit=read.limit if read.limit and read.limit > 1 else None,
-                        remarks=remarks)
+                           filters=filters, limit=read.limit if read.limit and read.limit > 1 else None,
+                           remarks=remarks)
 
     def partition_for(self, entity: EntityPlan, read: Read) -> str | None:
         """The column compared with `=` that becomes the partition key: the table's own
