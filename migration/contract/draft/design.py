@@ -70,6 +70,7 @@ class Designer(JoinDesign):
         self.skipped: dict[str, str] = {}  # table → why no entity
         self.left_out: set[str] = set()
         self.unmapped = 0
+        self.considered = 0  # executions of the statements on the drafted tables
         self.single = options.layout == "single-table"
 
     # -- which tables ---------------------------------------------------------------
@@ -196,6 +197,7 @@ class Designer(JoinDesign):
                 self.workload.ignore(f"statements run fewer than {self.options.min_count} "
                                      "times (--min-count)", entry.count)
                 continue
+            self.considered += entry.count
             try:
                 if statement.problem is not None:
                     raise Unmapped(statement.problem)

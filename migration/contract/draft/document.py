@@ -54,8 +54,8 @@ class Draft:
                  f"{self.workload.source}",
                  f"  {c.get('patterns', 0)} access pattern(s), {c.get('gsis', 0)} GSI(s), "
                  f"{c.get('lookups', 0)} lookup(s), {c.get('embeds', 0)} embed(s), "
-                 f"{c.get('unique', 0)} unique guard(s); {c.get('unmapped', 0)} statement(s) "
-                 "not mapped"]
+                 f"{c.get('unique', 0)} unique guard(s); {c.get('considered', 0)} execution(s) "
+                 f"on the drafted tables, {c.get('unmapped', 0)} statement(s) not mapped"]
         ignored = sorted(self.workload.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
         if ignored:
             lines.append("  ignored: " + "; ".join(f"{n} {reason}" for reason, n in ignored))
@@ -95,12 +95,12 @@ def entity_document(designer: Designer, entity: EntityPlan, ids: Iterable[int]) 
     patterns = []
     numbers = iter(ids)
     names: set[str] = set()
-    total = designer.workload.total or 1
+    total = designer.considered or 1
     for pattern in entity.patterns:
         count = sum(n for n, _ in pattern.uses)
         statements = "; ".join(f"{clip(text)} ({n})" for n, text in
                                sorted(pattern.uses, key=lambda u: -u[0])[:3])
-        description = (f"{count} call(s), {count / total:.1%} of the statements read: "
+        description = (f"{count} call(s), {count / total:.1%} of those on the drafted tables: "
                        f"{statements}")
         if pattern.remarks:
             description += ". Note: " + "; ".join(pattern.remarks)
@@ -173,7 +173,8 @@ def build_document(designer: Designer) -> tuple[dict[str, Any], dict[str, int]]:
               "gsis": sum(len(t.get("gsi_list", [])) for t in tables),
               "lookups": sum(len(e.lookups) for e in entities),
               "embeds": sum(len(e.embeds) for e in entities),
-              "unique": sum(len(e.unique) for e in entities), "unmapped": designer.unmapped}
+              "unique": sum(len(e.unique) for e in entities), "unmapped": designer.unmapped,
+              "considered": designer.considered}
     return doc, counts
 
 
