@@ -102,8 +102,9 @@ def ensure_database(settings: Settings, *, recreate: bool = False) -> str:
 
 
 STATEMENT_SOURCES = ("auto", "digests", "general-log", "none")
-# MySQL/MariaDB: "Access denied; you need (at least one of) the SUPER privilege(s)".
-_NEEDS_PRIVILEGE = {1227}
+# MySQL/MariaDB: "Access denied; you need (at least one of) the SUPER privilege(s)", and
+# "SELECT command denied ... for table 'general_log'".
+_NEEDS_PRIVILEGE = {1227, 1142}
 
 
 def draft_contract(settings: Settings, options: DraftOptions, *, statements: str = "auto",
@@ -152,9 +153,10 @@ def draft_contract(settings: Settings, options: DraftOptions, *, statements: str
             except sa.exc.DBAPIError as err:
                 if mysql_error_code(err) in _NEEDS_PRIVILEGE:
                     raise QueryLogError(
-                        "switching the general log on needs the SUPER (MySQL 8: "
-                        "SYSTEM_VARIABLES_ADMIN) privilege; use --log-file with a log you "
-                        "have, or --statements none to draft from the schema alone") from err
+                        "sampling the general log needs the SUPER (MySQL 8: "
+                        "SYSTEM_VARIABLES_ADMIN) privilege and SELECT on mysql.general_log; "
+                        "use --log-file with a log you have, or --statements none to draft "
+                        "from the schema alone") from err
                 raise
     finally:
         engine.dispose()

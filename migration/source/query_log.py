@@ -256,9 +256,11 @@ class GeneralLogWindow:
                 self._start = conn.execute(sa.text("SELECT NOW(6)")).scalar_one()
                 if not self.previous.logs_to_table:
                     wanted = self.previous.with_table()
-                    self.switched = True
                     for statement in reversed(wanted.statements()):  # outputs first, then on
                         conn.execute(sa.text(statement))
+                        # From the first change on, closing the window puts things back
+                        # (not before: without the privilege nothing was changed).
+                        self.switched = True
             self._known = {int(i): db for i, db in conn.execute(sa.text(
                 "SELECT ID, DB FROM information_schema.PROCESSLIST"))}
             if threading.current_thread() is threading.main_thread():

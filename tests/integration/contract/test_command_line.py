@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from migration.cli import cli
@@ -92,3 +93,29 @@ def test_a_failed_draft_is_one_line_and_exit_2(live_settings: Settings,
         assert off.exit_code == 2
         assert "performance_schema statement digests are off" in off.stderr
         assert len(off.stderr.strip().splitlines()) == 1
+
+
+def test_without_the_privilege_the_log_is_untouched_and_the_error_says_so(
+        live_settings: Settings, mysql_engine: Engine) -> None:
+    create_registration(mysql_engine)
+    database = mysql_engine.url.database
+    user = f"draft_{database}"[:32]
+    with mysql_engine.connect() as conn:
+        before = read_log_settings(conn)
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'pw'")
+        conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.* TO '{user}'@'127.0.0.1'")
+        # It may read the log table, not switch the log on.
+        conn.exec_driver_sql(f"GRANT SELECT ON mysql.general_log TO '{user}'@'127.0.0.1'")
+    try:
+        url = live_settings.sqlalchemy_url().set(username=user, password="pw")
+        result = migrate(live_settings.model_copy(update={"mysql_url": SecretStr(
+            url.render_as_string(hide_password=False)), "mysql_password": None}),
+            "contract", "draft", "--statements", "general-log", "--sample-seconds", "0")
+        assert result.exit_code == 2
+        assert "sampling the general log needs the SUPER" in result.stderr
+        assert "pw" not in result.stderr
+        with mysql_engine.connect() as conn:
+            assert read_log_settings(conn) == before
+    finally:
+        with mysql_engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP USER '{user}'@'127.0.0.1'")
