@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from migration.errors import ConfigError
 from migration.source.catalog import ForeignKey, read_catalog
 
 
@@ -102,7 +103,8 @@ def read_schema(conn: Connection) -> SourceSchema:
     """The schema of the connection's current database."""
     database = conn.execute(sa.text("SELECT DATABASE()")).scalar_one()
     if database is None:
-        raise ValueError("the connection has no current database")
+        raise ConfigError("the MySQL URL names no database: add one "
+                          "(mysql+pymysql://user@host:3306/DATABASE)")
     version = str(conn.execute(sa.text("SELECT VERSION()")).scalar_one())
     kinds = {name: kind for name, kind in conn.execute(sa.text(
         "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "

@@ -62,4 +62,5 @@ def draft(schema: SourceSchema, workload: Workload, options: DraftOptions | None
     document, counts = build_document(designer)
     contract = parse_contract(plain(document), file="<draft>")
     return Draft(document=document, contract=contract, notes=designer.all_notes(),
-                 workload=workload, schema=schema, layout=options.layout, counts=counts)
+                 workload=designer.workload, schema=schema, layout=options.layout,
+                 counts=counts)

@@ -63,7 +63,9 @@ class Designer(JoinDesign):
         if options.layout not in LAYOUTS:
             raise DraftError(f"unknown layout {options.layout!r}; choose one of {', '.join(LAYOUTS)}")
         self.schema = schema
-        self.workload = workload
+        # A copy: what the draft leaves out is counted here, not in the caller's workload.
+        self.workload = Workload(source=workload.source, statements=dict(workload.statements),
+                                 ignored=dict(workload.ignored))
         self.options = options
         self.notes: list[str] = []  # for the document's root
         self.entities: dict[str, EntityPlan] = {}  # MySQL table name → entity

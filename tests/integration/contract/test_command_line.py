@@ -119,3 +119,13 @@ def test_without_the_privilege_the_log_is_untouched_and_the_error_says_so(
     finally:
         with mysql_engine.connect() as conn:
             conn.exec_driver_sql(f"DROP USER '{user}'@'127.0.0.1'")
+
+
+def test_a_url_without_a_database_is_one_line(live_settings: Settings) -> None:
+    server = live_settings.sqlalchemy_url()._replace(database=None)
+    result = migrate(live_settings.model_copy(update={"mysql_url": SecretStr(
+        server.render_as_string(hide_password=False))}), "contract", "draft", "--statements",
+        "none")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: contract draft failed: the MySQL URL names no "
+                                     "database: add one (mysql+pymysql://user@host:3306/DATABASE)")
