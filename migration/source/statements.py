@@ -27,12 +27,6 @@ from typing import Any
 # -- tokens ----------------------------------------------------------------------------
 
 _WORD = re.compile(r"[A-Za-z_$\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
-_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_OPERATORS = ("<=>", "->>", "<=", ">=", "<>", "!=", ":=", "->", "||", "&&", "=", "<", ">", "+",
-              "-", "*", "/", "%", "!", "|", "&", "^", "~")
-_PARAM = re.compile(r"\?|%s|%\([A-Za-z_][A-Za-z0-9_]*\)s|:[A-Za-z_][A-Za-z0-9_]*|\.\.\.")
-# A charset introducer or literal prefix directly before a quoted string: _utf8mb4'x', N'x', X'ff'.
-_STRING_PREFIX = re.compile(r"(?:_[A-Za-z0-9]+|[NnXxBb])(?=')")
 
 
 @dataclass(frozen=True)
@@ -49,90 +43,34 @@ class Token:
         return self.kind in ("string", "number", "param") or self.upper in ("TRUE", "FALSE")
 
 
-def _read_quoted(sql: str, start: int, quote: str) -> int:
-    """The index just past the closing quote of the literal opened at `start`."""
-    i = start + 1
-    while i < len(sql):
-        ch = sql[i]
-        if ch == "\\" and quote != "`":
-            i += 2
-            continue
-        if ch == quote:
-            if i + 1 < len(sql) and sql[i + 1] == quote:  # a doubled quote stands for itself
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return len(sql)
+# One pass over the text: the first alternative that matches at a position wins.
+_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<comment>/\*.*?(?:\*/|\Z) | \#[^\n]* | --(?=\s|\Z)[^\n]*)
+  | (?P<string>(?:_[A-Za-z0-9]+|[NnXxBb])?'(?:[^'\\]|\\.|'')*(?:'|\Z)
+               | "(?:[^"\\]|\\.|"")*(?:"|\Z))
+  | (?P<name>`(?:[^`]|``)*(?:`|\Z))
+  | (?P<variable>@@?(?:[A-Za-z0-9_.$]+|`[^`]*`)?)
+  | (?P<param>\?|%s|%\([A-Za-z_][A-Za-z0-9_]*\)s|:[A-Za-z_][A-Za-z0-9_]*|\.\.\.)
+  | (?P<number>(?:0[xX][0-9A-Fa-f]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![A-Za-z_$]))
+  | (?P<word>[A-Za-z0-9_$\u0080-\uffff]+)
+  | (?P<op><=>|->>|<=|>=|<>|!=|:=|->|\|\||&&|[=<>+\-*/%!|&^~])
+  | (?P<punct>.)
+""", re.DOTALL | re.VERBOSE)
 
 
 def tokenize(sql: str) -> list[Token]:
     """The tokens of `sql`, comments dropped (a digest's `/* , ... */` included)."""
     tokens: list[Token] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch.isspace():
-            i += 1
+    for match in _TOKEN.finditer(sql):
+        kind = match.lastgroup
+        if kind in ("space", "comment"):
             continue
-        if sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        if ch == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace())):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-            continue
-        if ch in "'\"":
-            end = _read_quoted(sql, i, ch)
-            tokens.append(Token("string", sql[i:end]))
-            i = end
-            continue
-        if ch == "`":
-            end = _read_quoted(sql, i, "`")
-            tokens.append(Token("name", sql[i + 1:end - 1].replace("``", "`")))
-            i = end
-            continue
-        if ch == "@":
-            match = re.compile(r"@@?(?:[A-Za-z0-9_.$]+|`[^`]*`)").match(sql, i)
-            end = match.end() if match else i + 1
-            tokens.append(Token("variable", sql[i:end]))
-            i = end
-            continue
-        prefix = _STRING_PREFIX.match(sql, i)
-        if prefix is not None:
-            end = _read_quoted(sql, prefix.end(), "'")
-            tokens.append(Token("string", sql[i:end]))
-            i = end
-            continue
-        param = _PARAM.match(sql, i)
-        if param is not None and not (ch == ":" and sql.startswith(":=", i)):
-            tokens.append(Token("param", param.group()))
-            i = param.end()
-            continue
-        number = _NUMBER.match(sql, i)
-        if number is not None and (ch.isdigit() or (ch == "." and i + 1 < n and sql[i + 1].isdigit())):
-            end = number.end()
-            if end < n and (sql[end].isalpha() or sql[end] == "_"):  # an identifier like 1st_col
-                word = _WORD.match(sql, end)
-                end = word.end() if word else end
-                tokens.append(Token("word", sql[i:end]))
-            else:
-                tokens.append(Token("number", sql[i:end]))
-            i = end
-            continue
-        word = _WORD.match(sql, i)
-        if word is not None:
-            tokens.append(Token("word", word.group()))
-            i = word.end()
-            continue
-        op = next((o for o in _OPERATORS if sql.startswith(o, i)), None)
-        if op is not None:
-            tokens.append(Token("op", op))
-            i += len(op)
-            continue
-        tokens.append(Token("punct", ch))
-        i += 1
+        text = match.group()
+        if kind == "name":
+            text = text[1:-1] if text.endswith("`") and len(text) > 1 else text[1:]
+            text = text.replace("``", "`")
+        tokens.append(Token(kind or "punct", text))
     return _merge_signs(tokens)
 
 
@@ -961,19 +899,28 @@ class Workload:
     source: str = "none"
     statements: dict[str, StatementCount] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
+    # Why each normalized text of a statement left out was left out: a log repeats
+    # them, and reading each only once keeps a busy window cheap.
+    _left_out: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, sql: str, count: int = 1) -> None:
         """Count every statement of `sql` (`count` times: a digest's executions)."""
-        for statement in parse(sql):
-            if statement.kind == "other":
-                reason = ("session, transaction and schema statements"
-                          if statement.verb.upper() in SESSION_VERBS else
-                          f"{statement.verb.upper()} statements")
-                self.ignore(reason, count)
+        for tokens in split_statements(sql):
+            text = normalize(tokens)
+            entry = self.statements.get(text)
+            if entry is None and text in self._left_out:
+                self.ignore(self._left_out[text], count)
                 continue
-            entry = self.statements.get(statement.text)
             if entry is None:
-                entry = self.statements[statement.text] = StatementCount(statement)
+                statement = parse_tokens(tokens)
+                if statement.kind == "other":
+                    reason = self._left_out[text] = (
+                        "session, transaction and schema statements"
+                        if statement.verb.upper() in SESSION_VERBS else
+                        f"{statement.verb.upper()} statements")
+                    self.ignore(reason, count)
+                    continue
+                entry = self.statements[text] = StatementCount(statement)
             entry.count += count
 
     def ignore(self, reason: str, count: int = 1) -> None:
