@@ -201,7 +201,8 @@ def _deferred_interrupts() -> Iterator[None]:
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            # None: a handler not set from Python; the default is the closest we can give.
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
         if received:
             raise KeyboardInterrupt
 
@@ -235,6 +236,7 @@ class GeneralLogWindow:
         self._own: set[int] = set()
         self._was_empty = False
         self._old_sigterm: Any = None
+        self._sigterm_set = False
 
     def __enter__(self) -> GeneralLogWindow:
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -265,6 +267,7 @@ class GeneralLogWindow:
                 "SELECT ID, DB FROM information_schema.PROCESSLIST"))}
             if threading.current_thread() is threading.main_thread():
                 self._old_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+                self._sigterm_set = True
         except BaseException:
             self._close(read=False)
             raise
@@ -278,9 +281,10 @@ class GeneralLogWindow:
         conn = self._conn
         if conn is None:
             return
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        if self._sigterm_set:
+            previous = self._old_sigterm
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            self._sigterm_set = False
         try:
             with _deferred_interrupts():
                 end = None
