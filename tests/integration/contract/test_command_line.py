@@ -4,6 +4,11 @@ standard output or in a file, the summary on standard error, `contract validate`
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +19,15 @@ from sqlalchemy.engine import Engine
 
 from migration.cli import cli
 from migration.settings import Settings
-from migration.source.query_log import read_log_settings
+from migration.source.query_log import LogSettings, read_log_settings
 from tests.integration.contract.workloads import FIXTURES, create_registration, seed_registration
 
 pytestmark = [pytest.mark.mysql]
+
+
+def settings_now(engine: Engine) -> LogSettings:
+    with engine.connect() as conn:
+        return read_log_settings(conn)
 
 
 def migrate(settings: Settings, *args: str) -> Result:
@@ -129,3 +139,35 @@ def test_a_url_without_a_database_is_one_line(live_settings: Settings) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: contract draft failed: the MySQL URL names no "
                                      "database: add one (mysql+pymysql://user@host:3306/DATABASE)")
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 130)])
+def test_a_signal_during_the_window_restores_the_log(live_settings: Settings,
+                                                    mysql_engine: Engine, signum: int,
+                                                    status: int) -> None:
+    create_registration(mysql_engine)
+    with mysql_engine.connect() as conn:
+        before = read_log_settings(conn)
+    env = {**os.environ, "MIGRATE_MYSQL_URL":
+           live_settings.sqlalchemy_url().render_as_string(hide_password=False)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migration.cli", "contract", "draft", "--statements",
+         "general-log", "--sample-seconds", "120"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The window is open once the command says so on standard error.
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "sampling the general log for 120 s" in line, line
+        deadline = time.monotonic() + 30
+        while not settings_now(mysql_engine).logs_to_table:
+            assert time.monotonic() < deadline, "the window never switched the log on"
+        process.send_signal(signum)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, rest
+    assert "error: contract draft interrupted" in rest
+    with mysql_engine.connect() as conn:
+        assert read_log_settings(conn) == before
