@@ -22,6 +22,7 @@ from migration.contract.draft.naming import (
     field_type,
     identifier,
     pascal,
+    plain,
     snake,
     unique_name,
 )
@@ -127,6 +128,14 @@ class Designer(JoinDesign):
                 key = candidate.columns
                 notes.append(f"{table.name} has no primary key: its unique index "
                              f"{candidate.name} ({', '.join(key)}) is used as the source key")
+            odd = [n for n in (table.name, *key) if not plain(n)]
+            if odd:
+                reason = (f"table {table.name}: the contract names MySQL tables and key columns "
+                          f"by plain identifiers, and {', '.join(repr(n) for n in odd)} is not one; "
+                          "no entity drafted (a view with plain names could stand in)")
+                self.skipped[table.name.lower()] = reason
+                self.notes.append(reason)
+                continue
             words = entity_words(table.name)
             name = unique_name(identifier(pascal("_".join(words))), used)
             entity = EntityPlan(table=table, name=name,

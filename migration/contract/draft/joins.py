@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from migration.contract.draft.naming import entity_words, field_type, identifier, snake, unique_name
+from migration.contract.draft.naming import (
+    entity_words,
+    field_type,
+    identifier,
+    plain,
+    snake,
+    unique_name,
+)
 from migration.contract.draft.plan import EntityPlan, Unmapped, clip
 from migration.contract.draft.reads import ReadDesign
 from migration.source.catalog import ForeignKey
@@ -77,6 +84,9 @@ class JoinDesign(ReadDesign):
     def lookups_from(self, entity: EntityPlan, statement: Statement, ref: TableRef,
                      parent: SourceTable, fk: ForeignKey, entry: StatementCount) -> None:
         columns = self.selected(statement, ref, parent)
+        if not plain(parent.name, *fk.child_columns, *fk.parent_columns):
+            raise Unmapped(f"lookups in {parent.name}: its table or key columns have names the "
+                           "contract cannot hold")
         keys = {c.lower() for c in fk.parent_columns}
         if columns is None:
             entity.notes.append(f"a join reads every column of {parent.name} with "
@@ -117,9 +127,12 @@ class JoinDesign(ReadDesign):
         if not key:
             raise Unmapped(f"children in {child.name}, which has no primary key, cannot be "
                            "embedded")
+        if not plain(child.name, *key, *fk.child_columns, *fk.parent_columns):
+            raise Unmapped(f"{child.name} cannot be embedded: its table or key columns have "
+                           "names the contract cannot hold")
         join_columns = {c.lower() for c in fk.child_columns}
         wanted = [c.name for c in child.columns] if columns is None else columns
-        wanted = [c for c in wanted if c.lower() not in join_columns]
+        wanted = [c for c in wanted if c.lower() not in join_columns and plain(c)]
         name = next((n for n, e in parent.embeds.items() if e["table"] == child.name), None)
         if name is not None:
             merged = list(dict.fromkeys(parent.embeds[name]["columns"] + wanted))

@@ -13,6 +13,8 @@ import re
 from migration.source.tables import Column
 
 DYNAMODB_MAX_DIGITS = 38
+# What the contract accepts as a MySQL table or column name (`migration.contract.load`).
+SQL_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _INTEGERS = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year")
 _DECIMALS = ("decimal", "numeric", "dec", "fixed")
 _FLOATS = ("float", "double", "real", "double precision")
@@ -39,6 +41,11 @@ def singular(word: str) -> str:
     if lower.endswith(("ss", "us", "is")) or not lower.endswith("s") or len(word) < 3:
         return word
     return word[:-1]
+
+
+def plain(*names: str) -> bool:
+    """True when every name is one the contract can hold as a MySQL table or column."""
+    return all(SQL_NAME.match(name) for name in names)
 
 
 def pascal(name: str) -> str:

@@ -245,3 +245,25 @@ def test_singular_names() -> None:
     assert [singular(w) for w in ("users", "categories", "addresses", "statuses", "entries",
                                   "news", "status", "data", "boxes")] == \
         ["user", "category", "address", "status", "entry", "new", "status", "data", "box"]
+
+
+def test_names_the_contract_cannot_hold_are_left_out_with_a_note(tmp_path: Path) -> None:
+    tables = {
+        "order-lines": SourceTable("order-lines", (col("id"), col("qty")), ("id",)),
+        "notes": SourceTable("notes", (col("note id"), col("text", "text")), ("note id",)),
+        "users": SourceTable("users", (col("id"), col("display name", "varchar", "varchar(9)")),
+                             ("id",)),
+        "pets": SourceTable("pets", (col("id"), col("user_id"), col("pet name", "varchar"),
+                                     col("kind", "varchar")), ("id",), (),
+                            (fk("pets", ("user_id",), "users", ("id",)),)),
+    }
+    result = draft(SourceSchema("db", tables), workload(
+        ("SELECT `pet name`, kind FROM pets WHERE user_id IN (1, 2)", 3)))
+    valid(result, tmp_path)
+    assert {e.name for e in result.contract.entities()} == {"User", "Pet"}
+    notes = "\n".join(result.notes)
+    assert "'order-lines' is not one" in notes and "'note id' is not one" in notes
+    user = result.contract.entity("User")
+    assert user.field("display name") is not None  # a field may have any name
+    embed, = user.source.embeds  # type: ignore[union-attr]
+    assert [c for _, c in embed.columns] == ["kind"]  # `pet name` cannot be listed
