@@ -79,7 +79,7 @@ def cli(ctx: click.Context, contract: Path | None, mysql_url: str | None,
 
 @cli.group()
 def contract() -> None:
-    """Validate and import contracts."""
+    """Validate, import and draft contracts."""
 
 
 @contract.command("validate")
@@ -114,6 +114,54 @@ def contract_import(path: Path, out: Path | None) -> None:
             click.echo(f"  - {line}", err=True)
     for line in result.notes:
         click.echo(f"  note: {line}", err=True)
+
+
+@contract.command("draft")
+@click.option("--layout", type=click.Choice(["single-table", "per-table"]), default="single-table",
+              show_default=True, help="One DynamoDB table for every entity, or one per entity.")
+@click.option("--table", "tables", multiple=True, help="Only this MySQL table; repeatable.")
+@click.option("--exclude", multiple=True, help="Leave this MySQL table out; repeatable.")
+@click.option("--table-name", default=None,
+              help="single-table: the DynamoDB table's name (default: the database's).")
+@click.option("--statements", type=click.Choice(["auto", "digests", "general-log", "none"]),
+              default="auto", show_default=True,
+              help="Where the application's statements come from (auto: performance_schema "
+                   "digests when on, else a general-log window).")
+@click.option("--sample-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="How long the general log records (it is switched back off after).")
+@click.option("--log-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Read the statements from this general or slow query log.")
+@click.option("--log-database", default=None,
+              help="The database the log file's statements ran against (default: the one "
+                   "the MySQL URL names).")
+@click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Draft patterns only for statements run at least this often.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Write the draft here instead of to standard output.")
+@pass_ctx
+def contract_draft(ctx: _Context, layout: str, tables: tuple[str, ...], exclude: tuple[str, ...],
+                   table_name: str | None, statements: str, sample_seconds: float,
+                   log_file: Path | None, log_database: str | None, min_count: int,
+                   out: Path | None) -> None:
+    """Draft a contract from the live MySQL schema and the statements the application runs.
+
+    Exit status: 0 drafted (read the notes), 2 the draft failed (130: interrupted).
+    """
+    from migration.contract.draft import DraftOptions
+
+    settings = ctx.settings
+    result = commands.draft_contract(
+        settings, DraftOptions(layout=layout, tables=tables, exclude=exclude,
+                               table_name=table_name, min_count=min_count),
+        statements=statements, log_file=log_file, log_database=log_database,
+        sample_seconds=sample_seconds, out=out,
+        echo=lambda line: click.echo(line, err=True))
+    if out is None:
+        click.echo(result.to_yaml(), nl=False)
+    else:
+        click.echo(f"wrote {out}", err=True)
+    for line in result.summary():
+        click.echo(line, err=True)
 
 
 @cli.command()

@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,8 +261,10 @@ def _install_mariadb() -> None:
             policy.unlink(missing_ok=True)
 
 
-def start_mariadb(port: int | None = None, timeout: float = 90.0) -> Service:
-    """Start `mariadbd` (or `mysqld`) in a throwaway data directory on 127.0.0.1:`port`."""
+def start_mariadb(port: int | None = None, timeout: float = 90.0,
+                  options: Sequence[str] = ()) -> Service:
+    """Start `mariadbd` (or `mysqld`) in a throwaway data directory on 127.0.0.1:`port`;
+    `options` are added to (and win over) its command-line options."""
     server = _find_binary("mariadbd", "mysqld")
     if server is None:
         _install_mariadb()
@@ -291,7 +293,8 @@ def start_mariadb(port: int | None = None, timeout: float = 90.0) -> Service:
          f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={workdir / 'mysqld.pid'}",
          "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=512M",
          "--innodb-flush-log-at-trx-commit=2", "--max-connections=500",
-         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", *user_args],
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", *user_args,
+         *options],
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=port)
     service = Service("mariadb", url.render_as_string(hide_password=False), process, workdir,

@@ -141,6 +141,7 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     "flags set": (["flags", "set", "cart", "dual_write"], MYSQL_FAULTS),
     "repair": (["repair"], MYSQL_FAULTS),
     "state init": (["state", "init"], MYSQL_FAULTS),
+    "contract draft": (["contract", "draft", "--statements", "none"], MYSQL_FAULTS),
     "state versions": (["state", "versions"], MYSQL_FAULTS + DYNAMODB_FAULTS[:1]),
     "estimate": (["estimate"], MYSQL_FAULTS),
     "backfill": (["backfill", "--progress", "plain"], MYSQL_FAULTS + DYNAMODB_FAULTS),
