@@ -7,7 +7,7 @@ bootstrap:
 # Starts local services when none answer, creates the shop schema, seeds it,
 # applies the DynamoDB schema and shows the toolkit at work.
 demo: bootstrap
-	.venv/bin/migrate demo
+	.venv/bin/migrate shop demo
 
 # Lint, type-check, then every test (integration tests start MariaDB/DynamoDB Local as needed;
 # Debian's chromium is installed once for the report's browser test when missing and root).

@@ -32,11 +32,11 @@ from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
 from migration.shop import schema  # noqa: E402
+from migration.shop.dual_write import SHOP_ENTITIES, Shop  # noqa: E402
 from migration.shop.repositories import NotFound  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
-from wrappers.shop import SHOP_ENTITIES, Shop  # noqa: E402
 
 Step = Callable[[], Any]
 

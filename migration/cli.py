@@ -1,12 +1,19 @@
-"""The `migrate` command line: a thin click shell over `migration.commands` and friends.
+"""The `migrate` command line: a thin click shell over `migration.commands`.
 
-A failure of any command is one line on standard error and exit status 2, written by
-`migration.failures` (the commands here raise; they never print their own errors)."""
+Options map onto the settings (one source of truth for every knob) and the
+arguments of a command function; its result maps to text and an exit status. A
+failure of any command is one line on standard error and exit status 2, written
+by `migration.failures` (the commands raise; they never print their own errors).
+Commands of an application (the shop's `migrate shop ...`) are plugged in through
+the `mysql_dynamodb_migrate.commands` entry point group; this module imports none.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
+import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +21,18 @@ import click
 from pydantic import SecretStr
 
 from migration import commands
+from migration.backfill.progress import Progress
+from migration.backfill.run import BackfillOptions, Segment
+from migration.contract.draft import DraftOptions
+from migration.dynamodb.schema import format_apply_result, format_plan
 from migration.errors import ContractError
 from migration.failures import Group, debug_option, remember_settings
-from migration.settings import Settings
+from migration.settings import Overrides
+from migration.sync.state import state_ddl
 
+PLUGINS = "mysql_dynamodb_migrate.commands"
 
-class _Context:
-    def __init__(self, overrides: dict[str, Any]):
-        self.overrides = overrides
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            base = Settings()
-            self._settings = base.model_copy(update=self.overrides)
-        return self._settings
-
-
-pass_ctx = click.make_pass_decorator(_Context)
+pass_overrides = click.make_pass_decorator(Overrides)
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -47,7 +47,7 @@ class FiniteFloatRange(click.FloatRange):
 
 @click.group("migrate", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--contract", type=click.Path(path_type=Path), default=None,
-              help="Contract file (default: MIGRATE_CONTRACT, else the shop's).")
+              help="Your application's contract file (default: MIGRATE_CONTRACT).")
 @click.option("--mysql-url", default=None, help="SQLAlchemy URL (default: MIGRATE_MYSQL_URL).")
 @click.option("--dynamodb-endpoint", default=None,
               help="DynamoDB endpoint URL; empty means AWS (default: MIGRATE_DYNAMODB_ENDPOINT).")
@@ -60,18 +60,10 @@ class FiniteFloatRange(click.FloatRange):
 def cli(ctx: click.Context, contract: Path | None, mysql_url: str | None,
         dynamodb_endpoint: str | None, region: str | None, table_prefix: str | None) -> None:
     """Move a live application from MySQL to DynamoDB by dual-writing."""
-    overrides: dict[str, Any] = {}
-    if contract is not None:
-        overrides["contract"] = contract
-    if mysql_url is not None:
-        overrides["mysql_url"] = SecretStr(mysql_url)
-    if dynamodb_endpoint is not None:
-        overrides["dynamodb_endpoint"] = dynamodb_endpoint
-    if region is not None:
-        overrides["aws_region"] = region
-    if table_prefix is not None:
-        overrides["table_prefix"] = table_prefix
-    ctx.obj = _Context(overrides)
+    ctx.obj = Overrides({"contract": contract,
+                         "mysql_url": SecretStr(mysql_url) if mysql_url is not None else None,
+                         "dynamodb_endpoint": dynamodb_endpoint, "aws_region": region,
+                         "table_prefix": table_prefix})
     remember_settings(ctx, lambda: ctx.obj.settings)
 
 
@@ -123,11 +115,11 @@ def contract_import(path: Path, out: Path | None) -> None:
 @click.option("--exclude", multiple=True, help="Leave this MySQL table out; repeatable.")
 @click.option("--table-name", default=None,
               help="single-table: the DynamoDB table's name (default: the database's).")
-@click.option("--statements", type=click.Choice(["auto", "digests", "general-log", "none"]),
+@click.option("--statements", type=click.Choice(list(commands.STATEMENT_SOURCES)),
               default="auto", show_default=True,
               help="Where the application's statements come from (auto: performance_schema "
                    "digests when on, else a general-log window).")
-@click.option("--sample-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--sample-seconds", type=FiniteFloatRange(min=0), default=60.0, show_default=True,
               help="How long the general log records (it is switched back off after).")
 @click.option("--log-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Read the statements from this general or slow query log.")
@@ -138,21 +130,18 @@ def contract_import(path: Path, out: Path | None) -> None:
               help="Draft patterns only for statements run at least this often.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Write the draft here instead of to standard output.")
-@pass_ctx
-def contract_draft(ctx: _Context, layout: str, tables: tuple[str, ...], exclude: tuple[str, ...],
-                   table_name: str | None, statements: str, sample_seconds: float,
-                   log_file: Path | None, log_database: str | None, min_count: int,
-                   out: Path | None) -> None:
+@pass_overrides
+def contract_draft(overrides: Overrides, layout: str, tables: tuple[str, ...],
+                   exclude: tuple[str, ...], table_name: str | None, statements: str,
+                   sample_seconds: float, log_file: Path | None, log_database: str | None,
+                   min_count: int, out: Path | None) -> None:
     """Draft a contract from the live MySQL schema and the statements the application runs.
 
     Exit status: 0 drafted (read the notes), 2 the draft failed (130: interrupted).
     """
-    from migration.contract.draft import DraftOptions
-
-    settings = ctx.settings
     result = commands.draft_contract(
-        settings, DraftOptions(layout=layout, tables=tables, exclude=exclude,
-                               table_name=table_name, min_count=min_count),
+        overrides.settings, DraftOptions(layout=layout, tables=tables, exclude=exclude,
+                                         table_name=table_name, min_count=min_count),
         statements=statements, log_file=log_file, log_database=log_database,
         sample_seconds=sample_seconds, out=out,
         echo=lambda line: click.echo(line, err=True))
@@ -167,74 +156,18 @@ def contract_draft(ctx: _Context, layout: str, tables: tuple[str, ...], exclude:
 @cli.command()
 @click.option("--contract", "contract_path", type=click.Path(path_type=Path), default=None,
               help="Contract to generate from (default: the group's --contract, else "
-                   "MIGRATE_CONTRACT, else the shop's).")
+                   "MIGRATE_CONTRACT).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory for entities.py, repositories.py and transactions.py.")
 @click.option("--package", default=None, help="Python package name of the output directory.")
-@pass_ctx
-def codegen(ctx: _Context, contract_path: Path | None, out_dir: Path, package: str | None) -> None:
+@pass_overrides
+def codegen(overrides: Overrides, contract_path: Path | None, out_dir: Path,
+            package: str | None) -> None:
     """Write typed entity models and repository classes whose methods run the contract's
     access patterns and cross-table transactions (no stubs)."""
-    from migration.contract import load_contract
-    from migration.dynamodb.codegen import generate
-
-    source = contract_path if contract_path is not None else ctx.settings.contract
-    written = generate(load_contract(source), out_dir, package=package)
-    for path in written:
+    settings = overrides.merged({"contract": contract_path}).settings
+    for path in commands.codegen(settings, out_dir, package=package):
         click.echo(f"wrote {path}")
-
-
-# -- MySQL side -----------------------------------------------------------------
-
-@cli.group()
-def db() -> None:
-    """The shop's MySQL schema (Alembic)."""
-
-
-@db.command("upgrade")
-@click.argument("revision", default="head")
-@click.option("--create", is_flag=True, help="Create the database first if it is missing.")
-@pass_ctx
-def db_upgrade(ctx: _Context, revision: str, create: bool) -> None:
-    """Migrate the shop schema to REVISION (default: head)."""
-    from migration.shop.schema import upgrade
-
-    if create:
-        commands.ensure_database(ctx.settings)
-    upgrade(ctx.settings, revision)
-    click.echo(f"{ctx.settings.redacted_mysql_url()}: at {revision}")
-
-
-@db.command("downgrade")
-@click.argument("revision")
-@pass_ctx
-def db_downgrade(ctx: _Context, revision: str) -> None:
-    """Migrate the shop schema down to REVISION (`base` drops the shop tables)."""
-    from migration.shop.schema import downgrade
-
-    downgrade(ctx.settings, revision)
-    click.echo(f"{ctx.settings.redacted_mysql_url()}: at {revision}")
-
-
-@cli.command()
-@click.option("--users", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Scale: about 10 rows in total per user.")
-@click.option("--seed", "seed_value", type=int, default=0, show_default=True,
-              help="Random seed; the same seed gives the same rows.")
-@click.option("--reset", is_flag=True, help="Delete existing shop rows first.")
-@pass_ctx
-def seed(ctx: _Context, users: int, seed_value: int, reset: bool) -> None:
-    """Fill the shop with realistic, reproducible data."""
-    from migration.shop.seed import seed as run_seed
-    from migration.source.mysql import create_engine
-
-    engine = create_engine(ctx.settings)
-    try:
-        counts = run_seed(engine, users, seed=seed_value, reset=reset,
-                          progress=lambda table, rows: click.echo(f"{table}: {rows} rows", err=True))
-    finally:
-        engine.dispose()
-    click.echo(str(counts))
 
 
 # -- DynamoDB schema ----------------------------------------------------------------
@@ -245,41 +178,29 @@ def schema() -> None:
 
 
 @schema.command("plan")
-@pass_ctx
-def schema_plan(ctx: _Context) -> None:
+@pass_overrides
+def schema_plan(overrides: Overrides) -> None:
     """Print what `schema apply` would change."""
-    from migration.contract import load_contract
-    from migration.dynamodb.client import DynamoDB
-    from migration.dynamodb.schema import format_plan, plan
-
-    click.echo(format_plan(plan(load_contract(ctx.settings.contract), DynamoDB(ctx.settings))))
+    click.echo(format_plan(commands.schema_plan(overrides.settings)))
 
 
 @schema.command("apply")
 @click.option("--allow-destructive", is_flag=True,
               help="Allow changes that delete something (a GSI that left the contract).")
-@pass_ctx
-def schema_apply(ctx: _Context, allow_destructive: bool) -> None:
+@pass_overrides
+def schema_apply(overrides: Overrides, allow_destructive: bool) -> None:
     """Make the live tables match the contract."""
-    from migration.contract import load_contract
-    from migration.dynamodb.client import DynamoDB
-    from migration.dynamodb.schema import apply, format_apply_result
-
-    result = apply(load_contract(ctx.settings.contract), DynamoDB(ctx.settings),
-                   allow_destructive=allow_destructive, wait_seconds=ctx.settings.schema_wait_seconds,
-                   progress=lambda line: click.echo(line, err=True))
+    result = commands.schema_apply(overrides.settings, allow_destructive=allow_destructive,
+                                   echo=lambda line: click.echo(line, err=True))
     click.echo(format_apply_result(result))
 
 
 @schema.command("history")
 @click.option("--table", default=None, help="Only this contract table.")
-@pass_ctx
-def schema_history(ctx: _Context, table: str | None) -> None:
+@pass_overrides
+def schema_history(overrides: Overrides, table: str | None) -> None:
     """List the schema changes applied so far."""
-    from migration.dynamodb.client import DynamoDB
-    from migration.dynamodb.schema import history
-
-    records = history(DynamoDB(ctx.settings), table)
+    records = commands.schema_history(overrides.settings, table)
     for r in records:
         click.echo(f"{r.applied_at}  {r.table:<12} {r.kind:<20} {r.description}  "
                    f"({r.applied_by}@{r.host}, toolkit {r.toolkit_version})")
@@ -289,34 +210,20 @@ def schema_history(ctx: _Context, table: str | None) -> None:
 
 # -- dual-write: flags and repair ------------------------------------------------------
 
-def _flag_store(settings: Settings) -> Any:
-    from migration.contract import load_contract
-    from migration.source.mysql import create_engine
-    from migration.sync.state import ensure_state_tables
-    from wrappers.flags import FlagStore, flag_names
-
-    engine = create_engine(settings, pool_size=2)
-    ensure_state_tables(engine)
-    return FlagStore(engine, flag_names(load_contract(settings.contract)),
-                     overrides=settings.flags, cache_seconds=0)
-
-
 @cli.group()
 def flags() -> None:
     """Each entity's migration phase: mysql_only, dual_write, shadow_read, dynamodb_read."""
 
 
 @flags.command("show")
-@pass_ctx
-def flags_show(ctx: _Context) -> None:
+@pass_overrides
+def flags_show(overrides: Overrides) -> None:
     """Print each entity's phase, percentage and shadow-read mismatch count."""
-    store = _flag_store(ctx.settings)
-    counts = store.mismatch_counts()
     click.echo(f"{'entity':<12} {'phase':<14} {'percent':>7} {'mismatches':>10}  source")
-    for flag in store.all():
+    for row in commands.flags_show(overrides.settings):
+        flag = row.flag
         click.echo(f"{flag.entity:<12} {flag.phase.value:<14} {flag.percent:>6}% "
-                   f"{counts.get(flag.entity, 0):>10}  {flag.source}")
-    store.engine.dispose()
+                   f"{row.mismatches:>10}  {flag.source}")
 
 
 @flags.command("set")
@@ -324,24 +231,14 @@ def flags_show(ctx: _Context) -> None:
 @click.argument("phase")
 @click.option("--percent", type=click.IntRange(0, 100), default=100, show_default=True,
               help="For dynamodb_read: the share of keys DynamoDB answers.")
-@pass_ctx
-def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
-    """Change one entity's phase (takes effect everywhere within the flag cache time)."""
-    from migration.contract import load_contract
-    from migration.source.catalog import read_catalog
-    from migration.sync.dependencies import unprotected
-
-    store = _flag_store(ctx.settings)
-    try:
-        flag = store.set_phase(entity, phase, percent)
-        if flag.phase.value != "mysql_only":
-            with store.engine.connect() as conn:
-                catalog = read_catalog(conn)
-            for warning in unprotected(load_contract(ctx.settings.contract), catalog,
-                                       [store.entities[flag.entity]]):
-                click.echo(f"warning: {warning}", err=True)
-    finally:
-        store.engine.dispose()
+@pass_overrides
+def flags_set(overrides: Overrides, entity: str, phase: str, percent: int) -> None:
+    """Change one entity's phase. It waits for writes in flight that read the old phase;
+    reads follow within each process's flag cache time."""
+    change = commands.flags_set(overrides.settings, entity, phase, percent)
+    for warning in change.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    flag = change.flag
     click.echo(f"{flag.entity}: {flag.phase.value} ({flag.percent}%)"
                + ("  [overridden by the environment]" if flag.source == "environment" else ""))
 
@@ -351,27 +248,17 @@ def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
               help="Repair at most this many outbox rows.")
 @click.option("--older-than", type=FiniteFloatRange(min=0), default=5.0, show_default=True,
               help="Skip rows younger than this many seconds (a live dual-write may clear them).")
-@pass_ctx
-def repair(ctx: _Context, limit: int | None, older_than: float) -> None:
-    """Re-sync from MySQL every change the outbox still names. Idempotent."""
-    from migration.contract import load_contract
-    from migration.dynamodb.client import DynamoDB
-    from migration.source.mysql import create_engine
-    from migration.sync.engine import SyncEngine
-    from migration.sync.state import ensure_state_tables
+@pass_overrides
+def repair(overrides: Overrides, limit: int | None, older_than: float) -> None:
+    """Re-sync from MySQL every change the outbox still names. Idempotent.
 
-    engine = create_engine(ctx.settings, pool_size=4)
-    ensure_state_tables(engine)
-    engine_sync = SyncEngine(load_contract(ctx.settings.contract), engine, DynamoDB(ctx.settings))
-    failures: list[str] = []
-    done, failed = engine_sync.repair(
-        limit=limit, older_than=older_than,
-        on_error=lambda entry, err: failures.append(f"#{entry.id} {entry.operation}: {err}"))
-    engine.dispose()
-    click.echo(f"repaired {done} outbox row(s); {failed} failed")
-    for line in failures:
+    Exit status: 0 every row repaired, 1 some failed (named on standard error), 2 the
+    run failed."""
+    outcome = commands.repair(overrides.settings, limit=limit, older_than=older_than)
+    click.echo(f"repaired {outcome.repaired} outbox row(s); {outcome.failed} failed")
+    for line in outcome.failures:
         click.echo(f"  failed: {line}", err=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if outcome.failed else 0)
 
 
 @cli.group()
@@ -381,18 +268,13 @@ def state() -> None:
 
 @state.command("init")
 @click.option("--sql", is_flag=True, help="Only print the CREATE TABLE statements.")
-@pass_ctx
-def state_init(ctx: _Context, sql: bool) -> None:
+@pass_overrides
+def state_init(overrides: Overrides, sql: bool) -> None:
     """Create the toolkit's tables where they are missing."""
-    from migration.source.mysql import create_engine
-    from migration.sync.state import ensure_state_tables, state_ddl
-
     if sql:
         click.echo(state_ddl())
         return
-    engine = create_engine(ctx.settings, pool_size=1)
-    ensure_state_tables(engine)
-    engine.dispose()
+    commands.state_init(overrides.settings)
     click.echo("toolkit tables ready")
 
 
@@ -401,36 +283,23 @@ def state_init(ctx: _Context, sql: bool) -> None:
               help="Move migrate_outbox's counter above every version DynamoDB has seen.")
 @click.option("--above", type=click.IntRange(min=0), default=0,
               help="With --raise-counter: also above this version (from an error message).")
-@pass_ctx
-def state_versions(ctx: _Context, raise_counter: bool, above: int) -> None:
+@pass_overrides
+def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> None:
     """Show (or repair) the outbox counter against the highest version DynamoDB has seen.
 
     Versions must never go backwards: after a restore of MySQL, a failover to a lagging
     replica or a TRUNCATE of migrate_outbox, writes refuse to run until the counter is
     raised. Exit status: 0 the counter is above the mark, 1 it is behind, 2 failure.
     """
-    from migration.dynamodb.client import DynamoDB
-    from migration.source.mysql import create_engine
-    from migration.sync.outbox import Outbox
-    from migration.sync.state import ensure_state_tables
-    from migration.sync.versions import VersionFloor
-    from migration.sync.versions import raise_counter as raise_it
-
-    settings = ctx.settings
-    engine = create_engine(settings, pool_size=1)
-    try:
-        ensure_state_tables(engine)
-        ddb = DynamoDB(settings)
-        if raise_counter:
-            mark, next_version = raise_it(engine, ddb, above=above)
-            click.echo(f"counter raised: next version {next_version} (highest seen {mark})")
-            return
-        outbox = Outbox(engine)
-        counter, mark = outbox.probe(), VersionFloor(ddb, outbox).recorded()
-    finally:
-        engine.dispose()
-    click.echo(f"next version {counter + 1}; highest version DynamoDB has seen {mark}")
-    if counter <= mark:
+    report = commands.state_versions(overrides.settings, raise_counter_=raise_counter,
+                                     above=above)
+    if report.raised:
+        click.echo(f"counter raised: next version {report.next_version} "
+                   f"(highest seen {report.mark})")
+        return
+    click.echo(f"next version {report.next_version}; highest version DynamoDB has seen "
+               f"{report.mark}")
+    if report.behind:
         click.echo("the counter is behind: run `migrate state versions --raise-counter`", err=True)
         sys.exit(1)
 
@@ -456,8 +325,8 @@ def state_versions(ctx: _Context, raise_counter: bool, above: int) -> None:
               help="JSON-lines file for rows that cannot become items.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "json"]),
               default="auto", show_default=True)
-@pass_ctx
-def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size: int,
+@pass_overrides
+def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batch_size: int,
              rate: float | None, restart: bool, dry_run: bool, segment: str, shuffle: bool,
              dead_letters: Path | None, progress_mode: str) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
@@ -465,49 +334,26 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
     Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
     (130: interrupted); a rerun resumes from the checkpoints.
     """
-    from migration.backfill.progress import Progress
-    from migration.backfill.run import BackfillOptions, Segment
-    from migration.backfill.run import backfill as run_backfill
-    from migration.contract import load_contract
-    from migration.dynamodb.client import DynamoDB
-    from migration.source.mysql import create_engine
-
-    settings = ctx.settings
     options = BackfillOptions(
         entities=entities, workers=workers, batch_size=batch_size, rate=rate,
         restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
         dead_letters=dead_letters,
         progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
-    engine = create_engine(settings, pool_size=workers + 2)
-    try:
-        summary = run_backfill(load_contract(settings.contract), engine, DynamoDB(settings),
-                               options)
-    finally:
-        engine.dispose()
+    summary = commands.backfill(overrides.settings, options)
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 
 
 @cli.command()
 @click.option("--entity", "entities", multiple=True, help="Only this entity; repeatable.")
-@pass_ctx
-def estimate(ctx: _Context, entities: tuple[str, ...]) -> None:
+@pass_overrides
+def estimate(overrides: Overrides, entities: tuple[str, ...]) -> None:
     """Write units and on-demand cost a real backfill would take (reads and maps every row).
 
     Exit status: 0 done, 2 the run failed.
     """
-    from migration.backfill.run import estimate as run_estimate
-    from migration.contract import load_contract
-    from migration.dynamodb.client import DynamoDB
-    from migration.source.mysql import create_engine
-
-    settings = ctx.settings
-    engine = create_engine(settings, pool_size=2)
-    try:
-        rows = run_estimate(load_contract(settings.contract), engine, DynamoDB(settings),
-                            entities=entities, price_per_million=settings.price_per_million_wru)
-    finally:
-        engine.dispose()
+    settings = overrides.settings
+    rows = commands.estimate(settings, entities)
     click.echo(f"{'entity':<10} {'items':>10} {'MB':>9} {'write units':>12} {'cost (USD)':>11}")
     for row in rows:
         click.echo(f"{row['entity']:<10} {row['items']:>10} {row['bytes'] / 1e6:>9.2f} "
@@ -516,11 +362,11 @@ def estimate(ctx: _Context, entities: tuple[str, ...]) -> None:
     click.echo(f"{'total':<10} {sum(r['items'] for r in rows):>10} "
                f"{sum(r['bytes'] for r in rows) / 1e6:>9.2f} {total_units:>12} "
                f"{sum(r['cost'] for r in rows):>11.4f}")
-    click.echo(f"(on-demand, {ctx.settings.price_per_million_wru} USD per million write request "
+    click.echo(f"(on-demand, {settings.price_per_million_wru} USD per million write request "
                "units: MIGRATE_PRICE_PER_MILLION_WRU)")
 
 
-# -- local services and the demo -----------------------------------------------------
+# -- local services ---------------------------------------------------------------------
 
 @cli.group()
 def services() -> None:
@@ -528,17 +374,15 @@ def services() -> None:
 
 
 @services.command("up")
-@pass_ctx
-def services_up(ctx: _Context) -> None:
+@pass_overrides
+def services_up(overrides: Overrides) -> None:
     """Find or start the services, print their MIGRATE_* variables as `export` lines to paste
     into another shell, and keep them running until Ctrl-C (or SIGTERM) stops them."""
-    import time
-
     from migration.local.services import local_services, printable_environment, sigterm_interrupts
 
     with sigterm_interrupts():
         try:
-            with local_services(ctx.settings) as live:
+            with local_services(overrides.settings) as live:
                 variables, has_password = printable_environment(live)
                 for key, value in variables.items():
                     click.echo(f"export {key}='{value}'")
@@ -553,18 +397,17 @@ def services_up(ctx: _Context) -> None:
             click.echo("# services stopped", err=True)
 
 
-@cli.command()
-@click.option("--users", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--database", default="migrate_demo", show_default=True,
-              help="MySQL database the demo creates (dropped and recreated each run).")
-@pass_ctx
-def demo(ctx: _Context, users: int, database: str) -> None:
-    """Run the toolkit end to end on local services."""
-    from migration.demo import run_demo
-    from migration.local.services import sigterm_interrupts
+def _plug_in() -> None:
+    """`reconcile` under its own name, and the commands applications register (the shop's
+    `migrate shop ...`) from the `mysql_dynamodb_migrate.commands` entry points."""
+    from reconcile.cli import command as reconcile_command
 
-    with sigterm_interrupts():
-        run_demo(ctx.settings, users=users, database=database, echo=click.echo)
+    cli.add_command(reconcile_command, "reconcile")
+    for point in entry_points(group=PLUGINS):
+        cli.add_command(point.load(), point.name)
+
+
+_plug_in()
 
 
 def main() -> None:

@@ -1,24 +1,36 @@
 """The `migrate` commands as plain, typed functions.
 
-The click CLI in `migration.cli` is a thin shell over these, so each command is
-callable from Python and from a test without spawning a process.
+Each command takes the settings first and returns a result object; the click CLI in
+`migration.cli` is a thin shell that maps options to arguments and results to text
+and exit codes, so every command is callable from Python and from a test without
+spawning a process. What a command works with (contract, MySQL engine, DynamoDB
+client) is built in one place, `migration.resources.Resources`. No command knows
+any application: the contract names every entity.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
+from migration.backfill.run import BackfillOptions, BackfillSummary
+from migration.backfill.run import backfill as run_backfill
+from migration.backfill.run import estimate as run_estimate
 from migration.contract.draft import Draft, DraftOptions, draft
 from migration.contract.load import load_contract
 from migration.contract.model import Contract
 from migration.contract.modernizer import ImportResult, import_modernizer
+from migration.dynamodb import schema as dynamodb_schema
+from migration.dynamodb.codegen import generate
 from migration.errors import ContractError, ContractIssue
+from migration.resources import Resources
 from migration.settings import Settings
+from migration.source.catalog import read_catalog
 from migration.source.mysql import create_engine, mysql_error_code, server_url
 from migration.source.query_log import (
     QueryLogError,
@@ -29,6 +41,12 @@ from migration.source.query_log import (
 )
 from migration.source.statements import Workload
 from migration.source.tables import read_schema
+from migration.sync.dependencies import unprotected
+from migration.sync.engine import SyncEngine
+from migration.sync.outbox import Outbox
+from migration.sync.state import ensure_state_tables
+from migration.sync.versions import VersionFloor, raise_counter
+from wrappers.flags import Flag, FlagStore, flag_names
 
 Echo = Callable[[str], None]
 
@@ -141,15 +159,18 @@ def draft_contract(settings: Settings, options: DraftOptions, *, statements: str
                 workload = None
         if workload is None:
             span = f"for {sample_seconds:g} s" if during_sampling is None else "meanwhile"
-            echo(f"sampling the general log {span} (SET GLOBAL general_log = ON; the previous "
-                 "settings are restored afterwards, Ctrl-C included)")
 
-            def wait() -> None:
-                time.sleep(sample_seconds)
+            def window() -> None:
+                # Said once the window is open (and a Ctrl-C or SIGTERM restores the log).
+                echo(f"sampling the general log {span} (SET GLOBAL general_log = ON; the "
+                     "previous settings are restored afterwards, Ctrl-C included)")
+                if during_sampling is not None:
+                    during_sampling()
+                else:
+                    time.sleep(sample_seconds)
 
             try:
-                workload, _ = sample_general_log(engine, schema.database, tables,
-                                                 during_sampling or wait)
+                workload, _ = sample_general_log(engine, schema.database, tables, window)
             except sa.exc.DBAPIError as err:
                 if mysql_error_code(err) in _NEEDS_PRIVILEGE:
                     raise QueryLogError(
@@ -164,3 +185,152 @@ def draft_contract(settings: Settings, options: DraftOptions, *, statements: str
     if out is not None:
         Path(out).write_text(result.to_yaml(), encoding="utf-8")
     return result
+
+
+# -- code and DynamoDB schema -------------------------------------------------------------
+
+def codegen(settings: Settings, out_dir: str | Path, *, package: str | None = None) -> list[Path]:
+    """Write typed entity models and repository classes for the settings' contract."""
+    with Resources(settings) as resources:
+        return generate(resources.contract, Path(out_dir), package=package)
+
+
+def schema_plan(settings: Settings) -> dynamodb_schema.Plan:
+    """What `schema_apply` would change between the contract and the live tables."""
+    with Resources(settings) as resources:
+        return dynamodb_schema.plan(resources.contract, resources.ddb)
+
+
+def schema_apply(settings: Settings, *, allow_destructive: bool = False,
+                 echo: Echo = _quiet) -> dynamodb_schema.ApplyResult:
+    """Make the live tables match the contract (and create the toolkit's own table)."""
+    with Resources(settings) as resources:
+        return dynamodb_schema.apply(resources.contract, resources.ddb,
+                                     allow_destructive=allow_destructive,
+                                     wait_seconds=settings.schema_wait_seconds, progress=echo)
+
+
+def schema_history(settings: Settings,
+                   table: str | None = None) -> list[dynamodb_schema.HistoryRecord]:
+    """The schema changes applied so far (of one contract table, or all)."""
+    with Resources(settings) as resources:
+        return dynamodb_schema.history(resources.ddb, table)
+
+
+# -- flags, repair and the toolkit's tables -----------------------------------------------
+
+@dataclass(frozen=True)
+class FlagRow:
+    """One entity's phase and the shadow-read mismatches recorded for it."""
+
+    flag: Flag
+    mismatches: int
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    """A phase set, and what the switch cannot protect (lookups no foreign key backs)."""
+
+    flag: Flag
+    warnings: list[str]
+
+
+def _flag_store(resources: Resources) -> FlagStore:
+    ensure_state_tables(resources.engine)
+    return FlagStore(resources.engine, flag_names(resources.contract),
+                     overrides=resources.settings.flags, cache_seconds=0)
+
+
+def flags_show(settings: Settings) -> list[FlagRow]:
+    """Each entity's phase, percentage and shadow-read mismatch count."""
+    with Resources(settings, pool_size=2) as resources:
+        store = _flag_store(resources)
+        counts = store.mismatch_counts()
+        return [FlagRow(flag, counts.get(flag.entity, 0)) for flag in store.all()]
+
+
+def flags_set(settings: Settings, entity: str, phase: str, percent: int = 100) -> FlagChange:
+    """Set one entity's phase; it waits for writes in flight that read the old phase."""
+    with Resources(settings, pool_size=2) as resources:
+        store = _flag_store(resources)
+        flag = store.set_phase(entity, phase, percent)
+        warnings: list[str] = []
+        if flag.phase.writes_dynamodb:
+            with resources.engine.connect() as conn:
+                catalog = read_catalog(conn)
+            warnings = unprotected(resources.contract, catalog, [store.entities[flag.entity]])
+        return FlagChange(flag, warnings)
+
+
+@dataclass
+class RepairOutcome:
+    """Outbox rows re-synced, and the ones that failed (why, one line each)."""
+
+    repaired: int
+    failed: int
+    failures: list[str] = field(default_factory=list)
+
+
+def repair(settings: Settings, *, limit: int | None = None,
+           older_than: float = 5.0) -> RepairOutcome:
+    """Re-sync from MySQL every change the outbox still names (idempotent)."""
+    with Resources(settings) as resources:
+        ensure_state_tables(resources.engine)
+        sync = SyncEngine(resources.contract, resources.engine, resources.ddb)
+        failures: list[str] = []
+        try:
+            done, failed = sync.repair(
+                limit=limit, older_than=older_than,
+                on_error=lambda entry, err: failures.append(
+                    f"#{entry.id} {entry.operation}: {err}"))
+        finally:
+            sync.outbox.close()
+        return RepairOutcome(done, failed, failures)
+
+
+def state_init(settings: Settings) -> None:
+    """Create the toolkit's MySQL tables where they are missing."""
+    with Resources(settings, pool_size=1) as resources:
+        ensure_state_tables(resources.engine)
+
+
+@dataclass(frozen=True)
+class VersionsReport:
+    """The outbox counter against the highest version DynamoDB has seen."""
+
+    next_version: int
+    mark: int
+    raised: bool = False
+
+    @property
+    def behind(self) -> bool:
+        return self.next_version <= self.mark
+
+
+def state_versions(settings: Settings, *, raise_counter_: bool = False,
+                   above: int = 0) -> VersionsReport:
+    """Show the counter against the mark; with `raise_counter_`, move it above the mark
+    (and `above`)."""
+    with Resources(settings, pool_size=1) as resources:
+        ensure_state_tables(resources.engine)
+        if raise_counter_:
+            mark, next_version = raise_counter(resources.engine, resources.ddb, above=above)
+            return VersionsReport(next_version, mark, raised=True)
+        outbox = Outbox(resources.engine)
+        counter = outbox.probe()
+        return VersionsReport(counter + 1, VersionFloor(resources.ddb, outbox).recorded())
+
+
+# -- backfill -------------------------------------------------------------------------------
+
+def backfill(settings: Settings, options: BackfillOptions) -> BackfillSummary:
+    """Copy the contract's source rows into DynamoDB (see `migration.backfill.run`)."""
+    with Resources(settings, pool_size=options.workers + 2) as resources:
+        return run_backfill(resources.contract, resources.engine, resources.ddb, options)
+
+
+def estimate(settings: Settings, entities: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Write units and on-demand cost a real backfill would take."""
+    with Resources(settings, pool_size=2) as resources:
+        return run_estimate(resources.contract, resources.engine, resources.ddb,
+                            entities=entities, price_per_million=settings.price_per_million_wru)

@@ -109,9 +109,9 @@ class UnknownDatabase(MigrateError, Terminal):
         self.url = url
         self.database = database
         super().__init__(f"MySQL database {database!r} does not exist ({url}): create it with "
-                         f"`migrate db upgrade --create` (the shop's schema) or "
-                         f"CREATE DATABASE `{database}`, or name another database in "
-                         "MIGRATE_MYSQL_URL")
+                         f"CREATE DATABASE `{database}` (and your application's schema; the "
+                         "reference shop's: `migrate shop db upgrade --create`), or name "
+                         "another database in MIGRATE_MYSQL_URL")
 
 
 class SchemaChangeRefused(MigrateError, Terminal):

@@ -17,8 +17,6 @@ from sqlalchemy.engine import URL, make_url
 
 from migration.errors import ConfigError
 
-SHOP_CONTRACT = Path(__file__).parent / "shop" / "contract.yaml"
-
 
 class Settings(BaseSettings):
     """Every setting of the toolkit; environment variables are `MIGRATE_<NAME>`."""
@@ -28,7 +26,7 @@ class Settings(BaseSettings):
     )
 
     mysql_url: SecretStr = Field(
-        default=SecretStr("mysql+pymysql://root@127.0.0.1:3306/shop"),
+        default=SecretStr("mysql+pymysql://root@127.0.0.1:3306/app"),
         description="SQLAlchemy URL of the source MySQL/MariaDB database.",
     )
     mysql_password: SecretStr | None = Field(
@@ -43,7 +41,8 @@ class Settings(BaseSettings):
     table_prefix: str = Field(
         default="", description="Prepended to every DynamoDB table name."
     )
-    contract: Path = Field(default=SHOP_CONTRACT, description="Path to the contract file.")
+    contract: Path | None = Field(
+        default=None, description="Path to the contract file (every command that reads one).")
     schema_wait_seconds: float = Field(
         default=300.0, description="How long schema apply waits for a table or index."
     )
@@ -125,3 +124,22 @@ def mask_url_credentials(text: str) -> str:
     """`text` with whatever stands between a URL's `://` and its last `@` replaced by `***`
     (the user too: a URL that does not parse cannot say where the password ends)."""
     return re.sub(r"://\S*@", "://***@", text)
+
+
+class Overrides:
+    """Settings from the environment with some fields replaced (a command line's options);
+    built once, on first use."""
+
+    def __init__(self, values: dict[str, Any] | None = None):
+        self.values = {k: v for k, v in (values or {}).items() if v is not None}
+        self._settings: Settings | None = None
+
+    def merged(self, values: dict[str, Any]) -> Overrides:
+        """These overrides with `values` (those not None) on top."""
+        return Overrides({**self.values, **{k: v for k, v in values.items() if v is not None}})
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings().model_copy(update=self.values)
+        return self._settings

@@ -16,11 +16,9 @@ import click
 from pydantic import SecretStr
 
 from migration.backfill.run import Segment
-from migration.contract import load_contract
-from migration.dynamodb.client import DynamoDB
 from migration.failures import Command, debug_option, remember_settings
-from migration.settings import Settings
-from migration.source.mysql import create_engine
+from migration.resources import Resources
+from migration.settings import Overrides, Settings
 from reconcile.report import check_report_dir, render_text, write_reports
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.scope import DEFAULT_SEGMENT_WIDTH
@@ -29,7 +27,11 @@ DEFAULT_REPORT_DIR = Path("reports") / "reconcile"
 
 
 def _settings(overrides: dict[str, Any]) -> Settings:
-    return Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    """The environment's settings, under `migrate`'s own options when run as `migrate
+    reconcile`, with this command's options on top."""
+    ctx = click.get_current_context(silent=True)
+    parent = ctx.find_object(Overrides) if ctx is not None else None
+    return (parent or Overrides()).merged(overrides).settings
 
 
 def _progress(event: str, detail: dict[str, Any]) -> None:
@@ -63,7 +65,7 @@ def _progress(event: str, detail: dict[str, Any]) -> None:
               help="Samples kept per entity and kind of drift.")
 @click.option("--quiet", is_flag=True, help="No progress lines on standard error.")
 @click.option("--contract", type=click.Path(path_type=Path), default=None,
-              help="Contract file (default: MIGRATE_CONTRACT, else the shop's).")
+              help="Your application's contract file (default: MIGRATE_CONTRACT).")
 @click.option("--mysql-url", default=None, help="SQLAlchemy URL (default: MIGRATE_MYSQL_URL).")
 @click.option("--dynamodb-endpoint", default=None,
               help="DynamoDB endpoint URL; empty means AWS (default: MIGRATE_DYNAMODB_ENDPOINT).")
@@ -100,13 +102,10 @@ def _run(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
                                yes=yes, scan_segments=scan_segments,
                                scan_page_items=scan_page_items, mysql_workers=workers,
                                samples=samples, progress=None if quiet else _progress)
-    contract = load_contract(settings.contract)
-    check_report_dir(report_dir)  # before anything is read or repaired
-    engine = create_engine(settings, pool_size=workers + 2)
-    try:
-        result = reconcile(contract, engine, DynamoDB(settings), options)
-    finally:
-        engine.dispose()
+    with Resources(settings, pool_size=workers + 2) as resources:
+        contract = resources.contract
+        check_report_dir(report_dir)  # before anything is read or repaired
+        result = reconcile(contract, resources.engine, resources.ddb, options)
     # What was found and repaired is shown first: it stands even if a report fails.
     click.echo(render_text(result))
     paths = write_reports(result, report_dir)

@@ -22,12 +22,13 @@ from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
 from migration.local.services import local_services
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import SHOP_ENTITIES, Shop, open_shop
 from migration.shop.schema import upgrade
 from migration.shop.seed import seed
 from migration.source.mysql import create_engine, server_url
 from migration.source.records import RecordReader
-from wrappers.shop import SHOP_ENTITIES, Shop, open_shop
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,7 +1,9 @@
 """The DualWriteWrapper base: writes through the sync engine, reads by phase.
 
+An application's wrapper for one entity subclasses it, names the entity's flag
+(its contract entity type in lower case) and takes the application's `DualWrite`.
 A wrapper method names the rows its MySQL write touches (`Touch`) and the
-write itself (a call on the MySQL repositories, bound to the engine's
+write itself (a call on the application's MySQL code, bound to the engine's
 transaction); the sync engine does the rest (see `migration.sync.engine`).
 Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says.
 """
@@ -20,33 +22,32 @@ from migration.sync.engine import Touch
 from wrappers.flags import Phase
 
 if TYPE_CHECKING:
-    from wrappers.shop import Shop
+    from wrappers.dual_write import DualWrite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class DualWriteWrapper:
-    """Base of the shop's entity wrappers; `flag` is the entity's flag name."""
+    """Base of an application's entity wrappers; `flag` is the entity's flag name."""
 
     flag: str = ""
 
-    def __init__(self, shop: Shop):
-        self.shop = shop
+    def __init__(self, app: DualWrite):
+        self.app = app
 
     def _mysql(self, read: Callable[[Connection], T]) -> T:
-        with self.shop.engine.connect() as conn:
-            return read(conn)
+        return self.app.read(read)
 
     def _write(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T],
                created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
-        return self.shop.sync.run(operation, touches, write, created=created)
+        return self.app.run(operation, touches, write, created=created)
 
     def _read(self, operation: str, key: Sequence[Any], from_mysql: Callable[[], T],
               from_dynamodb: Callable[[], T],
               compare: Callable[[T, T], Mapping[str, Any]] | None = None) -> T:
         """Answer a read from the store the phase names; in shadow_read, compare both."""
-        flags = self.shop.flags
+        flags = self.app.flags
         flag = flags.flag(self.flag)
         if flag.phase is Phase.DYNAMODB_READ and flags.reads_dynamodb(self.flag, key):
             return from_dynamodb()
@@ -58,7 +59,7 @@ class DualWriteWrapper:
             except Exception as err:  # noqa: BLE001 - a shadow read never fails the caller
                 differences = {"_error": f"{type(err).__name__}: {err}"}
             if differences:
-                self.shop.shadow_mismatches += 1
+                self.app.shadow_mismatches += 1
                 log.warning("shadow read %s %s differs: %s", operation, list(key), differences)
                 flags.record_mismatch(self.flag, operation, list(key), differences)
         return answer

@@ -1,4 +1,9 @@
-"""The reference shop of seed 003: its MySQL models, repositories, seed data and contract.
+"""The reference shop: its MySQL models, repositories, seed data and contract.
 
-It is the application being migrated, and the toolkit's test bed.
+It is an application being migrated, built on the toolkit's public API only, and
+the toolkit's test bed.
 """
+
+from pathlib import Path
+
+SHOP_CONTRACT = Path(__file__).parent / "contract.yaml"

@@ -251,6 +251,11 @@ class GeneralLogWindow:
             if got != 1:
                 raise QueryLogError(f"another sampling window holds the lock {LOCK_NAME!r} "
                                     f"(waited {self.lock_timeout:.0f} s); try again later")
+            # SIGTERM becomes a Ctrl-C before the log is switched on, not after: from the
+            # first change on, a termination must still put the settings back.
+            if threading.current_thread() is threading.main_thread():
+                self._old_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+                self._sigterm_set = True
             with _deferred_interrupts():
                 self.previous = read_log_settings(conn)
                 self._was_empty = conn.execute(sa.text(
@@ -265,9 +270,6 @@ class GeneralLogWindow:
                         self.switched = True
             self._known = {int(i): db for i, db in conn.execute(sa.text(
                 "SELECT ID, DB FROM information_schema.PROCESSLIST"))}
-            if threading.current_thread() is threading.main_thread():
-                self._old_sigterm = signal.signal(signal.SIGTERM, _interrupt)
-                self._sigterm_set = True
         except BaseException:
             self._close(read=False)
             raise

@@ -19,6 +19,7 @@ time, without overwriting anything.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 
@@ -31,6 +32,7 @@ from migration.errors import ConditionFailed, MigrateError, Terminal
 from migration.sync.outbox import Outbox
 
 RAISE_COUNTER = "migrate state versions --raise-counter"
+log = logging.getLogger(__name__)
 
 
 class CounterBehind(MigrateError, Terminal):
@@ -125,6 +127,15 @@ class VersionFloor:
             behind = self._highest > self._recorded
         if behind:
             self.record(self._highest)
+
+
+    def flush_quietly(self) -> None:
+        """`flush`, for a process that is closing: a failure (DynamoDB unreachable) is
+        logged, not raised; the mark only lags, and the writer's condition still holds."""
+        try:
+            self.flush()
+        except Exception as err:  # noqa: BLE001 - logged; closing must not fail on it
+            log.warning("could not record the highest version written: %s", err)
 
 
 def database_of(engine: Engine) -> str:

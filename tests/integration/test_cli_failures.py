@@ -31,13 +31,14 @@ from migration.errors import (
     UnknownDatabase,
 )
 from migration.local.services import free_port
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import open_shop
 from migration.shop.schema import upgrade
 from migration.shop.seed import seed
 from migration.source.mysql import create_engine
 from reconcile.cli import command as reconcile_cli
 from tests.conftest import fresh_database, unique_name
-from wrappers.shop import open_shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -84,7 +85,8 @@ def world(_mysql_session: Settings, _dynamodb_session: Settings) -> Iterator[Wor
 
 def _healthy(world: World) -> dict[str, str | None]:
     env: dict[str, str | None] = {name: None for name in os.environ if name.startswith("MIGRATE_")}
-    env.update(MIGRATE_MYSQL_URL=world.url.render_as_string(hide_password=False),
+    env.update(MIGRATE_CONTRACT=str(SHOP_CONTRACT),
+               MIGRATE_MYSQL_URL=world.url.render_as_string(hide_password=False),
                MIGRATE_DYNAMODB_ENDPOINT=world.endpoint, MIGRATE_TABLE_PREFIX=world.prefix)
     return env
 
@@ -119,7 +121,7 @@ def _faulty(world: World, fault: str) -> dict[str, str | None]:
 # What the line must say for each fault.
 SAYS = {
     "wrong MySQL password": ["refused user", "MIGRATE_MYSQL_PASSWORD"],
-    "unknown database": ["does not exist", "`migrate db upgrade --create`", "CREATE DATABASE"],
+    "unknown database": ["does not exist", "`migrate shop db upgrade --create`", "CREATE DATABASE"],
     "unreachable MySQL host": ["cannot reach MySQL at", "`migrate services up`"],
     "unparseable URL": ["cannot be parsed", "mysql+pymysql://***@127.0.0.1:33x6/shop"],
     "no DynamoDB endpoint or credentials": ["MIGRATE_DYNAMODB_ENDPOINT is unset",
@@ -134,9 +136,9 @@ DYNAMODB_FAULTS = ["no DynamoDB endpoint or credentials", "missing DynamoDB tabl
 # not use; `services up` and `demo` start a server of their own where none answers, so
 # only a URL that does not parse is a failure for them.
 COMMANDS: dict[str, tuple[list[str], list[str]]] = {
-    "db upgrade": (["db", "upgrade"], MYSQL_FAULTS),
-    "db downgrade": (["db", "downgrade", "base"], MYSQL_FAULTS),
-    "seed": (["seed", "--users", "5"], MYSQL_FAULTS),
+    "shop db upgrade": (["shop", "db", "upgrade"], MYSQL_FAULTS),
+    "shop db downgrade": (["shop", "db", "downgrade", "base"], MYSQL_FAULTS),
+    "shop seed": (["shop", "seed", "--users", "5"], MYSQL_FAULTS),
     "flags show": (["flags", "show"], MYSQL_FAULTS),
     "flags set": (["flags", "set", "cart", "dual_write"], MYSQL_FAULTS),
     "repair": (["repair"], MYSQL_FAULTS),
@@ -149,7 +151,7 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     "schema apply": (["schema", "apply"], DYNAMODB_FAULTS[:1]),
     "schema history": (["schema", "history"], DYNAMODB_FAULTS[:1]),
     "services up": (["services", "up"], ["unparseable URL"]),
-    "demo": (["demo"], ["unparseable URL"]),
+    "shop demo": (["shop", "demo"], ["unparseable URL"]),
     "reconcile": (["--quiet"], MYSQL_FAULTS + DYNAMODB_FAULTS),
 }
 # Commands that use neither store: they must work whatever is wrong with the services.

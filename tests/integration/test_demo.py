@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from migration.demo import run_demo
 from migration.settings import Settings
+from migration.shop.demo import run_demo
 from migration.shop.schema import drop_database
 from tests.conftest import unique_name
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from migration.contract import load_contract
 from migration.mapping.item import ItemMapper
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 from migration.shop.schema import upgrade
 from migration.shop.seed import seed
 from migration.source.mysql import create_engine

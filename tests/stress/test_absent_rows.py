@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from migration.shop.dual_write import Shop
 from migration.shop.repositories import MySQLShoppingCartRepository
 from migration.sync.compare import compare_all
 from migration.sync.engine import Touch
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

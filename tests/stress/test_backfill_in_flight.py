@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from migration.backfill.run import BackfillOptions, backfill
+from migration.shop.dual_write import Shop
 from migration.sync.compare import compare_all
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

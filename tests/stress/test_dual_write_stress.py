@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from migration.shop.dual_write import Shop
 from migration.shop.repositories import ShopError
 from migration.sync.compare import actual_items, compare_all
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from migration.errors import DynamoDBUnavailable, Throttled
+from migration.shop.dual_write import Shop
 from migration.sync.compare import compare_all
 from migration.sync.engine import CommitFailed, DualWriteFailed, Policy
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

@@ -21,10 +21,11 @@ import sqlalchemy as sa
 
 from migration.backfill.run import BackfillOptions, backfill
 from migration.settings import Settings
+from migration.shop.dual_write import Shop, open_shop
 from migration.shop.repositories import MySQLShoppingCartRepository
+from migration.source.mysql import create_engine, mysql_error_code
 from migration.sync.compare import compare_all
-from wrappers.flags import Phase
-from wrappers.shop import Shop, open_shop
+from wrappers.flags import FlagStore, Phase, flag_names
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -54,15 +55,6 @@ def quantity_in_dynamodb(shop: Shop, email: str, product_id: int) -> str | None:
     return item["quantity"]["N"] if item else None
 
 
-def waiting_on_a_lock(shop: Shop) -> bool:
-    """True while some transaction of this test's database waits for a row lock."""
-    with shop.engine.connect() as conn:
-        return bool(conn.execute(sa.text(
-            "SELECT COUNT(*) FROM information_schema.INNODB_TRX t "
-            "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-            "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()")).scalar_one())
-
-
 def test_the_switch_waits_for_a_mysql_only_write_in_flight(
         shop: Shop, app: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     user_id, product_id, email = a_line(shop)
@@ -90,32 +82,33 @@ def test_the_switch_waits_for_a_mysql_only_write_in_flight(
     writer.start()
     assert stalled.wait(30)
 
-    switched = threading.Event()
-
-    def switch() -> None:
-        shop.flags.set_phase("cart", "dual_write")
-        switched.set()
-
-    switcher = threading.Thread(target=switch)
-    switcher.start()
-    # Either the switch returns at once (nothing fences the write in flight), or it waits
-    # for that write's transaction: one of the two is observable, without a timer.
-    while not switched.is_set() and not waiting_on_a_lock(shop):
-        switched.wait(0.05)
-    if switched.is_set():
+    # The switch, from another process, willing to wait one second for a row lock: it
+    # either goes through at once (nothing fences the write in flight) or times out,
+    # which shows it waits for that write's transaction. Observable, without a timer.
+    impatient = create_engine(shop.settings, pool_size=1)
+    sa.event.listen(impatient, "connect", lambda dbapi, _record: dbapi.cursor().execute(
+        "SET SESSION innodb_lock_wait_timeout = 1"))
+    try:
+        FlagStore(impatient, flag_names(shop.contract)).set_phase("cart", "dual_write")
+        waited = False
+    except sa.exc.OperationalError as err:
+        assert mysql_error_code(err) == 1205, err
+        waited = True
+    finally:
+        impatient.dispose()
+    if not waited:
         # The switch did not wait: the backfill copies the row before the write commits.
         backfill(shop.contract, shop.engine, shop.ddb,
                  BackfillOptions(entities=["cart"], restart=True))
         go.set()
     else:
         go.set()
-        switcher.join(60)
-        assert switched.is_set()
+        writer.join(60)
+        shop.flags.set_phase("cart", "dual_write")
         backfill(shop.contract, shop.engine, shop.ddb,
                  BackfillOptions(entities=["cart"], restart=True))
     writer.join(60)
-    switcher.join(60)
-    assert not errors
+    assert not errors and waited
 
     assert quantity_in_dynamodb(shop, email, product_id) == "41", \
         "a MySQL-only write committed after the switch and the backfill: DynamoDB is stale"

@@ -18,11 +18,12 @@ from click.testing import CliRunner
 
 from migration.cli import cli
 from migration.mapping.item import GUARD_PREFIX, OWNER_ATTRIBUTE
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import Shop, open_shop
 from migration.sync.compare import compare_all
 from migration.sync.engine import DualWriteFailed, Policy
 from migration.sync.writer import AtMost, Delete, KeyCollision, Put, VersionRegression
 from wrappers.flags import Phase
-from wrappers.shop import Shop, open_shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -202,7 +203,8 @@ def test_an_older_version_never_overwrites_or_deletes_a_newer_one(shop: Shop) ->
 
 def cli_env(shop: Shop, **extra: str) -> dict[str, str]:
     settings = shop.settings
-    return {"MIGRATE_MYSQL_URL": settings.sqlalchemy_url().render_as_string(hide_password=False),
+    return {"MIGRATE_CONTRACT": str(SHOP_CONTRACT),
+            "MIGRATE_MYSQL_URL": settings.sqlalchemy_url().render_as_string(hide_password=False),
             "MIGRATE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
             "MIGRATE_TABLE_PREFIX": settings.table_prefix, **extra}
 

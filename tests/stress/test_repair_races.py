@@ -17,11 +17,11 @@ import botocore.exceptions
 import pytest
 import sqlalchemy as sa
 
+from migration.shop.dual_write import Shop
 from migration.sync.compare import compare_all
 from migration.sync.engine import Policy
 from migration.sync.outbox import Outbox
 from reconcile.run import ReconcileOptions, reconcile
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

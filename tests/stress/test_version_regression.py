@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from migration.cli import cli
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import Shop, open_shop
 from migration.sync.compare import compare_all
 from migration.sync.engine import DualWriteFailed, Policy
 from migration.sync.versions import CounterBehind
 from migration.sync.writer import VersionRegression
-from wrappers.shop import Shop, open_shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -63,7 +64,8 @@ def truncated(shop: Shop) -> Iterator[Shop]:
 
 def env(shop: Shop) -> dict[str, str]:
     settings = shop.settings
-    return {"MIGRATE_MYSQL_URL": settings.sqlalchemy_url().render_as_string(hide_password=False),
+    return {"MIGRATE_CONTRACT": str(SHOP_CONTRACT),
+            "MIGRATE_MYSQL_URL": settings.sqlalchemy_url().render_as_string(hide_password=False),
             "MIGRATE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
             "MIGRATE_TABLE_PREFIX": settings.table_prefix}
 

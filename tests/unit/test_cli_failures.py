@@ -17,6 +17,7 @@ from migration.cli import cli
 from migration.dynamodb.client import DynamoDB
 from migration.errors import NoCredentials
 from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from reconcile.cli import command as reconcile_cli
 
 PASSWORD = "Pa55/w@rd-h11b"
@@ -62,10 +63,12 @@ def _one_line(result: Result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args", [["flags", "show"], ["seed"], ["db", "upgrade"], ["state", "init"],
-                                  ["backfill"], ["demo"], ["services", "up"]])
+@pytest.mark.parametrize("args", [["flags", "show"], ["shop", "seed"], ["shop", "db", "upgrade"],
+                                  ["state", "init"], ["backfill"], ["shop", "demo"],
+                                  ["services", "up"]])
 def test_an_unparseable_mysql_url_is_one_line_with_the_url_masked(args: list[str]) -> None:
-    result = CliRunner().invoke(cli, args, env={"MIGRATE_MYSQL_URL": UNPARSEABLE})
+    result = CliRunner().invoke(cli, args, env={"MIGRATE_MYSQL_URL": UNPARSEABLE,
+                                                "MIGRATE_CONTRACT": str(SHOP_CONTRACT)})
     line = _one_line(result)
     assert "cannot be parsed" in line and "mysql+pymysql://***@127.0.0.1:33x6/shop" in line
     assert "33x6" in line and PASSWORD not in result.output and "w@rd" not in result.output
@@ -78,7 +81,8 @@ def test_masking_the_url_never_fails(url: str) -> None:
 
 
 def test_reconcile_reports_the_same_way() -> None:
-    line = _one_line(CliRunner().invoke(reconcile_cli, ["--quiet", "--mysql-url", UNPARSEABLE]))
+    line = _one_line(CliRunner().invoke(reconcile_cli, ["--quiet", "--contract", str(SHOP_CONTRACT),
+                                                        "--mysql-url", UNPARSEABLE]))
     assert line.startswith("error: reconcile failed: the MySQL URL mysql+pymysql://***@")
     assert PASSWORD not in line
 
@@ -118,7 +122,8 @@ def no_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None]
 
 def test_no_endpoint_and_no_credentials_names_the_setting(
         no_aws_credentials: dict[str, str | None]) -> None:
-    result = CliRunner().invoke(cli, ["schema", "plan"], env=no_aws_credentials)
+    result = CliRunner().invoke(cli, ["--contract", str(SHOP_CONTRACT), "schema", "plan"],
+                                env=no_aws_credentials)
     line = _one_line(result)
     assert line.startswith("error: schema plan failed: MIGRATE_DYNAMODB_ENDPOINT is unset")
     assert "no AWS credentials were found" in line and "`migrate services up`" in line
@@ -133,3 +138,12 @@ def test_the_fast_path_without_credentials_sends_nothing(
     ddb = DynamoDB(Settings(), client=client, max_attempts=1)
     with pytest.raises(NoCredentials):
         ddb.call_json("Scan", {"TableName": "Users"})
+
+
+def test_a_command_given_no_contract_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATE_CONTRACT", raising=False)
+    for args in (["backfill"], ["schema", "plan"], ["estimate"], ["reconcile"]):
+        line = _one_line(CliRunner().invoke(cli, args))
+        assert line == (f"error: {args[0]}{' ' + args[1] if len(args) > 1 else ''} failed: "
+                        "no contract given: pass --contract PATH (or set MIGRATE_CONTRACT) to "
+                        "the contract of your application"), line

@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from migration.shop.schema import upgrade
 from migration.shop.seed import seed
 from migration.source.mysql import create_engine

@@ -24,11 +24,12 @@ from migration.backfill.run import (
 from migration.cli import cli
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import SHOP_ENTITIES
 from migration.source.catalog import read_catalog
 from migration.sync.compare import actual_items, compare_all
 from wrappers.flags import FlagStore
-from wrappers.shop import SHOP_ENTITIES
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -227,7 +228,8 @@ def test_rate_limiter_spaces_requests() -> None:
 def test_cli_backfill_and_estimate(seeded: tuple[Engine, DynamoDB], live_settings: Settings,
                                    tmp_path: Path) -> None:
     engine, ddb = seeded
-    env = {"MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
+    env = {"MIGRATE_CONTRACT": str(SHOP_CONTRACT),
+           "MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
         hide_password=False), "MIGRATE_DYNAMODB_ENDPOINT": live_settings.dynamodb_endpoint,
         "MIGRATE_TABLE_PREFIX": live_settings.table_prefix}
     runner = CliRunner()

@@ -18,7 +18,8 @@ from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
 from migration.mapping.item import ItemMapper
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from migration.source.mysql import create_engine
 from migration.source.records import RecordReader
 from migration.sync.compare import actual_items, compare_all
@@ -46,6 +47,7 @@ tables:
 def migrate(settings: Settings, *args: str) -> Result:
     """`migrate ARGS...` against the test's services."""
     return CliRunner().invoke(cli, [
+        "--contract", str(SHOP_CONTRACT),
         "--mysql-url", settings.sqlalchemy_url().render_as_string(hide_password=False),
         "--dynamodb-endpoint", settings.dynamodb_endpoint, "--table-prefix",
         settings.table_prefix, *args], catch_exceptions=False)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from migration.backfill.run import BackfillOptions, BackfillSummary, Segment, backfill
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 from migration.sync.compare import compare_all
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]

@@ -14,7 +14,7 @@ from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import ChangeKind, apply, format_plan, history, plan
 from migration.errors import SchemaChangeRefused
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 
 pytestmark = pytest.mark.dynamodb
 

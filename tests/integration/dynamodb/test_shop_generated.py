@@ -11,7 +11,7 @@ import pytest
 from migration.contract.load import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 from migration.shop.generated import (
     CartItem,
     Category,

@@ -8,8 +8,8 @@ import pytest
 
 from migration.backfill.run import BackfillOptions, backfill
 from migration.settings import Settings
+from migration.shop.dual_write import Shop
 from tests.conftest import make_shop
-from wrappers.shop import Shop
 
 
 @pytest.fixture

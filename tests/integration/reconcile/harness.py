@@ -12,9 +12,10 @@ from click.testing import CliRunner, Result
 
 from migration.mapping.item import ItemMapper
 from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import Shop
 from migration.source.records import RecordReader
 from reconcile.cli import command
-from wrappers.shop import Shop
 
 KINDS = ("missing_in_dynamodb", "extra_in_dynamodb", "mismatched", "collisions", "unmappable")
 
@@ -22,7 +23,8 @@ KINDS = ("missing_in_dynamodb", "extra_in_dynamodb", "mismatched", "collisions",
 def run_cli(settings: Settings, report_dir: Path, *args: str,
             env: Mapping[str, str] | None = None, mysql_url: str | None = None) -> Result:
     """`reconcile` with the test's services, reports in `report_dir`."""
-    base = ["--mysql-url", mysql_url or settings.sqlalchemy_url().render_as_string(
+    base = ["--contract", str(settings.contract or SHOP_CONTRACT),
+            "--mysql-url", mysql_url or settings.sqlalchemy_url().render_as_string(
                 hide_password=False),
             "--dynamodb-endpoint", settings.dynamodb_endpoint, "--region", settings.aws_region,
             "--table-prefix", settings.table_prefix, "--report-dir", str(report_dir)]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from migration.dynamodb.client import DynamoDB
+from migration.shop.dual_write import Shop
 from reconcile.result import ReconcileResult
 from reconcile.run import ReconcileOptions, reconcile
 from tests.stress import test_dual_write_stress as stress
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

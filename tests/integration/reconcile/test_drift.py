@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from migration.backfill.run import Segment
+from migration.shop.dual_write import Shop
 from reconcile.run import ReconcileOptions, reconcile
 from tests.integration.reconcile.harness import (
     drift_counts,
@@ -19,7 +20,6 @@ from tests.integration.reconcile.harness import (
     run_cli,
     samples,
 )
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

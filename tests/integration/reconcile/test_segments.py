@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from migration.backfill.run import Segment
 from migration.settings import Settings
+from migration.shop.dual_write import Shop
 from reconcile.run import ReconcileOptions, reconcile
 from tests.conftest import make_shop
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

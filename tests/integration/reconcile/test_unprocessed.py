@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from migration.dynamodb.client import DynamoDB
+from migration.shop.dual_write import Shop
 from reconcile.run import ReconcileOptions, reconcile
 from tests.integration.reconcile.harness import item_key
-from wrappers.shop import Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from migration.cli import cli
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from migration.shop.schema import upgrade
 from migration.source.catalog import read_catalog
 from migration.source.mysql import create_engine
@@ -63,7 +64,8 @@ def test_a_missing_foreign_key_is_named(live_settings: Settings,
 def test_switching_an_entity_on_warns_about_its_missing_keys(live_settings: Settings) -> None:
     upgrade(live_settings)
     drop_cart_user_key(live_settings)
-    env = {"MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
+    env = {"MIGRATE_CONTRACT": str(SHOP_CONTRACT),
+           "MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
         hide_password=False)}
     runner = CliRunner()
     cart = runner.invoke(cli, ["flags", "set", "cart", "dual_write"], env=env)

@@ -18,13 +18,14 @@ from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
 from migration.mapping.item import ItemMapper
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import SHOP_ENTITIES, Shop, open_shop
 from migration.shop.schema import upgrade
 from migration.source.mysql import create_engine
 from migration.source.records import RecordReader
 from migration.sync.compare import compare_all
 from migration.sync.engine import SyncEngine
-from wrappers.shop import SHOP_ENTITIES, Shop, open_shop
 
 from .test_records import count_statements, populate
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.mapping.item import ItemMapper
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 from migration.shop.schema import upgrade
 from migration.source.records import RecordReader
 

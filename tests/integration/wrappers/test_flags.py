@@ -9,9 +9,10 @@ from sqlalchemy.engine import Engine
 
 from migration.cli import cli
 from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.dual_write import SHOP_ENTITIES
 from migration.sync.state import ensure_state_tables
 from wrappers.flags import FlagError, FlagStore, Phase, key_bucket, parse_phase
-from wrappers.shop import SHOP_ENTITIES
 
 pytestmark = pytest.mark.mysql
 
@@ -68,7 +69,8 @@ def test_percentage_routes_a_stable_share_of_keys(store: FlagStore) -> None:
 
 
 def test_cli_show_and_set(live_settings: Settings) -> None:
-    env = {"MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
+    env = {"MIGRATE_CONTRACT": str(SHOP_CONTRACT),
+           "MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
         hide_password=False)}
     runner = CliRunner()
     result = runner.invoke(cli, ["flags", "set", "cart", "dynamodb_read", "--percent", "10"],

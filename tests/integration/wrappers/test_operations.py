@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from migration.mapping.values import Item
+from migration.shop.dual_write import SHOP_ENTITIES, Shop
 from migration.sync.compare import actual_items, compare_all
-from wrappers.shop import SHOP_ENTITIES, Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

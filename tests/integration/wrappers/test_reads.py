@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from migration.shop.dual_write import SHOP_ENTITIES, Shop
 from wrappers.flags import key_bucket
-from wrappers.shop import SHOP_ENTITIES, Shop
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

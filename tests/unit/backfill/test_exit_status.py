@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from migration.cli import cli
+from migration.shop import SHOP_CONTRACT
 
 PASSWORD = "Hunter2-s3cret"
 # Nothing listens on port 1: the connection is refused at once.
@@ -15,7 +16,8 @@ UNREACHABLE = f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:1/shop"
 
 @pytest.mark.parametrize("command", [["backfill", "--progress", "plain"], ["estimate"]])
 def test_an_unreachable_mysql_exits_2_with_one_line_and_no_password(command: list[str]) -> None:
-    result = CliRunner().invoke(cli, ["--mysql-url", UNREACHABLE, "--dynamodb-endpoint",
+    result = CliRunner().invoke(cli, ["--contract", str(SHOP_CONTRACT), "--mysql-url", UNREACHABLE,
+                                      "--dynamodb-endpoint",
                                       "http://127.0.0.1:9", *command])
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.stderr.strip().splitlines()

@@ -10,7 +10,7 @@ import pytest
 
 from migration.contract import load_contract, parse_contract
 from migration.errors import ContractError
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "mcp-schemas"
 VALID = sorted(FIXTURES.glob("*.json"))

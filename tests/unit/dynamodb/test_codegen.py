@@ -19,7 +19,7 @@ import pytest
 from migration.contract.load import load_contract, parse_contract, read_document
 from migration.dynamodb.codegen import GeneratedCodeOutOfDate, contract_fingerprint, generate, render
 from migration.dynamodb.models import build_model
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 SCHEMAS = sorted((FIXTURES / "mcp-schemas").glob("*.json")) + [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from migration.contract.load import load_contract
 from migration.dynamodb.codegen import generate
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 
 COMMITTED = SHOP_CONTRACT.parent / "generated"
 REGENERATE = (

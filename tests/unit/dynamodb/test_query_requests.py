@@ -13,7 +13,8 @@ import pytest
 from migration.contract.load import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.repository import Repositories, decode_cursor
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 
 SCHEMAS = Path(__file__).parents[2] / "fixtures" / "mcp-schemas"
 END = "\U0010ffff"

@@ -20,7 +20,7 @@ from migration.dynamodb.client import batch_write_body, encode_json
 from migration.errors import ItemError, KeyTemplateError
 from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper
 from migration.mapping.values import AttributeValue, _timestamp, converter_for
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 from migration.source.records import _datetime_value
 
 SHOP = load_contract(SHOP_CONTRACT)

@@ -13,7 +13,7 @@ from migration.contract.model import Contract
 from migration.errors import ItemError
 from migration.mapping.item import ItemMapper, item_size
 from migration.mapping.values import from_attribute, to_attribute
-from migration.settings import SHOP_CONTRACT
+from migration.shop import SHOP_CONTRACT
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import pytest
 from migration.contract import load_contract, parse_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
-from migration.settings import SHOP_CONTRACT, Settings
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from reconcile.errors import ReconcileError
 from reconcile.scope import Scope, Slice
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from migration.shop.dynamodb import DynamoDBShopReads
 from migration.shop.repositories import (
     CartLine,
@@ -34,18 +34,25 @@ from migration.shop.repositories import (
     ProductRecord,
     UserRecord,
 )
-from migration.source.mysql import connection_failure, create_engine
-from migration.sync.engine import Policy, SyncEngine, Touch
-from migration.sync.state import ensure_state_tables
+from migration.sync.engine import Touch
 from wrappers.base import DualWriteWrapper
-from wrappers.flags import FlagStore
+from wrappers.dual_write import DualWrite
 
-# Flag names (what `migrate flags` takes) and the contract entities they govern.
+# Flag names (what `migrate flags` takes: the contract's entity types in lower case) and
+# the contract entities they govern.
 SHOP_ENTITIES = {"user": "User", "product": "Product", "order": "Order",
                  "category": "Category", "cart": "CartItem"}
 
 
-class UsersWrapper(DualWriteWrapper):
+class ShopWrapper(DualWriteWrapper):
+    """A wrapper of the shop: its DynamoDB reads are the shop's own."""
+
+    def __init__(self, shop: Shop):
+        super().__init__(shop)
+        self.shop = shop
+
+
+class UsersWrapper(ShopWrapper):
     """Users: create, update, delete, upgrade_to_seller; reads by id, email, username."""
 
     flag = "user"
@@ -84,7 +91,7 @@ class UsersWrapper(DualWriteWrapper):
             lambda: self.shop.dynamodb.users.get_by_username(username))
 
 
-class ProductsWrapper(DualWriteWrapper):
+class ProductsWrapper(ShopWrapper):
     """Products: create, update (by their seller only), delete, inventory."""
 
     flag = "product"
@@ -130,7 +137,7 @@ class ProductsWrapper(DualWriteWrapper):
             lambda: self.shop.dynamodb.products.list_by_seller(seller_id))
 
 
-class OrdersWrapper(DualWriteWrapper):
+class OrdersWrapper(ShopWrapper):
     """Orders: create, add an item (embedded in the order's item), change status."""
 
     flag = "order"
@@ -170,7 +177,7 @@ class OrdersWrapper(DualWriteWrapper):
             lambda: self.shop.dynamodb.orders.list_for_user(user_id))
 
 
-class CategoriesWrapper(DualWriteWrapper):
+class CategoriesWrapper(ShopWrapper):
     """Categories: create, update (a rename moves the children), delete (children become roots)."""
 
     flag = "category"
@@ -201,7 +208,7 @@ class CategoriesWrapper(DualWriteWrapper):
             lambda: self.shop.dynamodb.categories.list_children(parent_id))
 
 
-class CartWrapper(DualWriteWrapper):
+class CartWrapper(ShopWrapper):
     """Shopping cart lines: add, change quantity, remove, clear."""
 
     flag = "cart"
@@ -246,37 +253,14 @@ class CartWrapper(DualWriteWrapper):
                            lambda conn: MySQLShoppingCartRepository(conn).clear_cart(user_id))
 
 
-class Shop:
-    """The shop's five dual-write wrappers over one MySQL engine and one DynamoDB client."""
+class Shop(DualWrite):
+    """The shop: a `DualWrite` application with its five entity wrappers and its DynamoDB
+    reads (the shop's contract unless another is given)."""
 
     def __init__(self, settings: Settings, *, contract: Contract | None = None,
                  ddb: DynamoDB | None = None, policies: Mapping[str, str] | None = None):
-        self.settings = settings
-        self.contract = contract or load_contract(settings.contract)
-        self.engine = create_engine(settings, pool_size=20)
-        try:
-            ensure_state_tables(self.engine)
-        except sa.exc.DBAPIError as err:
-            self.engine.dispose()
-            # A wrong password, host or database: one line saying so, the driver's error kept.
-            failure = connection_failure(err, settings.sqlalchemy_url())
-            if failure is None:
-                raise
-            raise failure from err
-        self.ddb = ddb or DynamoDB(settings)
-        self.flags = FlagStore(self.engine, SHOP_ENTITIES, overrides=settings.flags,
-                               cache_seconds=settings.flag_cache_seconds)
-        chosen = {name.lower(): value for name, value in settings.failure_policy.items()}
-        chosen.update({name.lower(): value for name, value in (policies or {}).items()})
-        self.policies: dict[str, Policy] = {}
-        for name, value in chosen.items():
-            self.flags._known(name)
-            self.policies[SHOP_ENTITIES[name]] = Policy(value)
-        self.sync = SyncEngine(self.contract, self.engine, self.ddb,
-                               enabled=self.flags.writing_entities,
-                               fence=self.flags.fenced_writing_entities,
-                               policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
-        self.shadow_mismatches = 0
+        super().__init__(settings, contract or load_contract(shop_contract_path(settings)),
+                         ddb=ddb, policies=policies)
         self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
         self.users = UsersWrapper(self)
         self.products = ProductsWrapper(self)
@@ -284,19 +268,10 @@ class Shop:
         self.categories = CategoriesWrapper(self)
         self.cart = CartWrapper(self)
 
-    def repair(self, *, limit: int | None = None, older_than: float = 0.0) -> tuple[int, int]:
-        """Re-sync whatever the outbox names; returns (repaired, failed)."""
-        return self.sync.repair(limit=limit, older_than=older_than)
 
-    def close(self) -> None:
-        self.sync.outbox.close()
-        self.engine.dispose()
-
-    def __enter__(self) -> Shop:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def shop_contract_path(settings: Settings) -> Path:
+    """The contract the shop runs on: MIGRATE_CONTRACT when set, else its own."""
+    return settings.contract if settings.contract is not None else SHOP_CONTRACT
 
 
 def open_shop(settings: Settings | None = None, **kwargs: Any) -> Shop:

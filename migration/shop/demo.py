@@ -1,4 +1,4 @@
-"""`migrate demo`: the toolkit end to end on local services, narrated.
+"""`migrate shop demo`: the toolkit end to end on the shop, on local services, narrated.
 
 It grows with the toolkit: every stage that lands gets a step here.
 """
@@ -18,6 +18,7 @@ from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.local.services import local_services, printable_environment
 from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
 from migration.source.mysql import create_engine
 from migration.sync.state import ensure_state_tables
 from reconcile.report import render_text, write_reports
@@ -38,12 +39,13 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
     url = settings.sqlalchemy_url().set(database=database)
     settings = settings.model_copy(update={
         "mysql_url": SecretStr(url.render_as_string(hide_password=False)),
-        "table_prefix": settings.table_prefix or "demo_"})
+        "table_prefix": settings.table_prefix or "demo_",
+        "contract": settings.contract or SHOP_CONTRACT})
     with local_services(settings) as live:
         echo(f"== MySQL {live.redacted_mysql_url()}  DynamoDB {live.dynamodb_endpoint}")
 
         echo("\n== 1. the contract")
-        report = commands.validate_contracts([live.contract])[0]
+        report = commands.validate_contracts([live.contract or SHOP_CONTRACT])[0]
         echo(report.summary())
         if not report.valid or report.contract is None:
             raise SystemExit(1)
@@ -64,15 +66,16 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
         echo(format_plan(plan(contract, ddb)))
         result = apply(contract, ddb)
         echo(format_apply_result(result))
-        echo("plan again: " + format_plan(plan(load_contract(live.contract), ddb)))
+        echo("plan again: " + format_plan(plan(load_contract(live.contract or SHOP_CONTRACT),
+                                               ddb)))
 
         echo("\n== 4. backfill: the rows that existed before dual-writing began")
         engine = create_engine(live, pool_size=8)
         try:
             # Dual-write first, so that no change after a row is copied can be missed (the
             # switch waits for MySQL-only writes in flight).
+            from migration.shop.dual_write import SHOP_ENTITIES
             from wrappers.flags import FlagStore
-            from wrappers.shop import SHOP_ENTITIES
 
             ensure_state_tables(engine)
             flags = FlagStore(engine, SHOP_ENTITIES)
@@ -119,7 +122,7 @@ def _reuse(asked: Settings, live: Settings, echo: Echo) -> None:
 def _dual_write(settings: Settings, contract: Contract, ddb: DynamoDB, echo: Echo) -> None:
     import sqlalchemy as sa
 
-    from wrappers.shop import SHOP_ENTITIES, open_shop
+    from migration.shop.dual_write import SHOP_ENTITIES, open_shop
 
     echo("\n== 5. dual-write: every entity in dual_write; writes go to MySQL, then DynamoDB")
     with open_shop(settings, contract=contract, ddb=ddb) as shop:

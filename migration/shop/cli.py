@@ -1,0 +1,90 @@
+"""`migrate shop ...`: the reference shop's own commands (its MySQL schema, its seed data,
+its demo), plugged into `migrate` through the `mysql_dynamodb_migrate.commands` entry
+point, as any application can plug in its own.
+
+The shop's contract is used unless `--contract`/MIGRATE_CONTRACT names another.
+"""
+
+from __future__ import annotations
+
+import click
+
+from migration import commands
+from migration.failures import Group
+from migration.settings import Overrides
+from migration.shop import SHOP_CONTRACT
+
+pass_overrides = click.make_pass_decorator(Overrides)
+
+
+@click.group("shop", cls=Group)
+@click.pass_context
+def shop(ctx: click.Context) -> None:
+    """The reference shop: its MySQL schema, seed data and an end-to-end demo."""
+    parent = ctx.find_object(Overrides) or Overrides()
+    if parent.values.get("contract") is None and parent.settings.contract is None:
+        ctx.obj = parent.merged({"contract": SHOP_CONTRACT})
+
+
+@shop.group()
+def db() -> None:
+    """The shop's MySQL schema (Alembic)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.option("--create", is_flag=True, help="Create the database first if it is missing.")
+@pass_overrides
+def db_upgrade(overrides: Overrides, revision: str, create: bool) -> None:
+    """Migrate the shop schema to REVISION (default: head)."""
+    from migration.shop.schema import upgrade
+
+    settings = overrides.settings
+    if create:
+        commands.ensure_database(settings)
+    upgrade(settings, revision)
+    click.echo(f"{settings.redacted_mysql_url()}: at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@pass_overrides
+def db_downgrade(overrides: Overrides, revision: str) -> None:
+    """Migrate the shop schema down to REVISION (`base` drops the shop tables)."""
+    from migration.shop.schema import downgrade
+
+    downgrade(overrides.settings, revision)
+    click.echo(f"{overrides.settings.redacted_mysql_url()}: at {revision}")
+
+
+@shop.command()
+@click.option("--users", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Scale: about 10 rows in total per user.")
+@click.option("--seed", "seed_value", type=int, default=0, show_default=True,
+              help="Random seed; the same seed gives the same rows.")
+@click.option("--reset", is_flag=True, help="Delete existing shop rows first.")
+@pass_overrides
+def seed(overrides: Overrides, users: int, seed_value: int, reset: bool) -> None:
+    """Fill the shop with realistic, reproducible data."""
+    from migration.resources import Resources
+    from migration.shop.seed import seed as run_seed
+
+    with Resources(overrides.settings, pool_size=2) as resources:
+        counts = run_seed(resources.engine, users, seed=seed_value, reset=reset,
+                          progress=lambda table, rows: click.echo(f"{table}: {rows} rows",
+                                                                  err=True))
+    click.echo(str(counts))
+
+
+@shop.command()
+@click.option("--users", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--database", default="migrate_demo", show_default=True,
+              help="MySQL database the demo creates (dropped and recreated each run).")
+@pass_overrides
+def demo(overrides: Overrides, users: int, database: str) -> None:
+    """Run the toolkit end to end on the shop, on local services."""
+    from migration.local.services import sigterm_interrupts
+    from migration.shop.demo import run_demo
+
+    with sigterm_interrupts():
+        run_demo(overrides.settings, users=users, database=database, echo=click.echo)
