@@ -35,7 +35,7 @@ from migration.contract.key_conditions import (
     KeyConditionShape,
     key_condition_shape,
 )
-from migration.contract.keys import KeyTemplate, Placeholder, canonical_number
+from migration.contract.keys import KeyTemplate, Placeholder
 from migration.contract.model import (
     AccessPattern,
     Contract,
@@ -72,7 +72,7 @@ from migration.errors import (
     Transient,
 )
 from migration.mapping.item import MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, ItemMapper
-from migration.mapping.values import AttributeValue, Item, converter_for
+from migration.mapping.values import AttributeValue, Item, converter_for, dynamodb_number
 
 ModelT = TypeVar("ModelT")
 
@@ -515,7 +515,7 @@ class UpdateSpec:
 
 
 def _number_key(text: str) -> AttributeValue:
-    return {"N": canonical_number(Decimal(text))}
+    return {"N": dynamodb_number(Decimal(text))}
 
 
 class Repository:
@@ -723,9 +723,12 @@ class Repository:
         if slot.type == "N":
             try:
                 return _number_key(text)
-            except (InvalidOperation, ValueError) as err:
+            except InvalidOperation as err:
                 raise ParameterError(owner, slot.template.single_field,
                                      f"{slot.attribute} is a number key; {text!r} is not a number") from err
+            except ValueError as err:  # a number DynamoDB cannot hold exactly
+                raise ParameterError(owner, slot.template.single_field,
+                                     f"{slot.attribute}: {err}") from err
         return {"S": text}
 
     def _primary_key(self, owner: str, values: Mapping[str, Any]) -> Item:
@@ -873,7 +876,10 @@ class Repository:
             except (InvalidOperation, ValueError) as err:
                 raise ParameterError(owner, param, f"{sort.attribute} is a number; "
                                      f"{raw!r} is not a number") from err
-            return {"N": canonical_number(number)}
+            try:
+                return {"N": dynamodb_number(number)}
+            except ValueError as err:  # a number DynamoDB cannot hold exactly
+                raise ParameterError(owner, param, f"{sort.attribute}: {err}") from err
         template = sort.template
         supplied = {n: values[n] for n in template.fields if n in values and n not in plan.range_params}
         position = self._range_placeholder(template, set(plan.range_params), supplied)

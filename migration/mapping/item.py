@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from migration.contract.keys import KeyTemplate, Placeholder, canonical_number
+from migration.contract.keys import KeyTemplate, Placeholder
 from migration.contract.model import Contract, Entity
 from migration.errors import ItemError, KeyTemplateError
 from migration.mapping.values import (
@@ -25,6 +25,7 @@ from migration.mapping.values import (
     Item,
     attribute_size,
     converter_for,
+    dynamodb_number,
     from_attribute,
 )
 
@@ -166,10 +167,15 @@ class ItemMapper:
                             f"{slot.attribute} is {size} bytes; DynamoDB allows {slot.limit}")
         if slot.type == "N":
             try:
-                return {"N": canonical_number(Decimal(text))}
+                number = Decimal(text)
             except ArithmeticError as err:
                 raise ItemError(self.entity.name, self.source_key(record),
                                 f"{slot.attribute}: {text!r} is not a number") from err
+            try:
+                return {"N": dynamodb_number(number)}
+            except ValueError as err:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"{slot.attribute}: {err}") from err
         return {"S": text}
 
     def _binary_key(self, slot: _KeySlot, value: Any, record: Mapping[str, Any]) -> AttributeValue:
