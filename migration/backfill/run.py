@@ -331,7 +331,7 @@ def key_is_injective(entity: Entity, catalog: Catalog) -> bool:
     source = entity.source
     if source is None:
         return False
-    fields = set(entity.key_fields)
+    fields = {entity.record_name(name) for name in entity.key_fields}
     own = tuple(sorted(fields - set(source.derived_names)))
     if own and catalog.is_unique(source.table, own):
         return True  # the key holds a unique index of the row itself (users.email)

@@ -650,7 +650,7 @@ class Repository:
         """The item an entity model maps to (through the one row-to-item function)."""
         model = coerce_entity(f"{self.entity.name}.to_item", "entity", self.entity.name, entity,
                               self.models)
-        return self.mapper.to_item(model.values())
+        return self.mapper.to_item(self.mapper.record_of(model.values()))
 
     def from_item(self, item: Mapping[str, AttributeValue], *,
                   partial: bool = False) -> EntityModel:
@@ -1314,7 +1314,7 @@ class Repository:
             elif not creating:
                 conditions.append(Function("attribute_not_exists", Path.of(self.table.partition_key)))
             record[version_field] = expected + 1
-        return PutSpec(item=self.mapper.to_item(record), values=record,
+        return PutSpec(item=self.mapper.to_item(self.mapper.record_of(record)), values=record,
                        condition=all_of(conditions), expected_version=expected)
 
     def _put(self, owner: str, record: dict[str, Any], condition: Condition | None,
@@ -1516,7 +1516,7 @@ class Repository:
         requests: dict[str, dict[str, Any]] = {}
         if puts:
             for model in puts:
-                item = self.mapper.to_item(model.values())
+                item = self.mapper.to_item(self.mapper.record_of(model.values()))
                 requests[json.dumps(self.mapper.key_of(item), sort_keys=True, default=str)] = \
                     {"PutRequest": {"Item": item}}
         else:
