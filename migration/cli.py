@@ -124,9 +124,13 @@ def contract() -> None:
 
 @contract.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def contract_validate(paths: tuple[Path, ...]) -> None:
+@click.option("--mysql", "against_mysql", is_flag=True,
+              help="Also check each source against the live MySQL schema (the group's "
+                   "--mysql-url, else MIGRATE_MYSQL_URL): tables, columns, keys, types.")
+@pass_ctx
+def contract_validate(ctx: _Context, paths: tuple[Path, ...], against_mysql: bool) -> None:
     """Check contracts or plain seed-002 schemas. Exit 0 when all are valid, 1 otherwise."""
-    reports = commands.validate_contracts(paths)
+    reports = commands.validate_contracts(paths, ctx.settings if against_mysql else None)
     for report in reports:
         click.echo(report.summary(), err=not report.valid)
     sys.exit(0 if all(r.valid for r in reports) else 1)

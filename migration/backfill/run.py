@@ -45,6 +45,7 @@ from migration.errors import ConditionFailed, ItemError, MigrateError, Terminal,
 from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
+from migration.source.conformance import require_conformance
 from migration.source.mysql import is_retryable
 from migration.source.records import RecordReader, quote_name
 from migration.sync.outbox import Outbox
@@ -647,10 +648,12 @@ class Backfill:
     def run(self) -> BackfillSummary:
         started = time.monotonic()
         entities = self.entities()
-        if not self.options.dry_run:
-            ensure_state_tables(self.engine)
         with self.engine.connect() as conn:
             catalog = read_catalog(conn)
+        # Before a row is read: a contract naming what MySQL lacks stops here, whole.
+        require_conformance(self.contract, self.engine, {e.name for e in entities}, catalog)
+        if not self.options.dry_run:
+            ensure_state_tables(self.engine)
         summaries = []
         progress = self.options.progress
         try:
@@ -835,8 +838,10 @@ def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
     """
     options = BackfillOptions(entities=entities, dry_run=True, batch_size=batch_size, workers=1)
     driver = Backfill(contract, engine, ddb, options)
+    chosen = driver.entities()
+    require_conformance(contract, engine, {e.name for e in chosen})
     rows: list[dict[str, Any]] = []
-    for entity in driver.entities():
+    for entity in chosen:
         reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
         indexes = gsi_key_names(contract.table_of(entity))
         units = items = size = 0

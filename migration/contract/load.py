@@ -130,8 +130,12 @@ def parse_contract(data: Any, file: str = "<contract>", path: Path | None = None
     return _Checker(file).contract(data, path)
 
 
-def _key_path(base: str, key: str) -> str:
+def key_path(base: str, key: str) -> str:
+    """The JSON path of member `key` of the object at `base` (`$.a.b`, `$.a["x-y"]`)."""
     return f"{base}.{key}" if _IDENTIFIER.match(key) else f"{base}[{json.dumps(key)}]"
+
+
+_key_path = key_path
 
 
 class _Checker:
