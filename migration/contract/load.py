@@ -7,9 +7,10 @@ and the reason. A file that loads is safe for every later stage to trust.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,22 @@ _PATTERN_KEYS = {
     "index_name", "range_condition", "filter_expression", "consistent_read", "projection",
     "limit",
 }
+_ROOT_KEYS = {"tables", "cross_table_access_patterns", "entity_type_attribute",
+              "version_attribute", "description", "version"}
+_TABLE_KEYS = {"table_config", "gsi_list", "lsi_list", "entities", "description"}
+_FIELD_KEYS = {"name", "type", "required", "item_type", "column", "description"}
+_SOURCE_KEYS = {"table", "primary_key", "lookups", "embeds", "aggregates", "unique"}
+_LOOKUP_KEYS = {"table", "on", "column"}
+_EMBED_KEYS = {"table", "on", "columns", "order_by", "primary_key", "lookups", "limit"}
+_AGGREGATE_KEYS = {"table", "on", "function", "column"}
+# Every key the format knows somewhere: a key outside it that looks like a missing
+# required key is named as its likely misspelling.
+_KNOWN_KEYS = (_TABLE_CONFIG_KEYS | _INDEX_KEYS | _ENTITY_KEYS | _PATTERN_KEYS | _ROOT_KEYS
+               | _TABLE_KEYS | _FIELD_KEYS | _SOURCE_KEYS | _LOOKUP_KEYS | _EMBED_KEYS
+               | _AGGREGATE_KEYS
+               | {"entity_type", "default", "entities_involved", "action", "condition", "entity",
+                  "conditions", "logical_operator", "field", "operator", "function", "param",
+                  "param2", "params"})
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -104,19 +121,72 @@ _Yaml12Loader.add_implicit_resolver(
 
 
 def read_document(path: str | Path) -> Any:
-    """Parse a YAML or JSON file; a syntax error becomes a ContractError naming the file."""
+    """Parse a YAML or JSON file. A file that is not UTF-8 text, a syntax error, or a
+    YAML mapping holding one key twice becomes a ContractError naming the file (and
+    where in it), never a traceback."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
         raise ContractError([ContractIssue(str(path), "$", f"cannot read file: {err}")]) from err
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ContractError([ContractIssue(
+            str(path), "$", f"not UTF-8 text at byte {err.start} (line {line}): save the file "
+            "as UTF-8")]) from err
+    try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        return _load_yaml(text, str(path))
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         kind = path.suffix[1:] or "YAML"
         raise ContractError([ContractIssue(str(path), "$", f"not valid {kind}: {err}")]) from err
+
+
+def _load_yaml(text: str, file: str) -> Any:
+    """YAML 1.2 booleans, and no key twice in one mapping: YAML itself would keep the
+    last value without a word, and the first would be lost."""
+    loader = _Yaml12Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = [ContractIssue(file, where, message)
+                      for where, message in _duplicate_keys(loader, node, "$", set())]
+        if duplicates:
+            raise ContractError(duplicates)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(loader: _Yaml12Loader, node: yaml.Node, path: str,
+                    seen: set[int]) -> Iterator[tuple[str, str]]:
+    """(JSON path, message) for every key given twice in one mapping, at any depth."""
+    if id(node) in seen:  # an alias of a node already walked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(loader, item, f"{path}[{i}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges keys on purpose; later ones win
+            key = loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) \
+                else None
+            where = key_path(path, str(key))
+            line = key_node.start_mark.line + 1
+            if key is not None and key in first:
+                yield where, (f"duplicate key {key!r} at line {line} (first at line "
+                              f"{first[key]}): YAML would keep only the last value; remove "
+                              "one or rename it")
+            elif key is not None:
+                first[key] = line
+            yield from _duplicate_keys(loader, value_node, where, seen)
 
 
 def load_contract(path: str | Path) -> Contract:
@@ -167,7 +237,15 @@ class _Checker:
     def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
         for key in data:
             if key not in allowed and not str(key).startswith("_"):
-                self.warn(_key_path(path, str(key)), f"unknown key {key!r} is ignored")
+                near = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.75)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                self.warn(_key_path(path, str(key)), f"unknown key {key!r} is ignored{hint}")
+
+    def missing(self, data: Any, key: str, path: str, what: str = "") -> None:
+        """A required key is absent from the object `data` at `path`; an unknown key of
+        `data` that looks like it is named as its likely misspelling."""
+        self.error(_key_path(path, key), f"missing required field {key!r}{what}"
+                   f"{_misspelling(data, key)}")
 
     # -- typed accessors -----------------------------------------------------
     def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
@@ -186,7 +264,7 @@ class _Checker:
                choices: tuple[str, ...] | None = None) -> str | None:
         if key not in data or data[key] is None:
             if required:
-                self.error(_key_path(path, key), f"missing required field {key!r}")
+                self.missing(data, key, path)
             return None
         value = data[key]
         if not isinstance(value, str) or not value.strip():
@@ -236,7 +314,7 @@ class _Checker:
         value = data.get(key)
         kpath = _key_path(path, key)
         if value is None:
-            self.error(kpath, f"missing required field {key!r}")
+            self.missing(data, key, path)
             return None
         if isinstance(value, list) and single_because is not None:
             self.error(kpath, f"must be one template, not an array: {single_because}")
@@ -348,13 +426,11 @@ class _Checker:
         for raw_table in root.get("tables") or []:
             if isinstance(raw_table, dict) and isinstance(raw_table.get("entities"), dict):
                 self.all_entity_names |= {str(n) for n in raw_table["entities"]}
-        self.unknown_keys(root, {"tables", "cross_table_access_patterns",
-                                 "entity_type_attribute", "version_attribute", "description",
-                                 "version"}, "$")
+        self.unknown_keys(root, _ROOT_KEYS, "$")
         tables: list[Table] = []
         raw_tables = root.get("tables")
         if raw_tables is None:
-            self.error("$.tables", "missing required field 'tables'")
+            self.missing(root, "tables", "$")
         elif (items := self.sequence(raw_tables, "$.tables")) is not None:
             if not items:
                 self.error("$.tables", "must list at least one table")
@@ -390,11 +466,10 @@ class _Checker:
         data = self.mapping(raw, path)
         if data is None:
             return None
-        self.unknown_keys(data, {"table_config", "gsi_list", "lsi_list", "entities",
-                                 "description"}, path)
+        self.unknown_keys(data, _TABLE_KEYS, path)
         cfg_path = f"{path}.table_config"
         if "table_config" not in data:
-            self.error(cfg_path, "missing required field 'table_config'")
+            self.missing(data, "table_config", path)
             return None
         cfg = self.mapping(data["table_config"], cfg_path)
         if cfg is None:
@@ -431,7 +506,7 @@ class _Checker:
         ents_path = f"{path}.entities"
         raw_entities = data.get("entities")
         if raw_entities is None:
-            self.error(ents_path, "missing required field 'entities'")
+            self.missing(data, "entities", path)
         elif (ents := self.mapping(raw_entities, ents_path)) is not None:
             if not ents:
                 self.error(ents_path, "must define at least one entity")
@@ -645,6 +720,8 @@ class _Checker:
             return None
         self.unknown_keys(data, _ENTITY_KEYS, path)
         entity_type = self.string(data, "entity_type", path, required=False) or name
+        if data.get("fields") is None:
+            self.missing(data, "fields", path)
         fields = self.fields(data.get("fields"), f"{path}.fields")
         field_names = {f.name for f in fields}
         source = None
@@ -763,8 +840,7 @@ class _Checker:
 
     def fields(self, raw: Any, path: str) -> tuple[Field, ...]:
         if raw is None:
-            self.error(path, "missing required field 'fields'")
-            return ()
+            return ()  # reported by the entity, which can name a misspelling
         items = self.sequence(raw, path)
         if items is None:
             return ()
@@ -775,8 +851,7 @@ class _Checker:
             data = self.mapping(raw_field, fpath)
             if data is None:
                 continue
-            self.unknown_keys(data, {"name", "type", "required", "item_type", "column",
-                                     "description"}, fpath)
+            self.unknown_keys(data, _FIELD_KEYS, fpath)
             name = self.string(data, "name", fpath)
             ftype = self.string(data, "type", fpath, choices=FIELD_TYPES)
             if name is None or ftype is None:
@@ -802,13 +877,12 @@ class _Checker:
         data = self.mapping(raw, path)
         if data is None:
             return None
-        self.unknown_keys(data, {"table", "primary_key", "lookups", "embeds", "aggregates",
-                                 "unique"}, path)
+        self.unknown_keys(data, _SOURCE_KEYS, path)
         table = self.string(data, "table", path)
         if table is not None and not _SQL_NAME.match(table):
             self.error(f"{path}.table", f"{table!r} is not a MySQL table name")
         if data.get("primary_key") is None:
-            self.error(f"{path}.primary_key", "missing required field 'primary_key'")
+            self.missing(data, "primary_key", path)
             primary_key: tuple[str, ...] = ()
         else:
             primary_key = self.names(data["primary_key"], f"{path}.primary_key")
@@ -838,7 +912,7 @@ class _Checker:
     def join_on(self, data: Mapping[str, Any], path: str) -> tuple[tuple[str, str], ...]:
         raw = data.get("on")
         if raw is None:
-            self.error(f"{path}.on", "missing required field 'on' ({related column: source column})")
+            self.missing(data, "on", path, " ({related column: source column})")
             return ()
         on = self.mapping(raw, f"{path}.on")
         if on is None:
@@ -875,7 +949,7 @@ class _Checker:
     def lookups(self, raw: Any, path: str) -> tuple[Lookup, ...]:
         out = []
         for name, ipath, data in self.named_items(raw, path):
-            self.unknown_keys(data, {"table", "on", "column"}, ipath)
+            self.unknown_keys(data, _LOOKUP_KEYS, ipath)
             table = self.string(data, "table", ipath)
             column = self.string(data, "column", ipath)
             on = self.join_on(data, ipath)
@@ -886,14 +960,13 @@ class _Checker:
     def embeds(self, raw: Any, path: str) -> tuple[Embed, ...]:
         out = []
         for name, ipath, data in self.named_items(raw, path):
-            self.unknown_keys(data, {"table", "on", "columns", "order_by", "primary_key",
-                                     "lookups", "limit"}, ipath)
+            self.unknown_keys(data, _EMBED_KEYS, ipath)
             table = self.string(data, "table", ipath)
             on = self.join_on(data, ipath)
             columns: list[tuple[str, str]] = []
             raw_cols = data.get("columns")
             if raw_cols is None:
-                self.error(f"{ipath}.columns", "missing required field 'columns'")
+                self.missing(data, "columns", ipath)
             elif isinstance(raw_cols, dict):
                 for attr, col in raw_cols.items():
                     if not isinstance(col, str) or not _SQL_NAME.match(col):
@@ -917,7 +990,7 @@ class _Checker:
     def aggregates(self, raw: Any, path: str) -> tuple[Aggregate, ...]:
         out = []
         for name, ipath, data in self.named_items(raw, path):
-            self.unknown_keys(data, {"table", "on", "function", "column"}, ipath)
+            self.unknown_keys(data, _AGGREGATE_KEYS, ipath)
             table = self.string(data, "table", ipath)
             on = self.join_on(data, ipath)
             function = self.string(data, "function", ipath, required=False,
@@ -971,7 +1044,7 @@ class _Checker:
     def pattern_id(self, data: Mapping[str, Any], path: str) -> int | None:
         value = data.get("pattern_id")
         if value is None:
-            self.error(f"{path}.pattern_id", "missing required field 'pattern_id'")
+            self.missing(data, "pattern_id", path)
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(f"{path}.pattern_id", f"must be an integer, got {_kind(value)}")
@@ -1236,6 +1309,8 @@ class _Checker:
                                     choices=tuple(CROSS_TABLE_OPERATIONS))
             return_type = self.string(data, "return_type", ppath, choices=CROSS_TABLE_RETURN_TYPES)
             params = self.parameters(data.get("parameters"), f"{ppath}.parameters")
+            if data.get("entities_involved") is None:
+                self.missing(data, "entities_involved", ppath)
             involved = self.involvements(data.get("entities_involved"),
                                          f"{ppath}.entities_involved", operation, by_table)
             for j, param in enumerate(params):
@@ -1260,8 +1335,7 @@ class _Checker:
     def involvements(self, raw: Any, path: str, operation: str | None,
                      tables: Mapping[str, Table]) -> list[Involvement]:
         if raw is None:
-            self.error(path, "missing required field 'entities_involved'")
-            return []
+            return []  # reported by the pattern, which can name a misspelling
         items = self.sequence(raw, path)
         if items is None:
             return []
@@ -1308,6 +1382,17 @@ class _Checker:
                 out.append(Involvement(table=table.name, entity=entity.name, action=action,
                                        condition=condition))
         return out
+
+
+def _misspelling(data: Any, key: str) -> str:
+    """"; found 'pk_tempate': did you mean 'pk_template'?" when `data` holds a key the
+    format does not know that looks like `key`, else ""."""
+    if not isinstance(data, Mapping):
+        return ""
+    unknown = [k for k in data if isinstance(k, str) and k not in _KNOWN_KEYS
+               and not k.startswith("_")]
+    near = difflib.get_close_matches(key, unknown, n=1, cutoff=0.75)
+    return f"; found unknown key {near[0]!r}: did you mean {key!r}?" if near else ""
 
 
 def _which(key: str) -> str:
