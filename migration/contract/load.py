@@ -215,9 +215,13 @@ class _Checker:
         self.warnings: list[str] = []
         self.pattern_ids: dict[int, str] = {}
         self.entity_names: dict[str, str] = {}
-        # Every entity name in the document, known before any table is checked, so
-        # that a parameter may name an entity of a later table.
-        self.all_entity_names: set[str] = set()
+        # Every entity of the document and its table's name, read before any table is
+        # checked, to say where an entity a parameter names is declared.
+        self.declared_entities: dict[str, str] = {}
+        # The entities an access pattern's parameter may name: those of its own table
+        # and of the tables before it, as AWS's MCP validator reads a schema (it knows
+        # only the entities it has met); a cross-table pattern may name any.
+        self.visible_entities: dict[str, str] = {}
 
     # -- reporting ---------------------------------------------------------
     def error(self, path: str, message: str) -> None:
@@ -425,7 +429,10 @@ class _Checker:
             raise ContractError(self.issues)
         for raw_table in root.get("tables") or []:
             if isinstance(raw_table, dict) and isinstance(raw_table.get("entities"), dict):
-                self.all_entity_names |= {str(n) for n in raw_table["entities"]}
+                config = raw_table.get("table_config")
+                name = config.get("table_name") if isinstance(config, dict) else None
+                for entity_name in raw_table["entities"]:
+                    self.declared_entities.setdefault(str(entity_name), str(name))
         self.unknown_keys(root, _ROOT_KEYS, "$")
         tables: list[Table] = []
         raw_tables = root.get("tables")
@@ -510,6 +517,8 @@ class _Checker:
         elif (ents := self.mapping(raw_entities, ents_path)) is not None:
             if not ents:
                 self.error(ents_path, "must define at least one entity")
+            for ent_name in ents:
+                self.visible_entities.setdefault(str(ent_name), name)
             for ent_name, raw_entity in ents.items():
                 ent_path = _key_path(ents_path, str(ent_name))
                 if not isinstance(ent_name, str) or not _IDENTIFIER.match(ent_name):
@@ -755,18 +764,26 @@ class _Checker:
                     self.error(f"{path}.{which}", f"lists {list(declared)} but the template "
                                f"{template.source!r} uses {list(template.fields)}")
         index_keys = self.index_mappings(data, path, known, what, gsis, lsis)
-        key_attrs = {table_pk: pk}
-        if table_sk:
-            key_attrs[table_sk] = sk
+        # A field may be the table's own key attribute (an MCP schema's `sort_key`): its
+        # value is the key the template builds. An index attribute is written from its
+        # template, so a field of its name must be that bare field, and an index keyed
+        # on the table's key attribute reads the item's key as it is.
+        table_keys = {table_pk, table_sk} - {None}
         for keys in index_keys:
             index = next(ix for ix in gsis + lsis if ix.name == keys.index)
             for attribute, index_template in zip(index.key_attributes, keys.templates, strict=True):
-                key_attrs[attribute.name] = index_template
-        for attr, template in key_attrs.items():
-            if attr in field_names and template is not None and template.single_field != attr:
-                self.error(_key_path(f"{path}.fields", attr),
-                           f"field {attr!r} has the name of a key attribute whose template "
-                           f"{template.source!r} is not {{{attr}}}: the item cannot hold both")
+                attr = attribute.name
+                if attr in table_keys and index_template.single_field != attr:
+                    self.error(f"{path}.{'gsi' if index.kind == 'GSI' else 'lsi'}_mappings",
+                               f"index {index.name}'s key attribute {attr!r} is the table's own key "
+                               f"attribute: its template must be {{{attr}}}, not "
+                               f"{index_template.source!r} (an item holds one {attr})")
+                elif attr not in table_keys and attr in field_names and \
+                        index_template.single_field != attr:
+                    self.error(_key_path(f"{path}.fields", attr),
+                               f"field {attr!r} has the name of a key attribute whose template "
+                               f"{index_template.source!r} is not {{{attr}}}: the item cannot "
+                               "hold both")
         version_field = self.string(data, "version_field", path, required=False)
         if version_field is not None:
             vf = next((f for f in fields if f.name == version_field), None)
@@ -778,7 +795,7 @@ class _Checker:
                         index_keys=index_keys, fields=fields, source=source,
                         version_field=version_field)
         patterns = self.access_patterns(data.get("access_patterns"), f"{path}.access_patterns",
-                                        entity, gsis + lsis, table_sk)
+                                        entity, gsis + lsis, (table_pk, table_sk))
         return Entity(name=name, table=table, entity_type=entity_type, pk=pk, sk=sk,
                       index_keys=index_keys, fields=fields, access_patterns=patterns,
                       source=source, version_field=version_field)
@@ -1002,7 +1019,25 @@ class _Checker:
         return tuple(out)
 
     # -- access patterns ---------------------------------------------------------
-    def parameters(self, raw: Any, path: str) -> tuple[Parameter, ...]:
+    def entity_parameter(self, entity_type: str, path: str, table: str | None) -> None:
+        """An entity parameter names an entity the pattern can see: of its own table or
+        of a table before it (any, for a cross-table pattern, whose `table` is None).
+        That is AWS's MCP validator's rule, which reads the tables in order and knows
+        only the entities it has met; an earlier table's entity lends its values to a
+        PutItem (the ecommerce example's review takes its user's)."""
+        visible = self.declared_entities if table is None else self.visible_entities
+        if entity_type in visible:
+            return
+        later = self.declared_entities.get(entity_type)
+        if later is None:
+            self.error(path, f"entity_type {entity_type!r} is not an entity of the contract")
+        else:
+            self.error(path, f"entity_type {entity_type!r} is an entity of table {later}, which "
+                       f"comes after this pattern's table {table}: an access pattern's entity "
+                       "parameters must be entities of its own table or of a table before it "
+                       "(as AWS's MCP validator reads a schema); move the table up")
+
+    def parameters(self, raw: Any, path: str, table: str | None = None) -> tuple[Parameter, ...]:
         if raw is None:
             return ()
         items = self.sequence(raw, path)
@@ -1028,9 +1063,8 @@ class _Checker:
             entity_type = None
             if ptype == "entity":
                 entity_type = self.string(data, "entity_type", ppath)
-                if entity_type is not None and entity_type not in self.all_entity_names:
-                    self.error(f"{ppath}.entity_type",
-                               f"entity_type {entity_type!r} is not an entity of the contract")
+                if entity_type is not None:
+                    self.entity_parameter(entity_type, f"{ppath}.entity_type", table)
             has_default = "default" in data
             default = data.get("default")
             if has_default and ptype is not None and not _value_fits(default, ptype):
@@ -1057,7 +1091,7 @@ class _Checker:
         return value
 
     def access_patterns(self, raw: Any, path: str, entity: Entity, indexes: tuple[Index, ...],
-                        table_sk: str | None) -> tuple[AccessPattern, ...]:
+                        table_key: tuple[str, str | None]) -> tuple[AccessPattern, ...]:
         if raw is None:
             return ()
         items = self.sequence(raw, path)
@@ -1070,7 +1104,7 @@ class _Checker:
             data = self.mapping(raw_pattern, ppath)
             if data is None:
                 continue
-            pattern = self.access_pattern(data, ppath, entity, indexes, table_sk)
+            pattern = self.access_pattern(data, ppath, entity, indexes, table_key)
             if pattern is None:
                 continue
             if pattern.name in names:
@@ -1081,8 +1115,10 @@ class _Checker:
         return tuple(out)
 
     def access_pattern(self, data: Mapping[str, Any], path: str, entity: Entity,
-                       indexes: tuple[Index, ...], table_sk: str | None) -> AccessPattern | None:
+                       indexes: tuple[Index, ...],
+                       table_key: tuple[str, str | None]) -> AccessPattern | None:
         self.unknown_keys(data, _PATTERN_KEYS, path)
+        table_pk, table_sk = table_key
         errors_before = len(self.issues)
         pattern_id = self.pattern_id(data, path)
         name = self.string(data, "name", path)
@@ -1091,7 +1127,7 @@ class _Checker:
         description = data.get("description") or ""
         operation = self.string(data, "operation", path, choices=OPERATIONS)
         return_type = self.string(data, "return_type", path, choices=RETURN_TYPES)
-        params = self.parameters(data.get("parameters"), f"{path}.parameters")
+        params = self.parameters(data.get("parameters"), f"{path}.parameters", entity.table)
         scalar = {p.name for p in params if p.type != "entity"}
         has_entity_param = any(p.type == "entity" for p in params)
 
@@ -1165,10 +1201,7 @@ class _Checker:
             self.warn_unused(f"{path}.parameters", [p.name for p in params if p.type != "entity"
                                                     and p.name not in filter_params])
         if operation in ("GetItem", "DeleteItem", "UpdateItem") and not has_entity_param:
-            for fname in entity.key_fields:
-                if fname not in scalar:
-                    self.error(f"{path}.parameters",
-                               f"{operation} needs a parameter for key placeholder {{{fname}}}")
+            self.item_key_parameters(path, operation, entity, table_pk, table_sk, scalar)
 
         projection: tuple[str, ...] = ()
         if data.get("projection") is not None:
@@ -1186,6 +1219,31 @@ class _Checker:
                              index_name=index_name, range_condition=range_condition,
                              filter_expression=filter_expr, consistent_read=consistent,
                              projection=projection, limit=limit)
+
+    def item_key_parameters(self, path: str, operation: str, entity: Entity, table_pk: str,
+                            table_sk: str | None, scalar: set[str]) -> None:
+        """A single-item operation needs each key's placeholders as parameters, or the key
+        attribute itself (`sort_key` of an MCP schema whose entity declares it as a field):
+        that value is the key as given, and the template's parts cannot be rebuilt."""
+        for attribute, template, which in ((table_pk, entity.pk, "partition"),
+                                           (table_sk, entity.sk, "sort")):
+            if attribute is None or template is None:
+                continue
+            missing = [n for n in template.fields if n not in scalar]
+            if not missing:
+                continue
+            if attribute in scalar:
+                parts = ", ".join(f"{{{n}}}" for n in missing)
+                self.warn(f"{path}.parameters", f"{operation} takes {attribute!r}, the table's "
+                          f"{which} key, as given: the part(s) {parts} of {template.source!r} "
+                          "cannot be rebuilt from the parameters (the runtime uses the value as "
+                          "the key, and on a table of several entities acts only on an item of "
+                          f"{entity.name})")
+                continue
+            for fname in missing:
+                self.error(f"{path}.parameters",
+                           f"{operation} needs a parameter for key placeholder {{{fname}}}"
+                           f" (or for the key attribute {attribute!r} itself)")
 
     def filter_expression(self, raw: Any, path: str, entity: Entity, operation: str | None,
                           key_fields: set[str], param_names: set[str]) -> FilterExpression | None:

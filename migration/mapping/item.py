@@ -125,18 +125,27 @@ class ItemMapper:
             slots.append(_KeySlot(table.sort_key, entity.sk, types[table.sort_key], True,
                                   MAX_SORT_KEY_BYTES, None, entity))
         self._primary = tuple(slots)
+        primary_attributes = {slot.attribute for slot in slots}
         field_names = {f.name for f in entity.fields}
+        # A field that is the table's own key attribute (an MCP schema's `sort_key`)
+        # holds the key the template builds: a value given for it must be that key.
+        self._key_attribute_fields = tuple(
+            (slot, entity.record_name(slot.attribute), converter_for(found.type))
+            for slot in slots if (found := entity.field(slot.attribute)) is not None
+            and slot.template.single_field != slot.attribute)
         index_slots: list[tuple[str, tuple[_KeySlot, ...]]] = []
         for keys in entity.index_keys:
             index = table.index(keys.index)
             assert index is not None
             # One slot per key attribute: a multi-attribute key has up to four of each.
+            # An index attribute that is the table's own key is the item's key already.
             group = [_KeySlot(attribute.name, template, types[attribute.name], False, limit,
                               index.name, entity, attribute.name in field_names)
                      for attributes, templates, limit in (
                          (index.partition_attributes, keys.pk, MAX_PARTITION_KEY_BYTES),
                          (index.sort_attributes, keys.sk, MAX_SORT_KEY_BYTES))
-                     for attribute, template in zip(attributes, templates, strict=True)]
+                     for attribute, template in zip(attributes, templates, strict=True)
+                     if attribute.name not in primary_attributes]
             index_slots.append((index.name, tuple(group)))
         self._indexes = tuple(index_slots)
         # Only the attributes this entity writes as keys are left out of its plain
@@ -240,6 +249,14 @@ class ItemMapper:
         get = record.get
         for slot in self._primary:
             item[slot.attribute] = key_value(slot, record)
+        for slot, name, convert in self._key_attribute_fields:
+            given = get(name)
+            if given is not None and convert(given) != item[slot.attribute]:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"field {slot.attribute} is the table's key attribute, which "
+                                f"{slot.template.source!r} makes "
+                                f"{next(iter(item[slot.attribute].values()))!r}; it was given "
+                                f"{given!r}")
         for _index, group in self._indexes:
             values: list[tuple[str, AttributeValue]] = []
             for slot in group:
