@@ -9,8 +9,10 @@ bootstrap:
 demo: bootstrap
 	.venv/bin/migrate demo
 
-# Lint, type-check, then every test (integration tests start MariaDB/DynamoDB Local as needed).
+# Lint, type-check, then every test (integration tests start MariaDB/DynamoDB Local as needed;
+# Debian's chromium is installed once for the report's browser test when missing and root).
 test: bootstrap lint
+	@scripts/chromium.sh
 	.venv/bin/pytest -q
 
 lint: bootstrap

@@ -1,19 +1,21 @@
-"""The `migrate` command line: a thin click shell over `migration.commands` and friends."""
+"""The `migrate` command line: a thin click shell over `migration.commands` and friends.
+
+A failure of any command is one line on standard error and exit status 2, written by
+`migration.failures` (the commands here raise; they never print their own errors)."""
 
 from __future__ import annotations
 
-import contextlib
+import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import SecretStr
-from sqlalchemy.exc import SQLAlchemyError
 
 from migration import commands
-from migration.errors import ContractError, MigrateError
+from migration.errors import ContractError
+from migration.failures import Group, debug_option, remember_settings
 from migration.settings import Settings
 
 
@@ -33,61 +35,17 @@ class _Context:
 pass_ctx = click.make_pass_decorator(_Context)
 
 
-def failure_line(err: BaseException, settings: Settings) -> str:
-    """Why a run failed, on one line and without any credential: the project's own
-    message, else the error's type and message (a database error's own, as the driver
-    gave it, with the masked MySQL URL)."""
-    if isinstance(err, MigrateError):
-        text = str(err)
-    else:
-        orig = getattr(err, "orig", None)  # SQLAlchemy wraps the driver's error
-        cause = orig if isinstance(orig, BaseException) else err
-        text = f"{type(cause).__name__}: {cause}"
-        if isinstance(err, SQLAlchemyError):
-            text += f" (MySQL {settings.redacted_mysql_url()})"
-    text = " ".join(text.split())
-    secrets = [settings.mysql_url.get_secret_value(), settings.sqlalchemy_url().password,
-               settings.mysql_password, settings.aws_secret_access_key]
-    for secret in secrets:
-        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        if value:
-            text = text.replace(str(value), "***")
-    return text
+class FiniteFloatRange(click.FloatRange):
+    """A float option that refuses NaN and infinity (which pass any range check)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
-@contextlib.contextmanager
-def run_failures_exit_2(command: str, settings: Settings) -> Iterator[None]:
-    """Any failure of the run ends the command with one line on standard error and exit
-    status 2 (a Ctrl-C: 130), so that 1 keeps its one meaning for the command."""
-    try:
-        yield
-    except (click.exceptions.Exit, click.ClickException, click.Abort):
-        raise
-    except KeyboardInterrupt:
-        click.echo(f"error: {command} interrupted", err=True)
-        sys.exit(130)
-    except Exception as err:  # noqa: BLE001 - any failure of the run is exit status 2
-        click.echo(f"error: {command} failed: {failure_line(err, settings)}", err=True)
-        sys.exit(2)
-
-
-def _fail(err: MigrateError) -> None:
-    click.echo(f"error: {err}", err=True)
-    sys.exit(2)
-
-
-class _Commands(click.Group):
-    """Every MigrateError ends the command with its message and exit status 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MigrateError as err:
-            click.echo(f"error: {err}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Commands)
+@click.group("migrate", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--contract", type=click.Path(path_type=Path), default=None,
               help="Contract file (default: MIGRATE_CONTRACT, else the shop's).")
 @click.option("--mysql-url", default=None, help="SQLAlchemy URL (default: MIGRATE_MYSQL_URL).")
@@ -97,6 +55,7 @@ class _Commands(click.Group):
 @click.option("--table-prefix", default=None,
               help="Prefix of every DynamoDB table name (default: MIGRATE_TABLE_PREFIX).")
 @click.version_option(package_name="mysql-dynamodb-migrate")
+@debug_option
 @click.pass_context
 def cli(ctx: click.Context, contract: Path | None, mysql_url: str | None,
         dynamodb_endpoint: str | None, region: str | None, table_prefix: str | None) -> None:
@@ -113,13 +72,14 @@ def cli(ctx: click.Context, contract: Path | None, mysql_url: str | None,
     if table_prefix is not None:
         overrides["table_prefix"] = table_prefix
     ctx.obj = _Context(overrides)
+    remember_settings(ctx, lambda: ctx.obj.settings)
 
 
 # -- contract --------------------------------------------------------------------
 
 @cli.group()
 def contract() -> None:
-    """Validate and import contracts."""
+    """Validate, import and draft contracts."""
 
 
 @contract.command("validate")
@@ -129,7 +89,8 @@ def contract() -> None:
                    "--mysql-url, else MIGRATE_MYSQL_URL): tables, columns, keys, types.")
 @pass_ctx
 def contract_validate(ctx: _Context, paths: tuple[Path, ...], against_mysql: bool) -> None:
-    """Check contracts or plain seed-002 schemas. Exit 0 when all are valid, 1 otherwise."""
+    """Check contracts, or plain schemas in the DynamoDB schema format of AWS's DynamoDB MCP
+    server. Exit 0 when all are valid, 1 otherwise."""
     reports = commands.validate_contracts(paths, ctx.settings if against_mysql else None)
     for report in reports:
         click.echo(report.summary(), err=not report.valid)
@@ -157,6 +118,54 @@ def contract_import(path: Path, out: Path | None) -> None:
             click.echo(f"  - {line}", err=True)
     for line in result.notes:
         click.echo(f"  note: {line}", err=True)
+
+
+@contract.command("draft")
+@click.option("--layout", type=click.Choice(["single-table", "per-table"]), default="single-table",
+              show_default=True, help="One DynamoDB table for every entity, or one per entity.")
+@click.option("--table", "tables", multiple=True, help="Only this MySQL table; repeatable.")
+@click.option("--exclude", multiple=True, help="Leave this MySQL table out; repeatable.")
+@click.option("--table-name", default=None,
+              help="single-table: the DynamoDB table's name (default: the database's).")
+@click.option("--statements", type=click.Choice(["auto", "digests", "general-log", "none"]),
+              default="auto", show_default=True,
+              help="Where the application's statements come from (auto: performance_schema "
+                   "digests when on, else a general-log window).")
+@click.option("--sample-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="How long the general log records (it is switched back off after).")
+@click.option("--log-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Read the statements from this general or slow query log.")
+@click.option("--log-database", default=None,
+              help="The database the log file's statements ran against (default: the one "
+                   "the MySQL URL names).")
+@click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Draft patterns only for statements run at least this often.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Write the draft here instead of to standard output.")
+@pass_ctx
+def contract_draft(ctx: _Context, layout: str, tables: tuple[str, ...], exclude: tuple[str, ...],
+                   table_name: str | None, statements: str, sample_seconds: float,
+                   log_file: Path | None, log_database: str | None, min_count: int,
+                   out: Path | None) -> None:
+    """Draft a contract from the live MySQL schema and the statements the application runs.
+
+    Exit status: 0 drafted (read the notes), 2 the draft failed (130: interrupted).
+    """
+    from migration.contract.draft import DraftOptions
+
+    settings = ctx.settings
+    result = commands.draft_contract(
+        settings, DraftOptions(layout=layout, tables=tables, exclude=exclude,
+                               table_name=table_name, min_count=min_count),
+        statements=statements, log_file=log_file, log_database=log_database,
+        sample_seconds=sample_seconds, out=out,
+        echo=lambda line: click.echo(line, err=True))
+    if out is None:
+        click.echo(result.to_yaml(), nl=False)
+    else:
+        click.echo(f"wrote {out}", err=True)
+    for line in result.summary():
+        click.echo(line, err=True)
 
 
 @cli.command()
@@ -325,7 +334,6 @@ def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
     from migration.contract import load_contract
     from migration.source.catalog import read_catalog
     from migration.sync.dependencies import unprotected
-    from wrappers.flags import FlagError
 
     store = _flag_store(ctx.settings)
     try:
@@ -336,9 +344,6 @@ def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
             for warning in unprotected(load_contract(ctx.settings.contract), catalog,
                                        [store.entities[flag.entity]]):
                 click.echo(f"warning: {warning}", err=True)
-    except FlagError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
     finally:
         store.engine.dispose()
     click.echo(f"{flag.entity}: {flag.phase.value} ({flag.percent}%)"
@@ -348,7 +353,7 @@ def flags_set(ctx: _Context, entity: str, phase: str, percent: int) -> None:
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Repair at most this many outbox rows.")
-@click.option("--older-than", type=float, default=5.0, show_default=True,
+@click.option("--older-than", type=FiniteFloatRange(min=0), default=5.0, show_default=True,
               help="Skip rows younger than this many seconds (a live dual-write may clear them).")
 @pass_ctx
 def repair(ctx: _Context, limit: int | None, older_than: float) -> None:
@@ -395,6 +400,45 @@ def state_init(ctx: _Context, sql: bool) -> None:
     click.echo("toolkit tables ready")
 
 
+@state.command("versions")
+@click.option("--raise-counter", is_flag=True,
+              help="Move migrate_outbox's counter above every version DynamoDB has seen.")
+@click.option("--above", type=click.IntRange(min=0), default=0,
+              help="With --raise-counter: also above this version (from an error message).")
+@pass_ctx
+def state_versions(ctx: _Context, raise_counter: bool, above: int) -> None:
+    """Show (or repair) the outbox counter against the highest version DynamoDB has seen.
+
+    Versions must never go backwards: after a restore of MySQL, a failover to a lagging
+    replica or a TRUNCATE of migrate_outbox, writes refuse to run until the counter is
+    raised. Exit status: 0 the counter is above the mark, 1 it is behind, 2 failure.
+    """
+    from migration.dynamodb.client import DynamoDB
+    from migration.source.mysql import create_engine
+    from migration.sync.outbox import Outbox
+    from migration.sync.state import ensure_state_tables
+    from migration.sync.versions import VersionFloor
+    from migration.sync.versions import raise_counter as raise_it
+
+    settings = ctx.settings
+    engine = create_engine(settings, pool_size=1)
+    try:
+        ensure_state_tables(engine)
+        ddb = DynamoDB(settings)
+        if raise_counter:
+            mark, next_version = raise_it(engine, ddb, above=above)
+            click.echo(f"counter raised: next version {next_version} (highest seen {mark})")
+            return
+        outbox = Outbox(engine)
+        counter, mark = outbox.probe(), VersionFloor(ddb, outbox).recorded()
+    finally:
+        engine.dispose()
+    click.echo(f"next version {counter + 1}; highest version DynamoDB has seen {mark}")
+    if counter <= mark:
+        click.echo("the counter is behind: run `migrate state versions --raise-counter`", err=True)
+        sys.exit(1)
+
+
 # -- backfill ---------------------------------------------------------------------------
 
 @cli.command()
@@ -404,7 +448,7 @@ def state_init(ctx: _Context, sql: bool) -> None:
               help="Chunks written at once.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
               help="Rows per chunk (read and locked together, checkpointed together).")
-@click.option("--rate", type=click.FloatRange(min=1), default=None,
+@click.option("--rate", type=FiniteFloatRange(min=1), default=None,
               help="At most this many items per second, all workers together.")
 @click.option("--restart", is_flag=True, help="Forget the checkpoints and start over.")
 @click.option("--dry-run", is_flag=True, help="Read and map everything; write nothing.")
@@ -433,18 +477,17 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
     from migration.source.mysql import create_engine
 
     settings = ctx.settings
-    with run_failures_exit_2("backfill", settings):
-        options = BackfillOptions(
-            entities=entities, workers=workers, batch_size=batch_size, rate=rate,
-            restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
-            dead_letters=dead_letters, flag_cache_seconds=settings.flag_cache_seconds,
-            progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
-        engine = create_engine(settings, pool_size=workers + 2)
-        try:
-            summary = run_backfill(load_contract(settings.contract), engine, DynamoDB(settings),
-                                   options)
-        finally:
-            engine.dispose()
+    options = BackfillOptions(
+        entities=entities, workers=workers, batch_size=batch_size, rate=rate,
+        restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
+        dead_letters=dead_letters,
+        progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
+    engine = create_engine(settings, pool_size=workers + 2)
+    try:
+        summary = run_backfill(load_contract(settings.contract), engine, DynamoDB(settings),
+                               options)
+    finally:
+        engine.dispose()
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 
@@ -463,14 +506,12 @@ def estimate(ctx: _Context, entities: tuple[str, ...]) -> None:
     from migration.source.mysql import create_engine
 
     settings = ctx.settings
-    with run_failures_exit_2("estimate", settings):
-        engine = create_engine(settings, pool_size=2)
-        try:
-            rows = run_estimate(load_contract(settings.contract), engine, DynamoDB(settings),
-                                entities=entities,
-                                price_per_million=settings.price_per_million_wru)
-        finally:
-            engine.dispose()
+    engine = create_engine(settings, pool_size=2)
+    try:
+        rows = run_estimate(load_contract(settings.contract), engine, DynamoDB(settings),
+                            entities=entities, price_per_million=settings.price_per_million_wru)
+    finally:
+        engine.dispose()
     click.echo(f"{'entity':<10} {'items':>10} {'MB':>9} {'write units':>12} {'cost (USD)':>11}")
     for row in rows:
         click.echo(f"{row['entity']:<10} {row['items']:>10} {row['bytes'] / 1e6:>9.2f} "
@@ -493,24 +534,27 @@ def services() -> None:
 @services.command("up")
 @pass_ctx
 def services_up(ctx: _Context) -> None:
-    """Find or start the services, print their MIGRATE_* variables, wait for Ctrl-C."""
+    """Find or start the services, print their MIGRATE_* variables as `export` lines to paste
+    into another shell, and keep them running until Ctrl-C (or SIGTERM) stops them."""
     import time
 
-    from migration.local.services import local_services, printable_environment
+    from migration.local.services import local_services, printable_environment, sigterm_interrupts
 
-    with local_services(ctx.settings) as live:
-        variables, has_password = printable_environment(live)
-        for key, value in variables.items():
-            click.echo(f"export {key}='{value}'")
-        if has_password:
-            click.echo("# the MySQL password is not printed: export MIGRATE_MYSQL_PASSWORD too",
-                       err=True)
-        click.echo("# services run until you press Ctrl-C", err=True)
+    with sigterm_interrupts():
         try:
-            while True:
-                time.sleep(3600)
+            with local_services(ctx.settings) as live:
+                variables, has_password = printable_environment(live)
+                for key, value in variables.items():
+                    click.echo(f"export {key}='{value}'")
+                if has_password:
+                    click.echo("# the MySQL password is not printed: export "
+                               "MIGRATE_MYSQL_PASSWORD too", err=True)
+                click.echo("# paste the export lines above into another shell; the services run "
+                           "until you press Ctrl-C", err=True)
+                while True:
+                    time.sleep(3600)
         except KeyboardInterrupt:
-            pass
+            click.echo("# services stopped", err=True)
 
 
 @cli.command()
@@ -521,16 +565,15 @@ def services_up(ctx: _Context) -> None:
 def demo(ctx: _Context, users: int, database: str) -> None:
     """Run the toolkit end to end on local services."""
     from migration.demo import run_demo
+    from migration.local.services import sigterm_interrupts
 
-    run_demo(ctx.settings, users=users, database=database, echo=click.echo)
+    with sigterm_interrupts():
+        run_demo(ctx.settings, users=users, database=database, echo=click.echo)
 
 
 def main() -> None:
     """Entry point of the `migrate` console script."""
-    try:
-        cli(standalone_mode=True)
-    except MigrateError as err:
-        _fail(err)
+    cli.main(prog_name="migrate")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ callable from Python and from a test without spawning a process.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from migration.contract.draft import Draft, DraftOptions, draft
 from migration.contract.load import load_contract
 from migration.contract.model import Contract
 from migration.contract.modernizer import ImportResult, import_modernizer
@@ -20,7 +22,16 @@ from migration.errors import ContractError, ContractIssue, ServiceError
 from migration.settings import Settings
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.conformance import check_conformance
-from migration.source.mysql import create_engine, server_url
+from migration.source.mysql import create_engine, mysql_error_code, server_url
+from migration.source.query_log import (
+    QueryLogError,
+    digests_available,
+    read_digests,
+    read_log_file,
+    sample_general_log,
+)
+from migration.source.statements import Workload
+from migration.source.tables import read_schema
 
 Echo = Callable[[str], None]
 
@@ -123,3 +134,68 @@ def ensure_database(settings: Settings, *, recreate: bool = False) -> str:
     finally:
         engine.dispose()
     return name
+
+
+STATEMENT_SOURCES = ("auto", "digests", "general-log", "none")
+# MySQL/MariaDB: "Access denied; you need (at least one of) the SUPER privilege(s)", and
+# "SELECT command denied ... for table 'general_log'".
+_NEEDS_PRIVILEGE = {1227, 1142}
+
+
+def draft_contract(settings: Settings, options: DraftOptions, *, statements: str = "auto",
+                   log_file: str | Path | None = None, log_database: str | None = None,
+                   sample_seconds: float = 60.0,
+                   during_sampling: Callable[[], None] | None = None,
+                   out: str | Path | None = None, echo: Echo = _quiet) -> Draft:
+    """Draft a contract from the settings' MySQL database: its schema, and the statements
+    its application runs (`statements`: performance_schema digests when they are on,
+    else — `auto` — a general-log window of `sample_seconds`, or the log file
+    `log_file`, whose statements ran against `log_database`, by default the settings'
+    database, or `none`). `during_sampling` replaces the wait of the window (a test
+    runs its workload there). Writes YAML to `out` when given."""
+    if statements not in STATEMENT_SOURCES:
+        raise QueryLogError(f"unknown statement source {statements!r}; choose one of "
+                            f"{', '.join(STATEMENT_SOURCES)}")
+    engine = create_engine(settings, pool_size=2)
+    try:
+        with engine.connect() as conn:
+            schema = read_schema(conn)
+        tables = list(schema.tables)
+        workload: Workload | None = None
+        if log_file is not None:
+            workload = read_log_file(log_file, log_database or schema.database, tables)
+        elif statements == "none":
+            workload = Workload(source="no statements (the schema alone)")
+        elif statements in ("auto", "digests"):
+            with engine.connect() as conn:
+                if statements == "digests" or digests_available(conn):
+                    workload = read_digests(conn, schema.database)
+            if workload is not None and not workload.statements and statements == "auto":
+                echo("performance_schema holds no statement digests for "
+                     f"{schema.database}; sampling the general log instead")
+                workload = None
+        if workload is None:
+            span = f"for {sample_seconds:g} s" if during_sampling is None else "meanwhile"
+            echo(f"sampling the general log {span} (SET GLOBAL general_log = ON; the previous "
+                 "settings are restored afterwards, Ctrl-C included)")
+
+            def wait() -> None:
+                time.sleep(sample_seconds)
+
+            try:
+                workload, _ = sample_general_log(engine, schema.database, tables,
+                                                 during_sampling or wait)
+            except sa.exc.DBAPIError as err:
+                if mysql_error_code(err) in _NEEDS_PRIVILEGE:
+                    raise QueryLogError(
+                        "sampling the general log needs the SUPER (MySQL 8: "
+                        "SYSTEM_VARIABLES_ADMIN) privilege and SELECT on mysql.general_log; "
+                        "use --log-file with a log you have, or --statements none to draft "
+                        "from the schema alone") from err
+                raise
+    finally:
+        engine.dispose()
+    result = draft(schema, workload, options)
+    if out is not None:
+        Path(out).write_text(result.to_yaml(), encoding="utf-8")
+    return result

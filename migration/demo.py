@@ -16,7 +16,7 @@ from migration.backfill.run import BackfillOptions, backfill
 from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
-from migration.local.services import local_services
+from migration.local.services import local_services, printable_environment
 from migration.settings import Settings
 from migration.source.mysql import create_engine
 from migration.sync.state import ensure_state_tables
@@ -29,7 +29,8 @@ Echo = Callable[[str], None]
 def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_demo",
              echo: Echo = print, report_dir: Path = Path("reports") / "demo") -> None:
     """Start (or find) the services, build and seed the shop, apply the DynamoDB schema,
-    and map every entity's rows into items."""
+    backfill, dual-write, read and reconcile; end with the `export` lines that point the
+    command line at the demo's database and tables."""
     from migration.dynamodb.schema import apply, format_apply_result, format_plan, plan
     from migration.shop.schema import upgrade
     from migration.shop.seed import seed
@@ -68,8 +69,8 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
         echo("\n== 4. backfill: the rows that existed before dual-writing began")
         engine = create_engine(live, pool_size=8)
         try:
-            # Dual-write first, so that no change after a row is copied can be missed; the
-            # backfill waits until every process has seen the switch.
+            # Dual-write first, so that no change after a row is copied can be missed (the
+            # switch waits for MySQL-only writes in flight).
             from wrappers.flags import FlagStore
             from wrappers.shop import SHOP_ENTITIES
 
@@ -78,8 +79,7 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
             for name in SHOP_ENTITIES:
                 flags.set_phase(name, "dual_write")
             echo("every entity switched to dual_write: " + ", ".join(SHOP_ENTITIES))
-            summary = backfill(contract, engine, ddb, BackfillOptions(
-                restart=True, flag_cache_seconds=live.flag_cache_seconds))
+            summary = backfill(contract, engine, ddb, BackfillOptions(restart=True))
             echo(summary.text())
             _dual_write(live, contract, ddb, echo)
             echo("\n== 7. reconcile: every item the contract defines against DynamoDB")
@@ -92,6 +92,28 @@ def run_demo(settings: Settings, *, users: int = 300, database: str = "migrate_d
         finally:
             engine.dispose()
         echo("\ndone.")
+        _reuse(settings, live, echo)
+
+
+def _reuse(asked: Settings, live: Settings, echo: Echo) -> None:
+    """The settings to reuse the demo's database and tables, as lines to paste into a shell;
+    a service the demo started itself stops with it, and the lines say so."""
+    variables, has_password = printable_environment(live)
+    echo(f"\n== to go on with the demo's data (database {live.sqlalchemy_url().database}, "
+         f"tables {live.table_prefix}*), paste into a shell:")
+    for key, value in variables.items():
+        echo(f"export {key}='{value}'")
+    if has_password:
+        echo("export MIGRATE_MYSQL_PASSWORD=...   # not printed")
+    echo("# then run .venv/bin/migrate and .venv/bin/reconcile (or `source .venv/bin/activate` "
+         "first), e.g. .venv/bin/migrate flags show")
+    started = [name for name, changed in (
+        ("MariaDB", live.mysql_url.get_secret_value() != asked.mysql_url.get_secret_value()),
+        ("DynamoDB Local", live.dynamodb_endpoint != asked.dynamodb_endpoint)) if changed]
+    if started:
+        echo(f"# {' and '.join(started)} started for the demo and stopped with it, its data "
+             "gone: to keep it, run `.venv/bin/migrate services up` in another shell, paste "
+             "its export lines here, and run `make demo` again")
 
 
 def _dual_write(settings: Settings, contract: Contract, ddb: DynamoDB, echo: Echo) -> None:

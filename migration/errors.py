@@ -83,6 +83,40 @@ class ServiceError(MigrateError, Terminal):
     """A local service (MySQL/MariaDB or DynamoDB Local) could not be found or started."""
 
 
+class MySQLUnreachable(MigrateError, Transient):
+    """No MySQL server answered at the URL's host and port (`url` is masked)."""
+
+    def __init__(self, url: str, reason: str):
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot reach MySQL at {url} ({reason}): check the host and port of "
+                         "MIGRATE_MYSQL_URL (or --mysql-url), or start a local server with "
+                         "`migrate services up`")
+
+
+class MySQLAccessDenied(MigrateError, Terminal):
+    """The MySQL server refused the URL's user and password."""
+
+    def __init__(self, url: str, user: str, reason: str):
+        self.url = url
+        self.user = user
+        self.reason = reason
+        super().__init__(f"MySQL at {url} refused user {user!r} ({reason}): check the user and "
+                         "password in MIGRATE_MYSQL_URL (or --mysql-url) and MIGRATE_MYSQL_PASSWORD")
+
+
+class UnknownDatabase(MigrateError, Terminal):
+    """The MySQL server answers, but the URL's database does not exist."""
+
+    def __init__(self, url: str, database: str):
+        self.url = url
+        self.database = database
+        super().__init__(f"MySQL database {database!r} does not exist ({url}): create it with "
+                         f"`migrate db upgrade --create` (the shop's schema) or "
+                         f"CREATE DATABASE `{database}`, or name another database in "
+                         "MIGRATE_MYSQL_URL")
+
+
 class SchemaChangeRefused(MigrateError, Terminal):
     """`schema apply` will not make a change: DynamoDB cannot do it in place, or it
     would delete something and `--allow-destructive` was not given."""
@@ -141,7 +175,15 @@ class UnsupportedByEndpoint(DynamoDBError, Terminal):
 
 
 class TableNotFound(DynamoDBError, Terminal):
-    """The table (or index) does not exist."""
+    """The table (or index) does not exist; `table` names it when the request did."""
+
+    def __init__(self, operation: str, code: str, message: str, table: str | None = None):
+        super().__init__(operation, code, message)
+        self.table = table
+
+
+class NoCredentials(DynamoDBError, Terminal):
+    """No endpoint was configured (so AWS is meant) and boto3 found no AWS credentials."""
 
 
 class ResourceInUse(DynamoDBError, Terminal):

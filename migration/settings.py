@@ -7,12 +7,15 @@ Secrets are `SecretStr` and never printed: use `Settings.safe_dict()` or
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+
+from migration.errors import ConfigError
 
 SHOP_CONTRACT = Path(__file__).parent / "shop" / "contract.yaml"
 
@@ -61,15 +64,28 @@ class Settings(BaseSettings):
     )
 
     def sqlalchemy_url(self) -> URL:
-        """The MySQL URL as a SQLAlchemy URL object, password applied."""
-        url = make_url(self.mysql_url.get_secret_value())
+        """The MySQL URL as a SQLAlchemy URL object, password applied; a URL that does not
+        parse is a ConfigError naming it masked."""
+        try:
+            url = make_url(self.mysql_url.get_secret_value())
+        except Exception as err:  # noqa: BLE001 - SQLAlchemy raises ValueError or ArgumentError
+            raise ConfigError(
+                f"the MySQL URL {self.redacted_mysql_url()} cannot be parsed ({err}): write it as "
+                "mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE in MIGRATE_MYSQL_URL "
+                "(or --mysql-url)") from err
         if self.mysql_password is not None:
             url = url.set(password=self.mysql_password.get_secret_value())
         return url
 
     def redacted_mysql_url(self) -> str:
-        """The MySQL URL with any password masked, safe for logs and reports."""
-        return self.sqlalchemy_url().render_as_string(hide_password=True)
+        """The MySQL URL with any password masked, safe for logs and reports; never fails
+        (a URL that does not parse has everything between `://` and its last `@` masked)."""
+        raw = self.mysql_url.get_secret_value()
+        try:
+            url = make_url(raw)
+        except Exception:  # noqa: BLE001 - masking must work on any text
+            return mask_url_credentials(raw)
+        return url.render_as_string(hide_password=True)
 
     def table_name(self, logical: str) -> str:
         """The physical DynamoDB table name for a contract table name."""
@@ -103,3 +119,9 @@ class Settings(BaseSettings):
                 value = str(value)
             out[name] = value
         return out
+
+
+def mask_url_credentials(text: str) -> str:
+    """`text` with whatever stands between a URL's `://` and its last `@` replaced by `***`
+    (the user too: a URL that does not parse cannot say where the password ends)."""
+    return re.sub(r"://\S*@", "://***@", text)

@@ -3,7 +3,7 @@
 
 Exit status: 0 no drift (or drift without `--fail-on-drift`); 1 drift found and
 `--fail-on-drift` given; 2 the run itself failed (any error, including a repair
-that could not finish), with the message on standard error.
+that could not finish), with one line on standard error written by `migration.failures`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from migration.backfill.run import Segment
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
-from migration.errors import MigrateError
+from migration.failures import Command, debug_option, remember_settings
 from migration.settings import Settings
 from migration.source.mysql import create_engine
-from reconcile.report import render_text, write_reports
+from reconcile.report import check_report_dir, render_text, write_reports
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.scope import DEFAULT_SEGMENT_WIDTH
 
@@ -37,7 +37,7 @@ def _progress(event: str, detail: dict[str, Any]) -> None:
     click.echo(f"reconcile: {event}: {text}", err=True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("reconcile", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--entity", "entities", multiple=True, metavar="NAME",
               help="Compare only this entity (name or entity type); repeatable.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -71,6 +71,7 @@ def _progress(event: str, detail: dict[str, Any]) -> None:
 @click.option("--table-prefix", default=None,
               help="Prefix of every DynamoDB table name (default: MIGRATE_TABLE_PREFIX).")
 @click.version_option(package_name="mysql-dynamodb-migrate")
+@debug_option
 def command(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
             fail_on_drift: bool, segment: str, segment_width: int, scan_segments: int,
             scan_page_items: int, workers: int, samples: int, quiet: bool,
@@ -80,19 +81,13 @@ def command(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool
     holds; report it (JSON, Markdown, HTML) and, with --repair --yes, repair it."""
     if yes and not repair:
         raise click.UsageError("--yes applies the repair: give it with --repair")
-    try:
-        code = _run(entities, report_dir, repair, yes, fail_on_drift, segment, segment_width,
-                    scan_segments, scan_page_items, workers, samples, quiet, _settings({
-                        "contract": contract,
-                        "mysql_url": SecretStr(mysql_url) if mysql_url is not None else None,
-                        "dynamodb_endpoint": dynamodb_endpoint, "aws_region": region,
-                        "table_prefix": table_prefix}))
-    except MigrateError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except Exception as err:  # noqa: BLE001 - any failure of the run is exit status 2
-        click.echo(f"error: {type(err).__name__}: {err}", err=True)
-        sys.exit(2)
+    overrides = {"contract": contract,
+                 "mysql_url": SecretStr(mysql_url) if mysql_url is not None else None,
+                 "dynamodb_endpoint": dynamodb_endpoint, "aws_region": region,
+                 "table_prefix": table_prefix}
+    remember_settings(click.get_current_context(), lambda: _settings(overrides))
+    code = _run(entities, report_dir, repair, yes, fail_on_drift, segment, segment_width,
+                scan_segments, scan_page_items, workers, samples, quiet, _settings(overrides))
     sys.exit(code)
 
 
@@ -106,13 +101,15 @@ def _run(entities: tuple[str, ...], report_dir: Path, repair: bool, yes: bool,
                                scan_page_items=scan_page_items, mysql_workers=workers,
                                samples=samples, progress=None if quiet else _progress)
     contract = load_contract(settings.contract)
+    check_report_dir(report_dir)  # before anything is read or repaired
     engine = create_engine(settings, pool_size=workers + 2)
     try:
         result = reconcile(contract, engine, DynamoDB(settings), options)
     finally:
         engine.dispose()
-    paths = write_reports(result, report_dir)
+    # What was found and repaired is shown first: it stands even if a report fails.
     click.echo(render_text(result))
+    paths = write_reports(result, report_dir)
     click.echo(f"reports: {paths.folder} (reconcile.json, summary.md, report.html)")
     code = result.exit_code(fail_on_drift)
     if code == 2:

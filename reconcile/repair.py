@@ -11,6 +11,8 @@ DynamoDB has it, so even a repair that dies half-way is finished by `repair`.
 - extra: delete the stored item (a guard under its own owner), re-syncing the
   row it names in the same call so a row that maps to the key again keeps it;
 - a guard held by another row: delete it under that owner first, then re-sync;
+- every delete is conditional on the exact version the re-check saw: an item a
+  writer put there since (a row inserted after the re-check looked) stays;
 - collisions and unmappable rows are not repaired: a person must change the
   rows in MySQL (rename one of two categories, fix an empty key value).
 
@@ -31,13 +33,13 @@ from migration.dynamodb.client import DynamoDB
 from migration.mapping.values import Item
 from migration.sync.engine import SyncEngine
 from migration.sync.state import ensure_state_tables
+from migration.sync.writer import Delete, Exactly
 from reconcile.canonical import Root, from_wire, key_from_text, plain_key
 from reconcile.result import RepairResult
 from reconcile.scope import Scope
 from reconcile.store import Drifted, Spill
 
 PLAN_LINES = 30
-Stale = tuple[str, dict[str, Any], str | None]
 
 
 class Repair:
@@ -157,19 +159,20 @@ class Repair:
         # Guards another row holds: delete them under that owner first, with that row
         # locked and re-synced, or the rightful owner's put would be refused.
         first: dict[str, set[Root]] = defaultdict(set)
-        first_stale: list[Stale] = []
+        first_stale: list[Delete] = []
         roots: dict[str, set[Root]] = defaultdict(set)
-        stale: list[Stale] = []
+        stale: list[Delete] = []
         for drifted in work:
             physical = self.scope.tables[drifted.table].physical
             key = self.stale_key(drifted.table, drifted.key)
             held = self._named(drifted.held)
+            observed = Delete(physical, key, drifted.owner, Exactly(drifted.version))
             if drifted.kind == "mismatched" and drifted.owner is not None:
-                first_stale.append((physical, key, drifted.owner))
+                first_stale.append(observed)
                 if held is not None:
                     first[held[0]].add(held[1])
             elif drifted.kind == "extra_in_dynamodb":
-                stale.append((physical, key, drifted.owner))
+                stale.append(observed)
             if held is not None:
                 roots[held[0]].add(held[1])
             for named in map(self._named, drifted.roots):

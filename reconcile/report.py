@@ -15,11 +15,13 @@ import fcntl
 import html
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migration.errors import MigrateError, Terminal
 from reconcile.result import DRIFT_KINDS, ReconcileResult, Sample
 
 HISTORY_FILE = "history.json"
@@ -49,22 +51,65 @@ class ReportPaths:
     history: Path
 
 
+class ReportsNotWritten(MigrateError, Terminal):
+    """The report directory cannot take the reports, or some of them failed to be written;
+    the message says what was written where (the run's record always is, somewhere)."""
+
+
+def check_report_dir(report_dir: Path) -> None:
+    """Refuse, before anything runs, a report directory that cannot be written: a repair
+    must never change DynamoDB and then have nowhere to record what it did."""
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        probe = report_dir / f".writable.{os.getpid()}"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as err:
+        raise ReportsNotWritten(
+            f"cannot write reports to {report_dir} ({err.strerror or err}): give a writable "
+            "--report-dir; nothing was read or changed") from err
+
+
 def write_reports(result: ReconcileResult, report_dir: Path) -> ReportPaths:
     """Write the run's folder (`reconcile.json`, `summary.md`, `report.html`) and append
-    the run to `history.json`; returns where everything went."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    folder = _new_folder(report_dir, result.run_id)
+    the run to `history.json`; returns where everything went.
+
+    `reconcile.json` is the run's record (what was found, and what a repair wrote): it is
+    written first, and when even that fails, to the system's temporary directory. Any
+    failure raises `ReportsNotWritten` naming what was written, and where."""
     data = result.to_json()
-    data["run"]["folder"] = folder.name
-    paths = ReportPaths(folder, folder / "reconcile.json", folder / "summary.md",
-                        folder / "report.html", report_dir / HISTORY_FILE)
-    _write(paths.json, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    with _locked(report_dir):
-        history = load_history(report_dir)
-        history.append(history_entry(result, folder.name))
-        _write(paths.history, json.dumps(history, indent=1, ensure_ascii=False) + "\n")
-    _write(paths.markdown, render_markdown(result))
-    _write(paths.html, render_html(result, history[-CHART_RUNS:]))
+    record = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        folder = _new_folder(report_dir, result.run_id)
+        data["run"]["folder"] = folder.name
+        record = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+        paths = ReportPaths(folder, folder / "reconcile.json", folder / "summary.md",
+                            folder / "report.html", report_dir / HISTORY_FILE)
+        _write(paths.json, record)
+    except OSError as err:
+        fallback = Path(tempfile.gettempdir()) / f"reconcile-{result.run_id}-{os.getpid()}.json"
+        fallback.write_text(record, encoding="utf-8")
+        raise ReportsNotWritten(f"cannot write reports to {report_dir} ({err}); the run's record "
+                                f"(reconcile.json) was written to {fallback}") from err
+    failed: list[str] = []
+    history: list[dict[str, Any]] = []
+    try:
+        with _locked(report_dir):
+            history = load_history(report_dir)
+            history.append(history_entry(result, folder.name))
+            _write(paths.history, json.dumps(history, indent=1, ensure_ascii=False) + "\n")
+    except Exception as err:  # noqa: BLE001 - named below; the record is written
+        failed.append(f"{HISTORY_FILE} ({type(err).__name__}: {err})")
+    for path, render in ((paths.markdown, lambda: render_markdown(result)),
+                         (paths.html, lambda: render_html(result, history[-CHART_RUNS:]))):
+        try:
+            _write(path, render())
+        except Exception as err:  # noqa: BLE001 - named below; the record is written
+            failed.append(f"{path.name} ({type(err).__name__}: {err})")
+    if failed:
+        raise ReportsNotWritten(f"the run's record is in {paths.json}, but "
+                                + "; ".join(failed) + " could not be written")
     return paths
 
 
@@ -107,7 +152,8 @@ def load_history(report_dir: Path) -> list[dict[str, Any]]:
 
 
 def history_entry(result: ReconcileResult, folder: str) -> dict[str, Any]:
-    """One run in the history: when, which slice, and the counts per entity."""
+    """One run in the history: when, which slice, the counts per entity, and whether a
+    repair was applied (the chart marks those runs)."""
     return {
         "run": folder,
         "finished_at": result.finished_at,
@@ -115,6 +161,8 @@ def history_entry(result: ReconcileResult, folder: str) -> dict[str, Any]:
         "status": result.status,
         "totals": {kind: result.totals[kind] for kind in DRIFT_KINDS},
         "entities": {e.entity: e.counts() for e in result.entities},
+        "repair": None if result.repair is None else {
+            "applied": result.repair.applied, "repaired_keys": result.repair.repaired_keys},
     }
 
 
@@ -250,7 +298,9 @@ def render_html(result: ReconcileResult, history: Sequence[dict[str, Any]]) -> s
     parts.append(f'<div class="card"><b>{totals["cleared_in_flight"]}</b>cleared in flight'
                  "</div></div>")
     parts += ["<h2>Entities</h2>", _entity_table(result)]
-    parts += [f"<h2>Drift over the last {len(history)} run(s)</h2>", drift_chart(history)]
+    title = f"Drift over the last {len(history)} runs" if len(history) > 1 else \
+        "Drift of the one run recorded so far"
+    parts += [f"<h2>{title}</h2>", drift_chart(history)]
     if result.repair is not None:
         parts.append(_repair_html(result))
     parts.append("<h2>Samples</h2>")
@@ -321,19 +371,32 @@ def _samples_html(entity: str, samples: Sequence[Sample]) -> str:
     return "\n".join(out)
 
 
-def drift_chart(history: Sequence[dict[str, Any]], width: int = 900, height: int = 260) -> str:
+CLEAN_COLOR = "#2e7d32"
+REPAIRED_COLOR = "#1f3a93"
+# Fewer runs than this get their total written above each bar; more would crowd the axis.
+_LABELLED_RUNS = 15
+# The widest slot a run takes: one or two runs make a narrow chart, not a lone bar in a void.
+_MAX_SLOT = 110.0
+
+
+def drift_chart(history: Sequence[dict[str, Any]], width: int = 900, height: int = 280) -> str:
     """An inline SVG chart of the given runs (oldest first): one bar a run, its height the
-    drifted keys, stacked by kind of drift; hovering a segment names the run and count."""
+    drifted keys, stacked by kind of drift; a clean run is a green mark on the axis, a run
+    whose repair was applied carries a marker above its bar; a legend names every colour
+    and the marker. Hovering a segment names the run and count."""
     if not history:
         return "<p>No runs recorded yet.</p>"
-    left, right, top, bottom = 48, 170, 12, 46
-    plot_w, plot_h = width - left - right, height - top - bottom
+    left, top, bottom, legend_w = 48, 32, 46, 170
+    plot_h = height - top - bottom
+    slot = min(_MAX_SLOT, (width - left - legend_w) / len(history))
+    plot_w = slot * len(history)
+    width = int(left + plot_w + legend_w)
+    labelled = len(history) <= _LABELLED_RUNS
 
     def count(run: dict[str, Any], kind: str) -> int:
         return int(run.get("totals", {}).get(kind, 0))
 
     peak = max([1] + [sum(count(run, k) for k in DRIFT_KINDS) for run in history])
-    slot = plot_w / len(history)
     bar = max(2.0, min(40.0, slot * 0.6))
 
     def y(value: float) -> float:
@@ -343,7 +406,7 @@ def drift_chart(history: Sequence[dict[str, Any]], width: int = 900, height: int
     out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            'role="img" aria-label="drifted keys per run, by kind">']
     for tick in sorted({0, peak // 2, peak}):
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" '
+        out.append(f'<line x1="{left}" x2="{left + plot_w:.1f}" y1="{y(tick):.1f}" '
                    f'y2="{y(tick):.1f}" stroke="#e6e6e6"/>')
         out.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
     label_every = max(1, len(history) // 8)
@@ -361,22 +424,44 @@ def drift_chart(history: Sequence[dict[str, Any]], width: int = 900, height: int
                        f"{_e(run.get('segment', ''))}): {value} {_e(KIND_LABELS[kind])}"
                        "</title></rect>")
             base += value
-        if not base:  # a clean run: a green tick on the axis
-            out.append(f'<rect class="clean" x="{center - bar / 2:.1f}" y="{y(0) - 2:.1f}" '
-                       f'width="{bar:.1f}" height="2" fill="#2e7d32"><title>{name}: no drift'
+        if not base:  # a clean run: a green mark on the axis
+            out.append(f'<rect class="clean" x="{center - bar / 2:.1f}" y="{y(0) - 4:.1f}" '
+                       f'width="{bar:.1f}" height="4" fill="{CLEAN_COLOR}"><title>{name}: no drift'
                        "</title></rect>")
+        above = y(base) - (8 if base else 10)
+        if labelled:
+            out.append(f'<text class="total" x="{center:.1f}" y="{above:.1f}" '
+                       f'text-anchor="middle">{base if base else "no drift"}</text>')
+            above -= 14
+        repair = run.get("repair")
+        if isinstance(repair, dict) and repair.get("applied"):
+            out.append(_repaired_marker(center, above, f"{name}: repair applied, "
+                                        f"{int(repair.get('repaired_keys', 0))} key(s) repaired"))
         if i % label_every == 0 or i == len(history) - 1:
             out.append(f'<text x="{center:.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
                        f"{_e(_run_label(str(run.get('run', ''))))}</text>")
-    for n, kind in enumerate(DRIFT_KINDS):
-        legend_y = top + 14 + n * 18
-        out.append(f'<rect x="{left + plot_w + 16}" y="{legend_y - 10}" width="12" height="10" '
-                   f'fill="{KIND_COLORS[kind]}"/><text x="{left + plot_w + 34}" '
-                   f'y="{legend_y - 1}">{_e(KIND_LABELS[kind])}</text>')
+    legend_x = left + plot_w + 16
+    legend = [(KIND_COLORS[kind], KIND_LABELS[kind]) for kind in DRIFT_KINDS]
+    legend.append((CLEAN_COLOR, "no drift"))
+    for n, (color, label) in enumerate(legend):
+        legend_y = top + n * 18
+        out.append(f'<rect class="legend" x="{legend_x:.1f}" y="{legend_y - 10}" width="12" '
+                   f'height="10" fill="{color}"/><text x="{legend_x + 18:.1f}" '
+                   f'y="{legend_y - 1}">{_e(label)}</text>')
+    legend_y = top + len(legend) * 18
+    out.append(_repaired_marker(legend_x + 6, legend_y - 1, "repair applied"))
+    out.append(f'<text x="{legend_x + 18:.1f}" y="{legend_y - 1}">repair applied</text>')
     out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
                "run (UTC)</text>")
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _repaired_marker(x: float, bottom: float, title: str) -> str:
+    """A downward triangle whose tip is at (x, bottom): a run whose repair was applied."""
+    return (f'<path class="repaired" d="M{x - 5:.1f},{bottom - 9:.1f} L{x + 5:.1f},'
+            f'{bottom - 9:.1f} L{x:.1f},{bottom:.1f} Z" fill="{REPAIRED_COLOR}">'
+            f"<title>{_e(title)}</title></path>")
 
 
 def _run_label(run: str) -> str:

@@ -378,8 +378,10 @@ class _Run:
         delete_first = finding.kind == "extra_in_dynamodb" or (
             finding.kind == "mismatched" and OWNER_ATTRIBUTE in finding.differences)
         owner = finding.owner if delete_first else None
+        stored = (finding.stored or {}).get(self.version_attribute, {}).get("N")
         return Drifted(finding.kind or "", finding.table, finding.key, finding.subject,
-                       finding.roots, finding.stored_root, owner)
+                       finding.roots, finding.stored_root, owner,
+                       int(stored) if stored is not None else None)
 
     # -- results ----------------------------------------------------------------------------------
     def _source_key(self, subject: int, root: Root) -> dict[str, Any]:

@@ -36,7 +36,9 @@ class Drifted:
 
     `roots` are the rows that map to the key; `held` is the row the stored item
     names; `owner` is set when the stored item must be deleted first under that
-    guard owner (an extra guard, or a guard another row holds).
+    guard owner (an extra guard, or a guard another row holds); `version` is the
+    stored item's version as the re-check saw it (None: no item, or none on it), the
+    only one such a delete may remove.
     """
 
     kind: str
@@ -46,6 +48,7 @@ class Drifted:
     roots: list[tuple[int, Root]]
     held: tuple[int, Root] | None
     owner: str | None
+    version: int | None = None
 
 _SCHEMA = """
 CREATE TABLE expected (tbl INTEGER NOT NULL, k TEXT NOT NULL, ent INTEGER NOT NULL,
@@ -58,7 +61,7 @@ CREATE TABLE persistent (id INTEGER PRIMARY KEY, tbl INTEGER NOT NULL, k TEXT NO
                          roots TEXT NOT NULL);
 CREATE TABLE drift (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, tbl INTEGER NOT NULL,
                     k TEXT NOT NULL, ent INTEGER NOT NULL, roots TEXT NOT NULL,
-                    held TEXT NOT NULL, owner TEXT);
+                    held TEXT NOT NULL, owner TEXT, version INTEGER);
 CREATE TABLE repair_roots (ent INTEGER NOT NULL, root TEXT NOT NULL,
                            PRIMARY KEY (ent, root)) WITHOUT ROWID;
 """
@@ -153,10 +156,10 @@ class Spill:
 
     # -- the final drift, for the repair ------------------------------------------------------
     def add_drift(self, rows: Sequence[Drifted]) -> None:
-        self._append("INSERT INTO drift (kind, tbl, k, ent, roots, held, owner) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self._append("INSERT INTO drift (kind, tbl, k, ent, roots, held, owner, version) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      [(d.kind, d.table, d.key, d.subject, roots_text(d.roots),
-                       roots_text([d.held] if d.held is not None else []), d.owner)
+                       roots_text([d.held] if d.held is not None else []), d.owner, d.version)
                       for d in rows])
 
     def drift(self, size: int = 100) -> Iterator[list[Drifted]]:
@@ -165,16 +168,17 @@ class Spill:
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, kind, tbl, k, ent, roots, held, owner FROM drift WHERE id > ? "
+                    "SELECT id, kind, tbl, k, ent, roots, held, owner, version FROM drift "
+                    "WHERE id > ? "
                     "ORDER BY id LIMIT ?", (last, size)).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
             out = []
-            for _, kind, tbl, k, ent, roots, held, owner in rows:
+            for _, kind, tbl, k, ent, roots, held, owner, version in rows:
                 held_roots = roots_from_text(held)
                 out.append(Drifted(kind, tbl, k, ent, roots_from_text(roots),
-                                   held_roots[0] if held_roots else None, owner))
+                                   held_roots[0] if held_roots else None, owner, version))
             yield out
 
     def add_repair_roots(self, roots: Sequence[tuple[int, Root]]) -> None:

@@ -7,6 +7,13 @@ A phase lives in the MySQL table `migrate_flags` (read at most every
 only a percentage of keys, chosen by a stable hash of the key so one key always
 reads from the same store. Shadow-read mismatches are recorded in
 `migrate_shadow_mismatches` with the key and the differing fields.
+
+The cache bounds when a process last read a phase, not when its transactions
+commit, so writes are fenced: a write transaction that trusts a cached
+`mysql_only` for some entity reads the flag rows again in share mode inside its
+own transaction (`fenced_writing_entities`), and `set_phase` updates a row
+exclusively, so it waits for every transaction that read the old phase. Once
+`set_phase` returns, no write that took the MySQL-only path can still commit.
 """
 
 from __future__ import annotations
@@ -15,14 +22,14 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from migration.errors import MigrateError, Terminal
 from migration.sync.state import flags as flags_table
@@ -89,7 +96,7 @@ class FlagStore:
 
     def __init__(self, engine: Engine, entities: Mapping[str, str], *,
                  overrides: Mapping[str, str] | None = None, cache_seconds: float = 2.0,
-                 default: Phase = Phase.MYSQL_ONLY):
+                 default: Phase = Phase.MYSQL_ONLY, clock: Callable[[], float] = time.monotonic):
         self.engine = engine
         self.entities = dict(entities)  # flag name -> contract entity name
         self.cache_seconds = cache_seconds
@@ -100,6 +107,8 @@ class FlagStore:
         self._cache: dict[str, tuple[Phase, int]] = {}
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
+        self._clock = clock
+        self._rows_ensured = False
 
     def _known(self, name: str) -> str:
         if name not in self.entities:
@@ -107,22 +116,26 @@ class FlagStore:
         return name
 
     def _load(self) -> dict[str, tuple[Phase, int]]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if now - self._loaded_at < self.cache_seconds:
                 return self._cache
             with self.engine.connect() as conn:
                 rows = conn.execute(sa.select(flags_table.c.entity, flags_table.c.phase,
                                               flags_table.c.percent)).all()
-            cache = {}
-            for entity, phase, percent in rows:
-                if entity in self.entities:
-                    try:
-                        cache[entity] = (Phase(phase), int(percent))
-                    except ValueError:
-                        continue  # a phase written by a newer toolkit version: keep the default
+            cache = self._parse(rows)
             self._cache, self._loaded_at = cache, now
             return cache
+
+    def _parse(self, rows: Iterable[Any]) -> dict[str, tuple[Phase, int]]:
+        cache = {}
+        for entity, phase, percent in rows:
+            if entity in self.entities:
+                try:
+                    cache[entity] = (Phase(phase), int(percent))
+                except ValueError:
+                    continue  # a phase written by a newer toolkit version: keep the default
+        return cache
 
     def invalidate(self) -> None:
         with self._lock:
@@ -142,7 +155,10 @@ class FlagStore:
         return [self.flag(name) for name in self.entities]
 
     def set_phase(self, name: str, phase: str | Phase, percent: int = 100) -> Flag:
-        """Change an entity's phase for every process (after their cache expires)."""
+        """Change an entity's phase for every process. It waits for the write transactions
+        that read the old phase in share mode (`fenced_writing_entities`) to end; from
+        its return no write can commit on the MySQL-only path, though a process's reads
+        follow within its cache time."""
         name = self._known(name.lower())
         parsed, _ = parse_phase(str(phase), entity=name)
         if not 0 <= percent <= 100:
@@ -164,8 +180,36 @@ class FlagStore:
         return Phase.MYSQL_ONLY
 
     def writing_entities(self) -> set[str]:
-        """Contract entities whose items DynamoDB must follow (every phase but mysql_only)."""
+        """Contract entities whose items DynamoDB must follow (every phase but mysql_only),
+        as the cache says."""
         return {self.entities[f.entity] for f in self.all() if f.phase.writes_dynamodb}
+
+    def fenced_writing_entities(self, conn: Connection) -> set[str]:
+        """`writing_entities` read again on the caller's open transaction, in share mode.
+
+        The flag rows stay share-locked until that transaction ends, and `set_phase`
+        needs them exclusively: a phase cannot change between this read and the
+        caller's commit. A flag without a row gets one (`mysql_only`, committed on its
+        own) first, since an absent row would lock nothing. Pinned flags (the
+        environment) are taken as pinned."""
+        stored = [name for name in self.entities if name not in self._overrides]
+        if stored and not self._rows_ensured:
+            with self.engine.begin() as own:
+                own.execute(mysql_insert(flags_table).prefix_with("IGNORE"),
+                            [{"entity": name, "phase": Phase.MYSQL_ONLY.value}
+                             for name in stored])
+            self._rows_ensured = True
+        phases = self._parse(conn.execute(
+            sa.select(flags_table.c.entity, flags_table.c.phase, flags_table.c.percent)
+            .where(flags_table.c.entity.in_(stored)).with_for_update(read=True)).all()) \
+            if stored else {}
+        with self._lock:  # what was just read is the freshest there is
+            self._cache, self._loaded_at = dict(phases), self._clock()
+        writing = {self.entities[name] for name, (phase, _) in phases.items()
+                   if phase.writes_dynamodb}
+        writing |= {self.entities[name] for name, (phase, _) in self._overrides.items()
+                    if phase.writes_dynamodb}
+        return writing
 
     def reads_dynamodb(self, name: str, key: Iterable[Any]) -> bool:
         flag = self.flag(name)

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
+
 from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
@@ -32,7 +34,7 @@ from migration.shop.repositories import (
     ProductRecord,
     UserRecord,
 )
-from migration.source.mysql import create_engine
+from migration.source.mysql import connection_failure, create_engine
 from migration.sync.engine import Policy, SyncEngine, Touch
 from migration.sync.state import ensure_state_tables
 from wrappers.base import DualWriteWrapper
@@ -252,7 +254,15 @@ class Shop:
         self.settings = settings
         self.contract = contract or load_contract(settings.contract)
         self.engine = create_engine(settings, pool_size=20)
-        ensure_state_tables(self.engine)
+        try:
+            ensure_state_tables(self.engine)
+        except sa.exc.DBAPIError as err:
+            self.engine.dispose()
+            # A wrong password, host or database: one line saying so, the driver's error kept.
+            failure = connection_failure(err, settings.sqlalchemy_url())
+            if failure is None:
+                raise
+            raise failure from err
         self.ddb = ddb or DynamoDB(settings)
         self.flags = FlagStore(self.engine, SHOP_ENTITIES, overrides=settings.flags,
                                cache_seconds=settings.flag_cache_seconds)
@@ -264,6 +274,7 @@ class Shop:
             self.policies[SHOP_ENTITIES[name]] = Policy(value)
         self.sync = SyncEngine(self.contract, self.engine, self.ddb,
                                enabled=self.flags.writing_entities,
+                               fence=self.flags.fenced_writing_entities,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
         self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
@@ -289,5 +300,9 @@ class Shop:
 
 
 def open_shop(settings: Settings | None = None, **kwargs: Any) -> Shop:
-    """The shop with dual-write; settings from `MIGRATE_*` when none are given."""
+    """The shop with dual-write; settings from `MIGRATE_*` when none are given.
+
+    A MySQL server that cannot be reached or refuses the URL raises `MySQLUnreachable`,
+    `MySQLAccessDenied` or `UnknownDatabase` (the driver's error as the cause); a URL
+    that does not parse, `ConfigError`."""
     return Shop(settings or Settings(), **kwargs)

@@ -8,12 +8,14 @@ chunks that were in flight.
 
 Beside them, one item per entity and segment count: the segment plan (see
 `segments`), stored with a conditional put so the first process of a run
-decides it for all.
+decides it for all; one item per entity naming the segment count in force (the
+*cut*: runs with another count are refused until a `--restart`); and, while a
+`--restart` is being applied, one item per segment naming the entities it
+covers, so that a restart interrupted half-way is finished by the next run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -21,10 +23,11 @@ from typing import Any
 
 from migration.backfill.segments import SegmentPlan
 from migration.dynamodb.client import DynamoDB
-from migration.errors import ConditionFailed, ResourceInUse, TableNotFound
+from migration.dynamodb.toolkit_table import TABLE, ToolkitTable
+from migration.errors import ConditionFailed, TableNotFound
 from migration.sync.outbox import _decode, _encode
 
-TABLE = "migrate_backfill_checkpoints"
+__all__ = ["TABLE", "Checkpoint", "CheckpointStore"]
 
 
 @dataclass
@@ -51,26 +54,11 @@ class CheckpointStore:
 
     def __init__(self, ddb: DynamoDB, wait_seconds: float = 60.0):
         self.ddb = ddb
-        self.table = ddb.table_name(TABLE)
-        self.wait_seconds = wait_seconds
-        self._ready = False
+        self._toolkit = ToolkitTable(ddb, wait_seconds)
+        self.table = self._toolkit.name
 
     def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self.ddb.call("DescribeTable", TableName=self.table)
-        except TableNotFound:
-            # Another process may create it meanwhile: that is fine.
-            with contextlib.suppress(ResourceInUse):
-                self.ddb.call("CreateTable", TableName=self.table,
-                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                              BillingMode="PAY_PER_REQUEST")
-            waiter = self.ddb.client.get_waiter("table_exists")
-            waiter.wait(TableName=self.table,
-                        WaiterConfig={"Delay": 1, "MaxAttempts": int(self.wait_seconds)})
-        self._ready = True
+        self._toolkit.ensure()
 
     def load(self, entity: str, segment: str) -> Checkpoint | None:
         self.ensure_table()
@@ -106,6 +94,55 @@ class CheckpointStore:
     def reset(self, entity: str, segment: str) -> None:
         self.ensure_table()
         self.ddb.call("DeleteItem", TableName=self.table, Key={"id": {"S": f"{entity}#{segment}"}})
+
+    # -- restarts ------------------------------------------------------------------------
+    def request_restart(self, segment: str, entities: list[str]) -> None:
+        """Record that `entities` of `segment` start over, before any of them does: from
+        here a run of that segment, with or without `--restart`, finishes the restart."""
+        self.ensure_table()
+        self.ddb.call("PutItem", TableName=self.table, Item={
+            "id": {"S": f"restart#{segment}"}, "entities": {"S": json.dumps(sorted(entities))},
+            "requested_at": {"S": dt.datetime.now(dt.UTC).isoformat()}})
+
+    def pending_restart(self, segment: str) -> list[str]:
+        """The entities of `segment` a restart covers that has not been applied yet."""
+        self.ensure_table()
+        item = self.ddb.call("GetItem", TableName=self.table, ConsistentRead=True,
+                             Key={"id": {"S": f"restart#{segment}"}}).get("Item")
+        return list(json.loads(item["entities"]["S"])) if item is not None else []
+
+    def restart_applied(self, segment: str) -> None:
+        self.ensure_table()
+        self.ddb.call("DeleteItem", TableName=self.table, Key={"id": {"S": f"restart#{segment}"}})
+
+    # -- the cut in force ----------------------------------------------------------------
+    def cut(self, entity: str, *, create_table: bool = True) -> int | None:
+        """The segment count `entity` is being backfilled in, or None (no run yet)."""
+        if create_table:
+            self.ensure_table()
+        try:
+            item = self.ddb.call("GetItem", TableName=self.table, ConsistentRead=True,
+                                 Key={"id": {"S": f"{entity}#cut"}}).get("Item")
+        except TableNotFound:
+            if create_table:
+                raise
+            return None
+        return int(item["count"]["N"]) if item is not None else None
+
+    def set_cut(self, entity: str, count: int, *, replace: bool) -> int:
+        """Make `count` the cut of `entity` (unless another process set one first, when not
+        `replace`); returns the cut in force now."""
+        self.ensure_table()
+        condition: dict[str, Any] = {} if replace else {
+            "ConditionExpression": "attribute_not_exists(id)"}
+        try:
+            self.ddb.call("PutItem", TableName=self.table, Item={
+                "id": {"S": f"{entity}#cut"}, "count": {"N": str(count)},
+                "set_at": {"S": dt.datetime.now(dt.UTC).isoformat()}}, **condition)
+        except ConditionFailed:
+            stored = self.cut(entity)
+            return stored if stored is not None else self.set_cut(entity, count, replace=False)
+        return count
 
     # -- segment plans -------------------------------------------------------------------
     @staticmethod

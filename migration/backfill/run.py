@@ -10,6 +10,16 @@ version; a row deleted after the chunk was read cannot exist (its delete waited)
 That is why plain `BatchWriteItem` (which takes no conditions) is safe here, and
 the backfill runs at the endpoint's bulk ingest speed.
 
+An unconditional batch is only safe while those locks are held. A request could
+still land after them: its process died after sending it, or its MySQL
+connection was lost while it retried. So each chunk's outbox row names the
+chunk's roots and item keys and is cleared only after the chunk committed; it
+is *held* (repair leaves it alone) for as long as a request of the chunk might
+still arrive: a chunk stops sending after `chunk_seconds`, and one call ends
+within the client's longest call time. A chunk that failed after sending is
+then re-synced by `migrate repair` from MySQL, with a newer version and the
+bounded deletes of repair (an item it resurrected is removed).
+
 Resumable: checkpoints (see `checkpoints`) advance over the longest run of
 chunks DynamoDB has fully taken. Rows that cannot become items go to a
 dead-letter file with their key and reason. Requests are pre-encoded JSON sent
@@ -50,7 +60,8 @@ from migration.source.mysql import is_retryable
 from migration.source.records import RecordReader, quote_name
 from migration.sync.outbox import Outbox
 from migration.sync.state import ensure_state_tables, flags
-from migration.sync.writer import FREE_OR_OWNED
+from migration.sync.versions import VersionFloor
+from migration.sync.writer import FREE_OR_OWNED, VersionRegression
 
 Key = tuple[Any, ...]
 BATCH_WRITE_LIMIT = 25
@@ -64,6 +75,11 @@ class BackfillError(MigrateError, Terminal):
 
 class BatchIncomplete(MigrateError, Transient):
     """DynamoDB kept leaving items unprocessed after every retry."""
+
+
+class ChunkOverdue(MigrateError, Transient):
+    """A chunk kept sending past its time (`chunk_seconds`): it stops, so that its outbox
+    row's hold covers every request it sent; it is retried afresh."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +116,9 @@ class BackfillOptions:
     dead_letters: Path | None = None
     progress: Progress | None = None
     max_batch_attempts: int = 12
-    # How long an application process trusts the phases it read (MIGRATE_FLAG_CACHE_SECONDS):
-    # after a switch to dual_write, the backfill waits that long before reading rows.
-    flag_cache_seconds: float = 2.0
+    # How long one chunk may keep sending requests; its outbox row is held from repair
+    # for that long plus the client's longest call (see the module docstring).
+    chunk_seconds: float = 300.0
 
 
 @dataclass
@@ -123,6 +139,9 @@ class EntitySummary:
     already_done: bool = False
     replanned: bool = False  # its checkpoint was made under a replaced plan: started over
     warning: str | None = None  # its flag says DynamoDB does not follow its writes
+    # Other segments of the cut not finished yet ("1/3", ...): the entity is not fully
+    # copied though this process's segment is.
+    pending_segments: list[str] = field(default_factory=list)
 
     @property
     def items_per_second(self) -> float:
@@ -167,7 +186,13 @@ class BackfillSummary:
         return "\n".join(lines + self._warning_lines() + self._dead_letter_lines())
 
     def _warning_lines(self) -> list[str]:
-        return [f"warning: {e.entity}: {e.warning}" for e in self.entities if e.warning]
+        lines = [f"warning: {e.entity}: {e.warning}" for e in self.entities if e.warning]
+        lines += [f"not done: {e.entity}: segment{'s' if len(e.pending_segments) > 1 else ''} "
+                  f"{', '.join(e.pending_segments)} of its cut "
+                  f"{'are' if len(e.pending_segments) > 1 else 'is'} not finished; the entity "
+                  "is not fully copied until every segment is"
+                  for e in self.entities if e.pending_segments]
+        return lines
 
     def _dry_run_text(self) -> str:
         def row(name: str, rows: int, items: int, size: int, units: int, dead: int,
@@ -426,7 +451,8 @@ class _EntityRun:
                 written = self._run_chunk(chunk)
                 break
             except Exception as err:
-                if not is_retryable(err) or attempts >= 20:
+                overdue = isinstance(err, ChunkOverdue) and attempts < 3
+                if not (overdue or is_retryable(err)) or attempts >= 20:
                     raise
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempts)))
         rate.settle(taken, written)
@@ -441,6 +467,8 @@ class _EntityRun:
         """Read, map and write one chunk under its locks; returns the items written."""
         driver = self.driver
         dry = driver.options.dry_run
+        version: int | None = None
+        sent = False
         with driver.engine.connect() as conn:
             transaction = conn.begin()
             try:
@@ -453,32 +481,50 @@ class _EntityRun:
                          for i, size in zip(items, sizes, strict=True)] if dry else []
                 written = 0 if dry else len(items)
                 if not dry and items:
-                    version = driver.outbox.record("backfill", f"backfill {self.entity.name}",
-                                                   {}, [])
-                    driver.outbox.clear_later(version)
+                    version = self._record(records, items)
+                    deadline = time.monotonic() + driver.options.chunk_seconds
                     stamp = {"N": str(version)}
                     attribute = driver.contract.version_attribute
                     for item in items:
                         item[attribute] = stamp
+                    sent = True
                     if self.collisions is not None:
                         claimants = {self.mapper.owner(r): self.mapper.source_key(r)
                                      for r in records}
-                        written = self._put_claimed(items, claimants, dead)
+                        written = self._put_claimed(items, claimants, dead, version, deadline)
                     else:
                         if driver.options.shuffle:
                             self.rng.shuffle(items)
                         bodies = batch_bodies(self.table, items)
                         del items
-                        driver.write_bodies(bodies)
+                        driver.write_bodies(bodies, deadline)
                 transaction.commit()
             except BaseException:
                 transaction.rollback()
+                # Nothing sent: nothing can land. Else the row stays, held, for repair.
+                if version is not None and not sent:
+                    driver.outbox.clear([version])
                 raise
+        if version is not None:
+            driver.outbox.clear_later(version)
         for source_key, reason in dead:
             driver.dead_letters.add(self.entity.name, source_key, reason)
         self._done(chunk, len(records), written, len(dead), sizes, units,
                    self.reader.key_of(records[-1]) if records else chunk.until)
         return written
+
+    def _record(self, records: list[dict[str, Any]], items: list[Item]) -> int:
+        """The chunk's outbox row: its roots and item keys, held from repair while a request
+        of the chunk may still arrive; its id is the chunk's version."""
+        driver = self.driver
+        roots = {self.entity.name: [self.reader.key_of(r) for r in records]}
+        keys = [(self.table, self.mapper.key_of(item), item[OWNER_ATTRIBUTE]["S"]
+                 if OWNER_ATTRIBUTE in item else None) for item in items]
+        hold = driver.options.chunk_seconds + driver.ddb.longest_call_seconds() + 60
+        version = driver.outbox.record("backfill", f"backfill {self.entity.name}", roots, keys,
+                                       hold_seconds=hold)
+        driver.floor.note(version)
+        return version
 
     def _map(self, records: list[dict[str, Any]]) -> tuple[list[Item], list[tuple[dict[str, Any],
                                                                                     str]]]:
@@ -515,32 +561,47 @@ class _EntityRun:
         return items, dead
 
     def _put_claimed(self, items: list[Item], claimants: dict[str, dict[str, Any]],
-                     dead: list[tuple[dict[str, Any], str]]) -> int:
+                     dead: list[tuple[dict[str, Any], str]], version: int,
+                     deadline: float) -> int:
         """Write the items of an entity whose key two rows may share (`key_is_injective`
         says no), one conditional PutItem each: refused when the key holds another row's
         item (its `_owner`), so a row colliding with one copied by an earlier run of this
         backfill, or by another segment's process, is dead-lettered too, not overwritten.
         A record's items (the entity item, then its guards) share an owner and go in
-        order; after a refusal the rest of that record's items are not written. Returns
-        the items written."""
-        condition = {"ConditionExpression": FREE_OR_OWNED,
+        order; after a refusal the rest of that record's items are not written. The put
+        is conditional on the version too, as every conditional write is. Returns the
+        items written."""
+        attribute = self.driver.contract.version_attribute
+        condition = {"ConditionExpression": f"{FREE_OR_OWNED} AND (attribute_not_exists(#v) "
+                                            "OR #v <= :v)",
                      "ExpressionAttributeNames": {"#k": self.mapper.partition_key,
-                                                  "#o": OWNER_ATTRIBUTE},
+                                                  "#o": OWNER_ATTRIBUTE, "#v": attribute},
                      "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        stamp = {"N": str(version)}
         written = 0
         refused: str | None = None
         for item in items:
             owner = item[OWNER_ATTRIBUTE]
             if owner["S"] == refused:
                 continue
+            if time.monotonic() > deadline:
+                raise ChunkOverdue(f"a chunk of {self.entity.name} kept sending for more than "
+                                   f"{self.driver.options.chunk_seconds:.0f}s")
             request = dict(condition, TableName=self.table, Item=item,
-                           ExpressionAttributeValues={":o": owner})
+                           ExpressionAttributeValues={":o": owner, ":v": stamp})
             try:
                 self.driver.ddb.call_json("PutItem", request)
                 written += 1
             except ConditionFailed as err:
+                stored = err.item or {}
+                held = stored.get(OWNER_ATTRIBUTE, {}).get("S")
+                if held is None or held == owner["S"]:
+                    # Ours, or no row's: refused only for a version above ours, which no
+                    # writer can have written while this chunk holds its rows' locks.
+                    above = int(stored.get(attribute, {}).get("N", version))
+                    raise VersionRegression(self.table, self.mapper.key_of(item), above,
+                                            version) from err
                 refused = owner["S"]
-                held = (err.item or {}).get(OWNER_ATTRIBUTE, {}).get("S", "another row")
                 key = json.dumps({k: next(iter(v.values()))
                                   for k, v in self.mapper.key_of(item).items()},
                                  ensure_ascii=False)
@@ -601,6 +662,7 @@ class Backfill:
         self.ddb = ddb
         self.options = options
         self.outbox = Outbox(engine)
+        self.floor = VersionFloor(ddb, self.outbox)
         self.checkpoints = CheckpointStore(ddb)
         self.dead_letters = DeadLetters(options.dead_letters)
         self.rate = RateLimiter(options.rate)
@@ -625,15 +687,20 @@ class Backfill:
     def write(self, table: str, items: list[Item]) -> None:
         """BatchWriteItem in 25s through the fast path; unprocessed items are retried
         with exponential backoff and full jitter."""
-        self.write_bodies(batch_bodies(table, items))
+        self.write_bodies(batch_bodies(table, items),
+                          time.monotonic() + self.options.chunk_seconds)
 
-    def write_bodies(self, bodies: Sequence[tuple[int, bytes]]) -> None:
+    def write_bodies(self, bodies: Sequence[tuple[int, bytes]], deadline: float) -> None:
         """Send pre-encoded BatchWriteItem bodies (item count, body) in order; unprocessed
-        items are retried with exponential backoff and full jitter. (`--rate` is applied
-        per chunk, before its transaction: see `RateLimiter`.)"""
+        items are retried with exponential backoff and full jitter. No request is sent
+        after `deadline` (see `ChunkOverdue`). (`--rate` is applied per chunk, before its
+        transaction: see `RateLimiter`.)"""
         for _count, body in bodies:
             attempt = 0
             while True:
+                if time.monotonic() > deadline:
+                    raise ChunkOverdue(f"a chunk kept sending for more than "
+                                       f"{self.options.chunk_seconds:.0f}s")
                 response = self.ddb.call_json("BatchWriteItem", body)
                 pending = response.get("UnprocessedItems")
                 if not pending:
@@ -654,11 +721,16 @@ class Backfill:
         require_conformance(self.contract, self.engine, {e.name for e in entities}, catalog)
         if not self.options.dry_run:
             ensure_state_tables(self.engine)
+            self.floor.check()  # the batches take no condition: never below a stored version
         summaries = []
         progress = self.options.progress
         try:
-            for entity in entities:
-                summaries.append(self._run_entity(entity, catalog, progress))
+            # Restarts and cuts are settled for every entity before any row is copied, so
+            # that a run stopped after its first entity leaves no entity half-restarted.
+            prepared = self._prepare_all(entities)
+            for run, saved in prepared:
+                summaries.append(self._copy(run, saved, catalog, progress))
+            self.floor.flush()
         finally:
             self.outbox.close()
             self.dead_letters.close()
@@ -668,24 +740,65 @@ class Backfill:
                                self.dead_letters.path if self.dead_letters.count else None,
                                self.earlier_dead_letter_files)
 
-    def _run_entity(self, entity: Entity, catalog: Catalog,
-                    progress: Progress | None) -> EntitySummary:
+    def _prepare_all(self, entities: list[Entity]) -> list[tuple[_EntityRun, Checkpoint | None]]:
+        """Each entity's plan and checkpoint, restarts applied. A `--restart` is recorded
+        first, for every entity it covers, and cleared once each has started over: a
+        run interrupted before that (even between two entities) is finished by the next
+        run of the segment, with or without `--restart`."""
+        if self.options.dry_run:
+            return [self._prepare(entity, restart=False) for entity in entities]
+        segment = str(self.options.segment)
+        pending = set(self.checkpoints.pending_restart(segment))
+        if self.options.restart:
+            pending |= {entity.name for entity in entities}
+            self.checkpoints.request_restart(segment, sorted(pending))
+        prepared = [self._prepare(entity, restart=entity.name in pending) for entity in entities]
+        if pending and pending <= {entity.name for entity in entities}:
+            self.checkpoints.restart_applied(segment)
+        elif pending:
+            # Entities this run does not cover keep their pending restart.
+            self.checkpoints.request_restart(
+                segment, sorted(pending - {entity.name for entity in entities}))
+        return prepared
+
+    def _prepare(self, entity: Entity, *, restart: bool) -> tuple[_EntityRun, Checkpoint | None]:
         run = _EntityRun(self, entity)
         segment = str(self.options.segment)
-        after: Key | None = None
+        self._check_cut(entity, restart)
         saved = None if self.options.dry_run else self.checkpoints.load(entity.name, segment)
-        plan = self._segment_plan(run, saved)
+        plan = self._segment_plan(run, saved, restart)
         run.apply_plan(plan)
-        if saved is not None and (self.options.restart or saved.plan != run.checkpoint.plan):
-            if not self.options.restart:
+        if saved is not None and (restart or saved.plan != run.checkpoint.plan):
+            if not restart:
                 run.summary.replanned = True  # made under a plan a --restart replaced
             self.checkpoints.reset(entity.name, segment)
             saved = None
+        return run, saved
+
+    def _check_cut(self, entity: Entity, restart: bool) -> None:
+        """Processes of one backfill must cut an entity into the same number of segments,
+        or some rows fall in none of them: the first run's count stays in force, and a
+        run asking for another is refused, unless it restarts (a new cut for all)."""
+        count = self.options.segment.count
+        if self.options.dry_run:
+            return
+        in_force = self.checkpoints.set_cut(entity.name, count, replace=restart)
+        if in_force != count:
+            raise BackfillError(
+                f"{entity.name} is being backfilled in {in_force} segment(s); this run asks "
+                f"for {count}. Run its remaining segments with --segment I/{in_force}, or "
+                f"start over in {count} with --restart (given to every process)")
+
+    def _copy(self, run: _EntityRun, saved: Checkpoint | None, catalog: Catalog,
+              progress: Progress | None) -> EntitySummary:
+        entity = run.entity
+        after: Key | None = None
         if saved is not None and saved.done:
             # Nothing to do, but rows an earlier run could not copy are still missing:
             # the summary names them and the exit status stays 1 until --restart.
             run.summary.already_done = True
             self._carry_dead_letters(run, saved)
+            run.summary.pending_segments = self._pending_segments(run)
             return run.summary
         if saved is not None:
             after = saved.last_key
@@ -698,7 +811,7 @@ class Backfill:
         if not key_is_injective(entity, catalog):
             run.collisions = KeyRegistry()
         if not self.options.dry_run:
-            run.summary.warning = self._await_dual_write(entity)
+            run.summary.warning = self._phase_warning(entity)
         if progress is not None:
             progress.start(entity.name, self._count(run, after), run.summary.rows_read)
         started = time.monotonic()
@@ -714,9 +827,25 @@ class Backfill:
             run.checkpoint.items_written = run.summary.items_written
             run.checkpoint.dead_letters = run.summary.dead_lettered
             self.checkpoints.save(run.checkpoint)
+            run.summary.pending_segments = self._pending_segments(run)
         if progress is not None:
             progress.finish(entity.name)
         return run.summary
+
+    def _pending_segments(self, run: _EntityRun) -> list[str]:
+        """The other segments of this entity's cut whose checkpoint is not done (under
+        the plan in force)."""
+        count = self.options.segment.count
+        if count == 1 or self.options.dry_run:
+            return []
+        pending = []
+        for index in range(count):
+            if index == self.options.segment.index:
+                continue
+            other = self.checkpoints.load(run.entity.name, f"{index}/{count}")
+            if other is None or not other.done or other.plan != run.checkpoint.plan:
+                pending.append(f"{index}/{count}")
+        return pending
 
     def _carry_dead_letters(self, run: _EntityRun, saved: Checkpoint) -> None:
         """The dead letters of the earlier runs a checkpoint records: counted in this
@@ -727,35 +856,28 @@ class Backfill:
                 f for f in (_display_file(f) for f in saved.dead_letter_files)
                 if f not in self.earlier_dead_letter_files]
 
-    def _await_dual_write(self, entity: Entity) -> str | None:
+    def _phase_warning(self, entity: Entity) -> str | None:
         """Rows must not be copied while an application process may still write the
-        entity to MySQL alone. Its phase (the `migrate_flags` row of its flag name, the
-        entity type in lower case) was switched to dual_write less than
-        `flag_cache_seconds` ago: wait out the rest, as processes still trusting the old
-        phase do. Still `mysql_only`: every change after this backfill reads a row would
-        stay out of DynamoDB; returns that warning (the copy goes ahead: a first fill
-        before the switch is legitimate, it just needs a reconcile afterwards)."""
+        entity to MySQL alone. Once its phase (the `migrate_flags` row of its flag name,
+        the entity type in lower case) has left mysql_only, none can: a write on the
+        MySQL-only path reads that row in share mode before its commit, and the switch
+        waited for it (see `wrappers.flags`). Still `mysql_only`: every change after this
+        backfill reads a row would stay out of DynamoDB; returns that warning (the copy
+        goes ahead: a first fill before the switch is legitimate, it just needs a
+        reconcile afterwards)."""
         name = entity.entity_type.lower()
-        # The age by the server's clock: the one that stamped `updated_at`.
-        age_seconds = sa.func.timestampdiff(sa.text("MICROSECOND"), flags.c.updated_at,
-                                            sa.func.now(6)) / 1e6
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(flags.c.phase, age_seconds)
-                               .where(flags.c.entity == name)).first()
-        if row is None or row[0] == "mysql_only":
+            phase = conn.execute(sa.select(flags.c.phase).where(flags.c.entity == name)).scalar()
+        if phase is None or phase == "mysql_only":
             message = (f"its phase is mysql_only (`migrate flags set {name} dual_write` "
                        "first): changes made after a row is copied will not reach DynamoDB "
                        "until the entity dual-writes and `reconcile --repair` has run")
             log.info("%s: %s", entity.name, message)  # the summary shows it
             return message
-        age = float(row[1])
-        if age < self.options.flag_cache_seconds:
-            log.info("%s: switched to %s %.1fs ago; waiting for every process to see it",
-                     entity.name, row[0], age)
-            time.sleep(self.options.flag_cache_seconds - age)
         return None
 
-    def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None) -> SegmentPlan | None:
+    def _segment_plan(self, run: _EntityRun, saved: Checkpoint | None,
+                      restart: bool) -> SegmentPlan | None:
         """The plan of this entity's segments: the stored one, else a new one stored for
         every process of the run (first come, first served). `--restart` replaces a plan
         this segment already ran under; a plan made since (by another restarted process
@@ -765,7 +887,7 @@ class Backfill:
             return None
         name = run.entity.name
         stored = self.checkpoints.load_plan(name, count, create_table=not self.options.dry_run)
-        if stored is not None and not (self.options.restart and saved is not None
+        if stored is not None and not (restart and saved is not None
                                        and saved.plan == stored.generation):
             return stored
         with self.engine.connect() as conn:

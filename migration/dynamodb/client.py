@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -28,6 +29,7 @@ from migration.errors import (
     DynamoDBError,
     DynamoDBUnavailable,
     InvalidRequest,
+    NoCredentials,
     ResourceInUse,
     TableNotFound,
     Throttled,
@@ -81,8 +83,9 @@ def make_client(settings: Settings, *, max_pool_connections: int = 50) -> Any:
     )
 
 
-def translate(operation: str, err: Exception) -> DynamoDBError:
-    """Turn a botocore exception into the project's typed error (keep it as the cause)."""
+def translate(operation: str, err: Exception, *, table: str | None = None) -> DynamoDBError:
+    """Turn a botocore exception into the project's typed error (keep it as the cause);
+    `table` is the table the request named, for a TableNotFound to say which."""
     if isinstance(err, botocore.exceptions.ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
@@ -106,7 +109,7 @@ def translate(operation: str, err: Exception) -> DynamoDBError:
         if code in _UNAVAILABLE_CODES or (isinstance(status, int) and status >= 500):
             return DynamoDBUnavailable(operation, code, message)
         if code == "ResourceNotFoundException":
-            return TableNotFound(operation, code, message)
+            return TableNotFound(operation, code, message, table)
         if code == "ResourceInUseException":
             return ResourceInUse(operation, code, message)
         if "UnknownOperation" in code:
@@ -121,7 +124,26 @@ def translate(operation: str, err: Exception) -> DynamoDBError:
         return DynamoDBUnavailable(operation, type(err).__name__, str(err))
     if isinstance(err, botocore.exceptions.HTTPClientError):
         return DynamoDBUnavailable(operation, type(err).__name__, str(err))
+    if isinstance(err, botocore.exceptions.NoCredentialsError):
+        return NoCredentials(operation, type(err).__name__, str(err))
     return DynamoDBError(operation, type(err).__name__, str(err))
+
+
+_FIRST_TABLE = re.compile(rb'^\{"RequestItems":\{"([^"]+)"')
+
+
+def _table_named(params: Mapping[str, Any]) -> str | None:
+    """The table a request names (for the fast path, inside its JSON payload)."""
+    payload = params.get("_json", params)
+    if isinstance(payload, bytes):  # a pre-encoded BatchWriteItem (`batch_write_body`)
+        found = _FIRST_TABLE.match(payload)
+        return found.group(1).decode() if found else None
+    if not isinstance(payload, Mapping):
+        return None
+    table = payload.get("TableName")
+    if table is None and isinstance(payload.get("RequestItems"), Mapping):
+        table = next(iter(payload["RequestItems"]), None)
+    return str(table) if table is not None else None
 
 
 def _json_default(value: Any) -> Any:
@@ -179,9 +201,11 @@ class WireSender:
                        "X-Amz-Target": f"DynamoDB_20120810.{operation}"}
             self._headers[operation] = headers
         # AWSRequest copies the headers: the shared dict is never changed.
+        if self.credentials is None:
+            # As botocore's own path does: an unsigned request would only be refused.
+            raise botocore.exceptions.NoCredentialsError()
         request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
-        if self.credentials is not None:
-            self._signer_for(self.credentials.get_frozen_credentials()).add_auth(request)
+        self._signer_for(self.credentials.get_frozen_credentials()).add_auth(request)
         response = self.session.send(request.prepare())
         content = response.content
         answer: dict[str, Any] = json.loads(content) if content else {}
@@ -269,7 +293,7 @@ class DynamoDB:
                 except botocore.exceptions.BotoCoreError as err:
                     raise translate(operation, err) from err
                 except botocore.exceptions.ClientError as err:
-                    raise translate(operation, err) from err
+                    raise translate(operation, err, table=_table_named(params)) from err
                 for after in self.after:
                     after(operation, params, response)
                 return response
@@ -302,6 +326,13 @@ class DynamoDB:
             elapsed = time.perf_counter() - started
             with self._lock:
                 self.seconds[operation] += elapsed
+
+    def longest_call_seconds(self) -> float:
+        """The longest one `call`/`call_json` can take, retries included: after that long,
+        no request it sent can still reach DynamoDB."""
+        config = self.client.meta.config
+        timeouts = float(config.connect_timeout or 60) + float(config.read_timeout or 60)
+        return self.max_attempts * (timeouts + self.max_delay)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter for the given attempt (1-based)."""

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,19 +191,29 @@ def start_dynamodb_local(port: int | None = None, timeout: float = 90.0) -> Serv
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     service = Service("dynamodb-local", endpoint, process, workdir, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = service.log_tail()
-            service.stop()
-            raise ServiceError(f"DynamoDB Local exited with status {process.returncode}:\n{tail}")
-        if dynamodb_answers(endpoint, timeout=1.0):
-            _log(f"DynamoDB Local {endpoint} (pid {process.pid})")
-            return service
-        time.sleep(0.25)
-    tail = service.log_tail()
-    service.stop()
-    raise ServiceError(f"DynamoDB Local did not answer on {endpoint} within {timeout:.0f}s:\n{tail}")
+    with _stopped_unless_up(service):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServiceError(f"DynamoDB Local exited with status {process.returncode}:\n"
+                                   f"{service.log_tail()}")
+            if dynamodb_answers(endpoint, timeout=1.0):
+                _log(f"DynamoDB Local {endpoint} (pid {process.pid})")
+                return service
+            time.sleep(0.25)
+        raise ServiceError(f"DynamoDB Local did not answer on {endpoint} within {timeout:.0f}s:\n"
+                           f"{service.log_tail()}")
+
+
+@contextlib.contextmanager
+def _stopped_unless_up(service: Service) -> Iterator[None]:
+    """Stop a service still starting when anything (a timeout, Ctrl-C, SIGTERM) ends the wait:
+    it is in nobody's hands yet, and would be left running."""
+    try:
+        yield
+    except BaseException:
+        service.stop()
+        raise
 
 
 # -- MySQL / MariaDB -------------------------------------------------------------
@@ -250,8 +261,10 @@ def _install_mariadb() -> None:
             policy.unlink(missing_ok=True)
 
 
-def start_mariadb(port: int | None = None, timeout: float = 90.0) -> Service:
-    """Start `mariadbd` (or `mysqld`) in a throwaway data directory on 127.0.0.1:`port`."""
+def start_mariadb(port: int | None = None, timeout: float = 90.0,
+                  options: Sequence[str] = ()) -> Service:
+    """Start `mariadbd` (or `mysqld`) in a throwaway data directory on 127.0.0.1:`port`;
+    `options` are added to (and win over) its command-line options."""
     server = _find_binary("mariadbd", "mysqld")
     if server is None:
         _install_mariadb()
@@ -280,24 +293,24 @@ def start_mariadb(port: int | None = None, timeout: float = 90.0) -> Service:
          f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={workdir / 'mysqld.pid'}",
          "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=512M",
          "--innodb-flush-log-at-trx-commit=2", "--max-connections=500",
-         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", *user_args],
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", *user_args,
+         *options],
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=port)
     service = Service("mariadb", url.render_as_string(hide_password=False), process, workdir,
                       log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = service.log_tail()
-            service.stop()
-            raise ServiceError(f"mariadbd exited with status {process.returncode}:\n{tail}")
-        if mysql_answers(url, timeout=1) is None:
-            _log(f"MariaDB 127.0.0.1:{port} (pid {process.pid}, data in {datadir})")
-            return service
-        time.sleep(0.25)
-    tail = service.log_tail()
-    service.stop()
-    raise ServiceError(f"mariadbd did not answer on port {port} within {timeout:.0f}s:\n{tail}")
+    with _stopped_unless_up(service):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServiceError(f"mariadbd exited with status {process.returncode}:\n"
+                                   f"{service.log_tail()}")
+            if mysql_answers(url, timeout=1) is None:
+                _log(f"MariaDB 127.0.0.1:{port} (pid {process.pid}, data in {datadir})")
+                return service
+            time.sleep(0.25)
+        raise ServiceError(f"mariadbd did not answer on port {port} within {timeout:.0f}s:\n"
+                           f"{service.log_tail()}")
 
 
 # -- both ---------------------------------------------------------------------------
@@ -336,6 +349,28 @@ def local_services(settings: Settings, *, need_mysql: bool = True,
     finally:
         for service in reversed(started):
             service.stop()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP stop the process as Ctrl-C does (KeyboardInterrupt), so
+    the `finally` of `local_services` stops what it started: DynamoDB Local and MariaDB run
+    in sessions of their own, and no signal sent to this process alone reaches them.
+    Once one arrived, further ones are ignored, so the stopping itself is not cut short.
+    Main thread only (Python delivers signals there)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for each in handled:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {each: signal.signal(each, interrupt) for each in handled}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 def _is_local(endpoint: str) -> bool:

@@ -440,8 +440,8 @@ def _check_empty(engine: Engine) -> dict[str, bool]:
     present = set(sa.inspect(engine).get_table_names())
     missing = [name for name in names if name not in present]
     if missing:
-        raise SeedRefused(f"the shop tables {', '.join(missing)} do not exist; run "
-                          "migration.shop.schema.upgrade first")
+        raise SeedRefused(f"the shop tables {', '.join(missing)} do not exist: create them "
+                          "with `migrate db upgrade` first")
     with engine.connect() as conn:
         return {name: conn.execute(sa.text(f"SELECT 1 FROM `{name}` LIMIT 1")).first()
                 is not None for name in names}

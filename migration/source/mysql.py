@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from migration.errors import MigrateError, MySQLAccessDenied, MySQLUnreachable, UnknownDatabase
 from migration.settings import Settings
 
 
@@ -64,6 +65,32 @@ def is_retryable(err: BaseException) -> bool:
     if not isinstance(err, sa.exc.OperationalError | pymysql.err.OperationalError):
         return False
     return mysql_error_code(err) in RETRYABLE_MYSQL_ERRORS
+
+
+# Why a connection was refused, by MySQL error number.
+_ACCESS_DENIED = frozenset({1044, 1045, 1698})
+_UNKNOWN_DATABASE = 1049
+_CANNOT_CONNECT = frozenset({2002, 2003, 2005, 2006, 2013})
+
+
+def connection_failure(err: BaseException, url: URL) -> MigrateError | None:
+    """The typed error for a failure to connect to `url` (wrong user or password, unknown
+    database, no server answering), or None when `err` is something else. The URL in its
+    message is masked; the caller keeps `err` as the cause."""
+    code = mysql_error_code(err)
+    if code is None:
+        return None
+    original = getattr(err, "orig", None) or err
+    args: tuple[Any, ...] = tuple(getattr(original, "args", ()))
+    reason = str(args[1]) if len(args) > 1 else str(original)
+    shown = url.render_as_string(hide_password=True)
+    if code in _ACCESS_DENIED:
+        return MySQLAccessDenied(shown, url.username or "", reason)
+    if code == _UNKNOWN_DATABASE:
+        return UnknownDatabase(shown, url.database or reason)
+    if code in _CANNOT_CONNECT:
+        return MySQLUnreachable(shown, reason)
+    return None
 
 
 def server_url(url: URL) -> URL:

@@ -49,7 +49,16 @@ from migration.source.mysql import is_retryable
 from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
 from migration.sync.dependencies import DependencyGraph, Key, RowChange, unprotected
 from migration.sync.outbox import Outbox, OutboxEntry
-from migration.sync.writer import Action, Delete, KeyCollision, Put, VersionedWriter
+from migration.sync.versions import VersionFloor
+from migration.sync.writer import (
+    Action,
+    AtMost,
+    Delete,
+    KeyCollision,
+    Put,
+    VersionedWriter,
+    VersionRegression,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,6 +142,7 @@ class SyncStats:
     items_deleted: int = 0
     superseded: int = 0
     dynamodb_failures: int = 0
+    version_regressions: int = 0
     repairs: int = 0
 
 
@@ -141,6 +151,7 @@ class SyncEngine:
 
     def __init__(self, contract: Contract, engine: Engine, ddb: DynamoDB, *,
                  enabled: Callable[[], set[str]] | None = None,
+                 fence: Callable[[Connection], set[str]] | None = None,
                  policy: Callable[[str], Policy] | None = None,
                  outbox: Outbox | None = None, mysql_attempts: int = 20):
         self.contract = contract
@@ -149,9 +160,13 @@ class SyncEngine:
         self.graph = DependencyGraph(contract)
         self.readers = {e.name: RecordReader(contract, e) for e in contract.source_entities()}
         self.mappers = {e.name: ItemMapper(contract, e) for e in contract.source_entities()}
+        # The entities whose items DynamoDB follows: `enabled` as cached, `fence` read on
+        # the write's own transaction when the cache says some entity is left out.
         self.enabled = enabled or (lambda: set(self.readers))
+        self.fence = fence
         self.policy = policy or (lambda entity: Policy.ROLLBACK)
         self.outbox = outbox or Outbox(engine)
+        self.floor = VersionFloor(ddb, self.outbox)
         self.writer = VersionedWriter(ddb, contract.version_attribute,
                                       type_attribute=contract.entity_type_attribute)
         self.mysql_attempts = mysql_attempts
@@ -202,12 +217,18 @@ class SyncEngine:
     def _run_once(self, operation: str, touches: Sequence[Touch],
                   write: Callable[[Connection], T],
                   created: Callable[[T], Sequence[tuple[str, Key]]] | None) -> T:
-        enabled = self.enabled() & set(self.readers)
+        everything = set(self.readers)
+        enabled = self.enabled() & everything
         version: int | None = None
         failure: BaseException | None = None
         with self.connect() as conn:
             transaction = conn.begin()
             try:
+                if enabled != everything and self.fence is not None:
+                    # The cache says some entity still writes MySQL alone. That may have
+                    # changed since it was read: read it again, share-locked until this
+                    # transaction ends, so no switch can land before our commit.
+                    enabled = self.fence(conn) & everything
                 if not enabled:
                     result = write(conn)
                     transaction.commit()
@@ -234,21 +255,23 @@ class SyncEngine:
                      if _key_id(s.table, s.key) not in before_image]
                 version = self.outbox.record("dual_write", operation, roots, touched)
                 try:
-                    outcome = self.writer.write(actions, version)
+                    self.floor.check()  # once per process; DynamoDB down is the policy's
+                    outcome = self._write(actions, version)
                     self.stats.items_written += sum(isinstance(a, Put) for a in actions)
                     self.stats.items_deleted += sum(isinstance(a, Delete) for a in actions)
                     self.stats.superseded += len(outcome.superseded)
-                except (DynamoDBError, KeyCollision) as err:
+                except (DynamoDBError, KeyCollision, VersionRegression) as err:
                     self.stats.dynamodb_failures += 1
                     failure = err
-                    # Two rows on one key is no outage that repair could catch up on.
-                    if isinstance(err, KeyCollision) or \
+                    # Two rows on one key, or versions gone backwards, is no outage that
+                    # repair could catch up on: the caller must hear of it.
+                    if isinstance(err, KeyCollision | VersionRegression) or \
                             self._policy(roots) is Policy.ROLLBACK:
                         raise
                     log.warning("%s: DynamoDB failed (%s); MySQL commits, outbox #%s stays "
                                 "for repair", operation, err, version)
                     self.outbox.note_failure(version, err)
-            except (DynamoDBError, KeyCollision, ItemError) as err:
+            except (DynamoDBError, KeyCollision, VersionRegression, ItemError) as err:
                 transaction.rollback()
                 repaired = self._repair_after_rollback(version)
                 raise DualWriteFailed(operation, err, repaired) from err
@@ -267,6 +290,20 @@ class SyncEngine:
         if version is not None and failure is None:
             self.outbox.clear_later(version)
         return result
+
+    def _write(self, actions: Sequence[Action], version: int, *,
+               skip_collisions: bool = False) -> Any:
+        """The versioned write; a stored version above ours is counted and recorded as the
+        mark (what `migrate state versions --raise-counter` must move the counter past)."""
+        try:
+            outcome = self.writer.write(actions, version, skip_collisions=skip_collisions)
+        except VersionRegression as err:
+            self.stats.version_regressions += 1
+            log.error("%s", err)
+            self.floor.record(err.stored)
+            raise
+        self.floor.note(version)
+        return outcome
 
     def _policy(self, roots: Mapping[str, Iterable[Key]]) -> Policy:
         policies = {self.policy(entity) for entity, keys in roots.items() if keys}
@@ -435,16 +472,20 @@ class SyncEngine:
 
     # -- re-sync and repair ------------------------------------------------------------------
     def sync_roots(self, roots: Mapping[str, Iterable[Key]], *, operation: str = "resync",
-                   stale: Sequence[tuple[str, Mapping[str, Any], str | None]] = (),
-                   kind: str = "resync", skip_collisions: bool = False) -> int:
+                   stale: Sequence[Delete] = (), kind: str = "resync",
+                   skip_collisions: bool = False) -> int:
         """Write every item the roots map to now, from MySQL, and delete the `stale`
         item keys they no longer map to; returns the number of actions.
 
         The roots are read under exclusive locks, so no dual-write of theirs runs
         meanwhile; the write carries a fresh version, so it cannot be overwritten by
-        an older state, and it is recorded in the outbox until it is done. A key two
-        rows map to (or another row holds in DynamoDB) raises `KeyCollision`; with
-        `skip_collisions` (reconcile, which reports collisions) it is left as it is.
+        an older state, and it is recorded in the outbox until it is done. A root found
+        absent holds no lock (READ COMMITTED takes no gap locks), so a writer may insert
+        it meanwhile: the stale deletes name what they may remove (`AtMost` the version
+        of the change being repaired, `Exactly` what reconcile saw) and leave what such
+        a writer wrote. A key two rows map to (or another row holds in DynamoDB) raises
+        `KeyCollision`; with `skip_collisions` (reconcile, which reports collisions) it
+        is left as it is.
         """
         roots = {e: set(keys) for e, keys in roots.items() if e in self.readers and keys}
         version: int | None = None
@@ -453,15 +494,14 @@ class SyncEngine:
             image = self._image(conn, roots, strict=not skip_collisions)
             actions: list[Action] = [Put(s.table, s.item, s.key, s.owner)
                                      for s in image.values()]
-            for table, key, owner in stale:
-                if _key_id(table, key) not in image:
-                    actions.append(Delete(table, dict(key), owner))
+            actions += [d for d in stale if _key_id(d.table, d.key) not in image]
             if actions:
-                keys = [(s.table, s.key, s.owner) for s in image.values()] + list(stale)
+                keys = [(s.table, s.key, s.owner) for s in image.values()] + \
+                    [(d.table, d.key, d.owner) for d in stale]
+                self.floor.check()
                 version = self.outbox.record(kind, operation, roots, keys)
                 try:
-                    outcome = self.writer.write(actions, version,
-                                                skip_collisions=skip_collisions)
+                    outcome = self._write(actions, version, skip_collisions=skip_collisions)
                     skipped = len(outcome.collided)
                 except BaseException:
                     if kind == "repair":
@@ -473,9 +513,13 @@ class SyncEngine:
         return len(actions) - skipped
 
     def repair_entry(self, entry: OutboxEntry) -> int:
-        """Re-sync what one outbox row names, from MySQL; returns the actions written."""
+        """Re-sync what one outbox row names, from MySQL; returns the actions written.
+        Its item keys are deleted where no root maps to them now, but only as the change
+        (or an earlier one) left them: `AtMost` its version."""
+        stale = [Delete(table, dict(key), owner, AtMost(entry.id))
+                 for table, key, owner in entry.item_keys]
         count = self.sync_roots(entry.roots, operation=f"repair of #{entry.id}",
-                                stale=entry.item_keys, kind="repair")
+                                stale=stale, kind="repair")
         self.outbox.clear([entry.id])
         self.stats.repairs += 1
         return count

@@ -12,6 +12,11 @@ record with it while DynamoDB kept the change.
 The record's AUTO_INCREMENT id is the version of every item the change writes.
 It is allocated after the change's row locks are taken, so writers of one item
 get increasing versions in the order MySQL commits them.
+
+A record may be *held* (`hold_seconds`): repair leaves it alone until then. The
+backfill's chunks use it: their batches take no condition, so a request still
+on its way after the chunk's locks were released (its process died, its MySQL
+connection was lost) must have landed before repair re-syncs the chunk.
 """
 
 from __future__ import annotations
@@ -100,9 +105,11 @@ class Outbox:
         self._cleaner: threading.Thread | None = None
 
     def record(self, kind: str, operation: str, roots: Roots,
-               item_keys: Sequence[tuple[str, Mapping[str, Any], str | None]]) -> int:
-        """Durably record a change; returns its id, the version of its items."""
-        row = {
+               item_keys: Sequence[tuple[str, Mapping[str, Any], str | None]], *,
+               hold_seconds: float | None = None) -> int:
+        """Durably record a change; returns its id, the version of its items. A held
+        record is not repaired before `hold_seconds` have passed."""
+        row: dict[str, Any] = {
             "kind": kind,
             "operation": operation[:200],
             "roots": json.dumps({e: [_encode(list(k)) for k in keys]
@@ -111,11 +118,20 @@ class Outbox:
                                     ensure_ascii=False),
             "owner": self.owner,
         }
+        if hold_seconds is not None:
+            row["claimed_until"] = sa.literal_column(
+                f"NOW(6) + INTERVAL {int(hold_seconds * 1e6)} MICROSECOND")
         with self.engine.begin() as conn:
             result = conn.execute(outbox_table.insert().values(**row))
             version = result.inserted_primary_key
             assert version is not None
             return int(version[0])
+
+    def probe(self) -> int:
+        """The counter as it stands: a version taken and its record deleted at once."""
+        version = self.record("probe", "counter probe", {}, [])
+        self.clear([version])
+        return version
 
     def clear(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -170,9 +186,12 @@ class Outbox:
 
     def pending(self, *, limit: int = 100, after: int = 0,
                 older_than: dt.timedelta | None = None) -> list[OutboxEntry]:
-        """Recorded changes not yet cleared, oldest first."""
+        """Recorded changes not yet cleared, oldest first (held ones only once their
+        hold has passed)."""
         self.flush()
-        query = sa.select(outbox_table).where(outbox_table.c.id > after)
+        query = sa.select(outbox_table).where(outbox_table.c.id > after).where(
+            sa.or_(outbox_table.c.claimed_until.is_(None),
+                   outbox_table.c.claimed_until < sa.func.now(6)))
         if older_than is not None:
             query = query.where(outbox_table.c.created_at <
                                 sa.func.now(6) - sa.text(

@@ -1,18 +1,29 @@
 """Version-guarded DynamoDB writes: an older state never overwrites a newer one.
 
 Every item the toolkit writes carries a version (the outbox id of the change,
-see `migration.sync.outbox`). Puts and deletes are conditional on the stored
-version being lower, so replaying a change is harmless and a stale writer
-loses. One action goes out as PutItem/DeleteItem; several as
-TransactWriteItems, chunked by 100 actions and 4 MB. An action refused because
-DynamoDB already holds a newer version is *superseded*, not an error: it is
-dropped and the rest of its chunk is sent again.
+see `migration.sync.outbox`). Under the row locks of dual-write, repair and
+backfill, writers of one item take turns in MySQL's commit order and their
+versions grow in that order, so a writer never finds a stored version above its
+own. Puts are conditional on the stored version being at most the writer's
+(equal: the same change sent again, harmless); a stored version above it means
+versions went backwards (a restored database, a reset counter) and raises
+`VersionRegression` instead of being dropped: nothing is overwritten and the
+change keeps its outbox row.
+
+A change's own deletes are guarded the same way. A repair deletes only what the
+change it repairs (or an earlier one) left, `AtMost` that change's version, and
+reconcile only the item `Exactly` as it observed it: a writer that committed
+after the repair looked wrote a higher version, which stays. Such a refused
+delete is *superseded*: moot, and dropped.
 
 Items also carry their `_owner` (the source row they were made from), and every
 action is conditional on it: a put onto a key another row holds is a
 `KeyCollision` (a `UniqueConflict` for a unique guard item) instead of a silent
 overwrite, and a delete of a key another row holds now is skipped as not ours
 (that row took the key since: a freed email or category name used again).
+
+One action goes out as PutItem/DeleteItem; several as TransactWriteItems,
+chunked by 100 actions and 4 MB.
 """
 
 from __future__ import annotations
@@ -59,6 +70,32 @@ class KeyCollision(MigrateError, Terminal):
                 f"{self.claimed_by}: two source rows map to one key")
 
 
+class VersionRegression(MigrateError, Terminal):
+    """DynamoDB holds a version above the writer's own: versions went backwards.
+
+    Under correct locking this never happens, so it is an alarm, not a lost race:
+    MySQL was restored or failed over to a lagging replica, or `migrate_outbox` was
+    truncated or its counter reset. Nothing was overwritten; the change keeps its
+    outbox row until the counter is moved above what DynamoDB holds.
+    """
+
+    def __init__(self, table: str, key: Mapping[str, Any], stored: int, own: int):
+        self.table = table
+        self.key = dict(key)
+        self.stored = stored
+        self.own = own
+        super().__init__(
+            f"DynamoDB holds version {stored} of {_plain(key)} in {table}, above this write's "
+            f"{own}: versions went backwards (MySQL restored or failed over, or migrate_outbox "
+            f"truncated). Nothing was overwritten and the outbox keeps the change; run "
+            f"`migrate state versions --raise-counter`, then `migrate repair`")
+
+
+def _plain(key: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {next(iter(v.values()))!r}" if isinstance(v, Mapping) else
+                           f"{k}: {v!r}" for k, v in key.items()) + "}"
+
+
 class UniqueConflict(KeyCollision):
     """A unique guard item is held by another row: two rows claim one unique value."""
 
@@ -78,12 +115,30 @@ class Put:
 
 
 @dataclass(frozen=True)
+class AtMost:
+    """A repair's delete: only an item of this version or lower (or none), that is what
+    the change being repaired, or an earlier one, left behind."""
+
+    version: int
+
+
+@dataclass(frozen=True)
+class Exactly:
+    """Reconcile's delete: only the item as it was observed, of this version (None: an
+    item without one)."""
+
+    version: int | None
+
+
+@dataclass(frozen=True)
 class Delete:
-    """Delete the item at `key` unless a newer version is stored."""
+    """Delete the item at `key`: by default unless a version above the change's own is
+    stored; `expect` narrows that to what a repair may remove (`AtMost`, `Exactly`)."""
 
     table: str
     key: Item
     owner: str | None = None
+    expect: AtMost | Exactly | None = None
 
 
 Action = Put | Delete
@@ -110,43 +165,66 @@ class VersionedWriter:
     # -- request building ------------------------------------------------------------
     def _request(self, action: Action, version: int) -> tuple[str, dict[str, Any]]:
         names = {"#v": self.version_attribute}
-        values: dict[str, Any] = {":v": {"N": str(version)}}
-        newer = "(attribute_not_exists(#v) OR #v < :v)"
-        condition = newer
+        values: dict[str, Any] = {}
+        if isinstance(action, Put) or action.expect is None:
+            # At most our own: equal is this change sent again (a retry whose answer was lost).
+            guard = "(attribute_not_exists(#v) OR #v <= :v)" if isinstance(action, Put) \
+                else "(attribute_not_exists(#v) OR #v < :v)"
+            values[":v"] = {"N": str(version)}
+        elif isinstance(action.expect, AtMost):
+            guard = "(attribute_not_exists(#v) OR #v <= :b)"
+            values[":b"] = {"N": str(action.expect.version)}
+        elif action.expect.version is None:
+            guard = "attribute_not_exists(#v)"
+        else:
+            guard = "#v = :b"
+            values[":b"] = {"N": str(action.expect.version)}
+        names["#k"] = next(iter(action.key))
         if action.owner is not None:
             names["#o"] = OWNER_ATTRIBUTE
-            names["#k"] = next(iter(action.key))
             values[":o"] = {"S": action.owner}
-            condition = f"{FREE_OR_OWNED} AND {newer}" if isinstance(action, Put) \
-                else f"attribute_not_exists(#k) OR ({OWNED} AND {newer})"
         if isinstance(action, Put):
+            condition = f"{FREE_OR_OWNED} AND {guard}" if action.owner is not None else \
+                f"(attribute_not_exists(#k) OR {guard})"
             item = dict(action.item)
             item[self.version_attribute] = {"N": str(version)}
             return "Put", {"TableName": action.table, "Item": item,
                            "ConditionExpression": condition,
                            "ExpressionAttributeNames": names,
                            "ExpressionAttributeValues": values}
-        return "Delete", {"TableName": action.table, "Key": action.key,
-                          "ConditionExpression": condition,
-                          "ExpressionAttributeNames": names,
-                          "ExpressionAttributeValues": values}
+        condition = f"attribute_not_exists(#k) OR ({OWNED} AND {guard})" \
+            if action.owner is not None else f"attribute_not_exists(#k) OR {guard}"
+        request: dict[str, Any] = {"TableName": action.table, "Key": action.key,
+                                   "ConditionExpression": condition,
+                                   "ExpressionAttributeNames": names}
+        if values:
+            request["ExpressionAttributeValues"] = values
+        return "Delete", request
 
-    def _refused(self, action: Action, stored: Mapping[str, Any] | None,
+    def _refused(self, action: Action, stored: Mapping[str, Any] | None, version: int,
                  result: WriteResult, skip_collisions: bool) -> None:
-        """Decide why a condition failed. A newer version stored, or a delete of a key
-        another row holds now: the action is moot and dropped. A put onto a key another
-        row holds: a collision, raised (or noted, with `skip_collisions`)."""
+        """Decide why a condition failed. A delete of a key another row holds now, or a
+        repair's delete of an item a later writer wrote: moot, dropped. A put onto a key
+        another row holds: a collision, raised (or noted, with `skip_collisions`). A
+        stored version above the writer's own: `VersionRegression`."""
         owner = stored.get(OWNER_ATTRIBUTE, {}).get("S") if stored is not None else None
-        if action.owner is None or owner is None or owner == action.owner or \
-                isinstance(action, Delete):
+        if stored is None or (isinstance(action, Delete) and (
+                action.expect is not None or
+                (action.owner is not None and owner is not None and owner != action.owner))):
             result.superseded.append(action)
             return
-        if skip_collisions:
-            result.collided.append(action)
-            return
-        guard = action.item.get(self.type_attribute) == {"S": GUARD_TYPE}
-        raise (UniqueConflict if guard else KeyCollision)(action.table, action.key, owner,
-                                                          action.owner)
+        if isinstance(action, Put) and action.owner is not None and owner is not None \
+                and owner != action.owner:
+            if skip_collisions:
+                result.collided.append(action)
+                return
+            guard = action.item.get(self.type_attribute) == {"S": GUARD_TYPE}
+            raise (UniqueConflict if guard else KeyCollision)(action.table, action.key, owner,
+                                                              action.owner)
+        held = stored.get(self.version_attribute, {}).get("N")
+        if held is not None and int(held) > version:
+            raise VersionRegression(action.table, action.key, int(held), version)
+        result.superseded.append(action)
 
     # -- sending ---------------------------------------------------------------------
     def write(self, actions: Sequence[Action], version: int, *,
@@ -170,7 +248,7 @@ class VersionedWriter:
         try:
             self.ddb.call(f"{kind}Item", ReturnValuesOnConditionCheckFailure="ALL_OLD", **params)
         except ConditionFailed as err:
-            self._refused(action, err.item, result, skip_collisions)
+            self._refused(action, err.item, version, result, skip_collisions)
             return
         result.written += 1
 
@@ -200,7 +278,7 @@ class VersionedWriter:
                 conditions = {i: r for i, r in failed.items() if r.code == "ConditionalCheckFailed"}
                 if conditions:
                     for i, reason in conditions.items():
-                        self._refused(pending[i], reason.item, result, skip_collisions)
+                        self._refused(pending[i], reason.item, version, result, skip_collisions)
                     pending = [a for i, a in enumerate(pending) if i not in conditions]
                     continue
                 if err.only_conflicts and attempt < self.conflict_attempts:

@@ -25,5 +25,13 @@ def test_demo_runs_end_to_end(live_settings: Settings, tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "No changes: the DynamoDB tables match the contract." in text
     assert "outbox rows left: 0" in text and "mismatches recorded: 0" in text
-    assert "no drift" in text and text.rstrip().endswith("done.")
+    assert "no drift" in text and "\ndone.\n" in text
     assert list(tmp_path.glob("*/report.html"))
+    # It ends with what to paste to go on with its data, and how to run the command line.
+    tail = text[text.index("\ndone.\n"):]
+    url = live_settings.sqlalchemy_url().set(database=database)
+    assert f"export MIGRATE_MYSQL_URL='{url.render_as_string(hide_password=False)}'" in tail
+    assert f"export MIGRATE_DYNAMODB_ENDPOINT='{live_settings.dynamodb_endpoint}'" in tail
+    assert f"export MIGRATE_TABLE_PREFIX='{live_settings.table_prefix}'" in tail
+    assert ".venv/bin/migrate" in tail and "source .venv/bin/activate" in tail
+    assert "stopped with it" not in tail, "the services it used were already running"

@@ -20,7 +20,7 @@ from migration.cli import cli
 from migration.mapping.item import GUARD_PREFIX, OWNER_ATTRIBUTE
 from migration.sync.compare import compare_all
 from migration.sync.engine import DualWriteFailed, Policy
-from migration.sync.writer import Delete, KeyCollision, Put
+from migration.sync.writer import AtMost, Delete, KeyCollision, Put, VersionRegression
 from wrappers.flags import Phase
 from wrappers.shop import Shop, open_shop
 
@@ -151,8 +151,11 @@ def test_a_new_category_under_a_taken_name_is_refused(fast: Shop) -> None:
 
 
 def test_an_older_version_never_overwrites_or_deletes_a_newer_one(shop: Shop) -> None:
-    """The version guard itself, with no row lock to hide behind: a replayed (older)
-    put or delete of an item is dropped as superseded."""
+    """The version guard itself, with no row lock to hide behind. Under the locks no writer
+    ever finds a version above its own, so one that does is an alarm (versions went
+    backwards), raised, with nothing overwritten; an equal version is the same change
+    sent again, and harmless. A repair's delete names what it may remove and leaves a
+    newer item alone, quietly."""
     user = new_user(shop, "dora", "dora@example.org")
     current = users_item(shop, "dora@example.org", "#META")
     assert current is not None
@@ -163,18 +166,32 @@ def test_an_older_version_never_overwrites_or_deletes_a_newer_one(shop: Shop) ->
     stale = dict(current, first_name={"S": "Stale"})
     stale.pop("_version")
 
-    outcome = shop.sync.writer.write([Put(table, stale, key, owner)], version - 1)
-    assert outcome.written == 0 and len(outcome.superseded) == 1
-    outcome = shop.sync.writer.write([Delete(table, key, owner)], version - 1)
-    assert outcome.written == 0 and len(outcome.superseded) == 1
+    with pytest.raises(VersionRegression) as raised:
+        shop.sync.writer.write([Put(table, stale, key, owner)], version - 1)
+    assert (raised.value.stored, raised.value.own) == (version, version - 1)
+    with pytest.raises(VersionRegression):
+        shop.sync.writer.write([Delete(table, key, owner)], version - 1)
     assert users_item(shop, "dora@example.org", "#META") == current
 
-    # In a transaction too: the older action is dropped, the others still land.
+    # In a transaction too: nothing of it lands.
     other = {"PK": {"S": "other@example.org"}, "SK": {"S": "#META"}}
-    outcome = shop.sync.writer.write(
-        [Put(table, stale, key, owner), Put(table, dict(other, _type={"S": "USER"}), other,
-                                            "User#999999")], version - 1)
-    assert outcome.written == 1 and len(outcome.superseded) == 1
+    with pytest.raises(VersionRegression):
+        shop.sync.writer.write(
+            [Put(table, stale, key, owner), Put(table, dict(other, _type={"S": "USER"}), other,
+                                                "User#999999")], version - 1)
+    assert users_item(shop, "dora@example.org", "#META") == current
+    assert users_item(shop, "other@example.org", "#META") is None
+
+    # The same version again (a retry whose answer was lost) is harmless.
+    same = dict(current)
+    same.pop("_version")
+    assert shop.sync.writer.write([Put(table, same, key, owner)], version).written == 1
+    assert users_item(shop, "dora@example.org", "#META") == current
+
+    # A repair of an older change deletes only what that change could have left.
+    outcome = shop.sync.writer.write([Delete(table, key, owner, AtMost(version - 1))],
+                                     version + 5)
+    assert outcome.written == 0 and len(outcome.superseded) == 1
     assert users_item(shop, "dora@example.org", "#META") == current
 
     # A newer version does land.

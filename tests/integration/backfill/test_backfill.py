@@ -288,8 +288,9 @@ def test_the_summary_after_a_resume_names_earlier_dead_letters_and_this_runs_spe
 def test_the_backfill_follows_the_entitys_phase(seeded: tuple[Engine, DynamoDB],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Still mysql_only: the copy goes ahead but the summary warns that later changes will
-    not follow. Just switched to dual_write: it first waits out the flags cache of the
-    application's processes, which may still write MySQL alone."""
+    not follow. Switched to dual_write: it starts at once; no wait is needed, because the
+    switch itself waited for every write that took the MySQL-only path (the flag fence,
+    tests/stress/test_flag_fence.py)."""
     engine, ddb = seeded
     summary = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["user"]))
     assert summary.entities[0].warning is not None
@@ -299,8 +300,7 @@ def test_the_backfill_follows_the_entitys_phase(seeded: tuple[Engine, DynamoDB],
     FlagStore(engine, SHOP_ENTITIES).set_phase("user", "dual_write")
     slept: list[float] = []
     monkeypatch.setattr("migration.backfill.run.time.sleep", slept.append)
-    summary = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["user"], restart=True,
-                                                              flag_cache_seconds=30))
+    summary = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["user"], restart=True))
     assert summary.entities[0].warning is None and "warning" not in summary.text()
-    assert slept and 25 < slept[0] <= 30, slept
+    assert not slept, slept
     assert compare_all(CONTRACT, engine, ddb, entities=["User"]).clean

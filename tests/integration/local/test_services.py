@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import sqlalchemy as sa
 from migration.errors import ServiceError
 from migration.local.services import (
     dynamodb_answers,
+    free_port,
     local_services,
     mysql_answers,
     start_dynamodb_local,
@@ -70,7 +75,74 @@ def test_local_services_falls_back_when_the_configured_mysql_does_not_answer() -
 
 
 def test_a_remote_endpoint_that_does_not_answer_is_an_error() -> None:
-    settings = Settings(dynamodb_endpoint="http://192.0.2.1:9")
+    # Not one of the names taken for this machine, yet on loopback: nothing leaves it.
+    settings = Settings(dynamodb_endpoint=f"http://127.0.0.2:{free_port()}")
     with pytest.raises(ServiceError, match="does not answer"), \
             local_services(settings, need_mysql=False):
         pass
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, waiting to be reaped, has stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.mysql
+def test_services_up_stops_dynamodb_local_on_sigterm(mysql_url: sa.engine.URL) -> None:
+    """`migrate services up` in a process of its own: it prints the `export` lines to paste,
+    and SIGTERM (as from `kill`, systemd or a CI runner) stops the DynamoDB Local it started,
+    as Ctrl-C does, instead of leaving it running without a parent."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MIGRATE_")}
+    env["MIGRATE_MYSQL_URL"] = mysql_url.render_as_string(hide_password=False)
+    # A local endpoint nothing answers on: services up starts DynamoDB Local itself.
+    env["MIGRATE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    migrate = Path(sys.executable).parent / "migrate"
+    process = subprocess.Popen([str(migrate), "services", "up"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    java: list[int] = []
+    try:
+        exports: list[str] = []
+        ready = threading.Event()
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                exports.append(line.strip())
+                if line.startswith("export MIGRATE_TABLE_PREFIX="):
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert ready.wait(180), (exports, process.poll())
+        variables = dict(line.removeprefix("export ").split("=", 1) for line in exports)
+        assert set(variables) == {"MIGRATE_MYSQL_URL", "MIGRATE_DYNAMODB_ENDPOINT",
+                                  "MIGRATE_AWS_REGION", "MIGRATE_TABLE_PREFIX"}
+        endpoint = variables["MIGRATE_DYNAMODB_ENDPOINT"].strip("'")
+        assert dynamodb_answers(endpoint)
+        java += [pid for pid in _children(process.pid)
+                 if "java" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(java) == 1, "DynamoDB Local runs as the command's child"
+
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=60)
+        assert not _alive(java[0]), "DynamoDB Local outlived `migrate services up`"
+        assert not dynamodb_answers(endpoint, timeout=1)
+        assert status == 0
+        assert process.stderr is not None and "services stopped" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in java:  # whatever this test started ends with it, pass or fail
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

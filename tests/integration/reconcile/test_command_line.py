@@ -62,8 +62,51 @@ def test_a_run_that_fails_exits_2_with_the_reason(backfilled: Shop, tmp_path: Pa
     result = run_cli(settings, tmp_path, "--fail-on-drift")
     assert result.exit_code == 2
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: Scan failed: ResourceNotFoundException"), result.stderr
+    assert last_line.startswith("error: reconcile failed: the DynamoDB table "
+                                "no_such_prefix_Users does not exist"), result.stderr
+    assert "`migrate schema apply`" in last_line
     assert not (tmp_path / "history.json").exists()
 
     unknown = run_cli(backfilled.settings, tmp_path, "--entity", "Invoice")
     assert unknown.exit_code == 2 and "unknown entity 'Invoice'" in unknown.stderr
+
+
+def product_name_in_dynamodb(shop: Shop, product_id: int) -> str:
+    item = shop.ddb.call("GetItem", TableName=shop.ddb.table_name("Products"), ConsistentRead=True,
+                         Key={"PK": {"S": str(product_id)}, "SK": {"S": "#META"}})["Item"]
+    return str(item["name"]["S"])
+
+
+def test_an_unwritable_report_dir_is_refused_before_anything_runs(backfilled: Shop,
+                                                                   tmp_path: Path) -> None:
+    with backfilled.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE products SET name = 'Renamed behind' WHERE id = 1"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    result = run_cli(backfilled.settings, blocker / "reports", "--repair", "--yes")
+    assert result.exit_code == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: reconcile failed: cannot write reports to {blocker}/reports")
+    assert "give a writable --report-dir; nothing was read or changed" in line
+    assert "Traceback" not in result.output
+    assert product_name_in_dynamodb(backfilled, 1) != "Renamed behind", "repaired unrecorded"
+
+
+def test_a_repair_leaves_its_record_when_the_html_cannot_be_written(
+        backfilled: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with backfilled.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE products SET name = 'Renamed behind' WHERE id = 1"))
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("reconcile.report.render_html", broken)
+    result = run_cli(backfilled.settings, tmp_path, "--repair", "--yes")
+    assert result.exit_code == 2
+    assert product_name_in_dynamodb(backfilled, 1) == "Renamed behind"  # it did repair
+    assert "repair applied:" in result.stdout  # shown before the reports were written
+    line = result.stderr.strip().splitlines()[-1]
+    assert "the run's record is in" in line and "report.html (OSError: No space left" in line
+    record = last_report(tmp_path)
+    assert record["repair"]["applied"] and record["repair"]["actions"] >= 1
+    assert record["entities"]["Product"]["mismatched"] == 1

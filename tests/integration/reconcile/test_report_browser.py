@@ -1,9 +1,11 @@
-"""The HTML report renders in headless Chromium (Debian's `chromium`; skipped without it):
-a real browser parses the page, finds the tables and the chart, reports no console error,
-and takes a screenshot that is not blank."""
+"""The HTML report renders in headless Chromium (Debian's `chromium`, which `make test`
+installs when it is missing and we are root: scripts/chromium.sh): a real browser parses the
+page, finds the tables and the chart, reports no console error, and takes a screenshot that
+is not blank. Skipped only where chromium could not be installed, saying why."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -16,7 +18,19 @@ from reconcile.report import write_reports
 from tests.unit.reconcile.report_samples import drifted_result, external_references
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+INSTALL_FAILED = Path(__file__).parents[3] / ".venv" / "chromium-install.failed"
+
+
+def _why_no_chromium() -> str:
+    if INSTALL_FAILED.exists():
+        return INSTALL_FAILED.read_text(encoding="utf-8").strip()
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return ("Debian's chromium is not installed, and cannot be here (scripts/chromium.sh "
+                "installs it as root with apt-get)")
+    return "Debian's chromium is not installed: run scripts/chromium.sh (`make test` does)"
+
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=_why_no_chromium())
 
 
 def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,16 @@ import json
 import re
 from pathlib import Path
 
-from reconcile.report import drift_chart, load_history, render_text, write_reports
+from reconcile.report import (
+    CLEAN_COLOR,
+    KIND_COLORS,
+    KIND_LABELS,
+    REPAIRED_COLOR,
+    drift_chart,
+    load_history,
+    render_text,
+    write_reports,
+)
 from reconcile.result import ReconcileResult, RepairResult
 from tests.unit.reconcile.report_samples import HOSTILE, drifted_result, external_references
 
@@ -75,6 +84,52 @@ def test_the_chart_stacks_each_run_and_survives_an_empty_history() -> None:
     assert [round(a + b, 1) for a, b in zip(heights[::2], heights[1::2], strict=True)] == \
         [202.0] * 5
     assert "No runs recorded yet" in drift_chart([])
+
+
+def _legend(svg: str) -> dict[str, str]:
+    """The chart's legend: label → the colour of its swatch (or of its marker)."""
+    swatches = re.findall(r'<rect class="legend"[^>]*fill="([^"]+)"/><text[^>]*>([^<]+)</text>', svg)
+    markers = re.findall(r'<path class="repaired"[^>]*fill="([^"]+)"><title>repair applied</title></path>'
+                         r'\s*<text[^>]*>([^<]+)</text>', svg)
+    return {label: color for color, label in swatches + markers}
+
+
+def test_the_chart_has_a_legend_for_every_colour_and_marks_repaired_runs(tmp_path: Path) -> None:
+    write_reports(drifted_result("20240429T120000Z"), tmp_path)  # a repair plan only
+    repaired = drifted_result("20240430T120000Z")
+    assert repaired.repair is not None
+    repaired.repair.applied, repaired.repair.repaired_keys = True, 8
+    write_reports(repaired, tmp_path)
+    clean = ReconcileResult(run_id="20240501T120000Z", started_at="", finished_at="",
+                            seconds=0.1, mysql="", dynamodb="", table_prefix="",
+                            contract="", segment="0/1", entities=[], candidates=0)
+    page = write_reports(clean, tmp_path).html.read_text(encoding="utf-8")
+    assert [entry["repair"] for entry in load_history(tmp_path)] == [
+        {"applied": False, "repaired_keys": 0}, {"applied": True, "repaired_keys": 8}, None]
+
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    legend = _legend(svg)
+    colours_used = set(re.findall(r'fill="(#[0-9a-f]{6})"', svg))
+    assert legend == {**{KIND_LABELS[k]: c for k, c in KIND_COLORS.items()},
+                      "no drift": CLEAN_COLOR, "repair applied": REPAIRED_COLOR}
+    assert colours_used <= set(legend.values()), "a colour without a legend entry"
+    # One marker on the repaired run (the other is the legend's), none on the plan-only run.
+    assert svg.count('<path class="repaired"') == 2
+    assert "20240430T120000Z: repair applied, 8 key(s) repaired" in svg
+    assert "20240429T120000Z: repair applied" not in svg
+
+
+def test_a_single_run_makes_a_readable_chart() -> None:
+    for totals, label in (({"mismatched": 6, "missing_in_dynamodb": 1}, ">7</text>"),
+                          ({}, ">no drift</text>")):
+        svg = drift_chart([{"run": "20240501T120000Z", "segment": "0/1", "totals": totals}])
+        width = float(re.search(r'<svg width="([0-9.]+)"', svg).group(1))  # type: ignore[union-attr]
+        assert width < 450, "one run takes a narrow chart, not a lone mark in a wide void"
+        assert label in svg, "its total is written above it"
+        assert "05-01 12:00:00" in svg and "no drift" in svg  # the legend too
+    tall = re.findall(r'class="bar"[^>]*height="([0-9.]+)"',
+                      drift_chart([{"run": "r", "totals": {"mismatched": 3}}]))
+    assert [float(h) for h in tall] == [202.0], "a lone drifted run fills the plot's height"
 
 
 def test_exit_codes_follow_the_verdict() -> None:
