@@ -20,7 +20,6 @@ from migration.contract.model import Contract
 from migration.contract.modernizer import ImportResult, import_modernizer
 from migration.errors import ContractError, ContractIssue, ServiceError
 from migration.settings import Settings
-from migration.source.catalog import Catalog, read_catalog
 from migration.source.conformance import check_conformance
 from migration.source.mysql import create_engine, mysql_error_code, server_url
 from migration.source.query_log import (
@@ -31,7 +30,7 @@ from migration.source.query_log import (
     sample_general_log,
 )
 from migration.source.statements import Workload
-from migration.source.tables import read_schema
+from migration.source.tables import SourceSchema, read_schema
 
 Echo = Callable[[str], None]
 
@@ -87,21 +86,21 @@ def validate_contracts(paths: Iterable[str | Path],
         except ContractError as err:
             reports.append(ValidationReport(str(path), None, err.issues))
     if mysql is not None and any(r.contract is not None for r in reports):
-        catalog = _live_catalog(mysql)
+        schema = _live_schema(mysql)
         for report in reports:
             if report.contract is not None:
-                found = check_conformance(report.contract, catalog)
+                found = check_conformance(report.contract, schema)
                 report.issues += found.errors
                 report.mysql_warnings += found.warnings
                 report.mysql = mysql.redacted_mysql_url()
     return reports
 
 
-def _live_catalog(settings: Settings) -> Catalog:
+def _live_schema(settings: Settings) -> SourceSchema:
     engine = create_engine(settings, pool_size=1)
     try:
         with engine.connect() as conn:
-            return read_catalog(conn)
+            return read_schema(conn)
     except SQLAlchemyError as err:
         cause = getattr(err, "orig", None) or err
         raise ServiceError(f"cannot read the schema of MySQL {settings.redacted_mysql_url()}: "

@@ -1,9 +1,7 @@
-"""What MySQL itself knows about the source tables: columns and their types, primary,
-unique and foreign keys.
+"""What MySQL itself knows about the source tables: primary keys and foreign keys.
 
 Dual-write follows MySQL's own ON DELETE CASCADE and SET NULL actions, which
-change rows no application code touched; the catalog tells it which. The
-contract's conformance check (`migration.source.conformance`) reads the columns.
+change rows no application code touched; the catalog tells it which.
 """
 
 from __future__ import annotations
@@ -29,28 +27,10 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
-class Column:
-    """One column of a table, as information_schema.COLUMNS describes it."""
-
-    name: str
-    data_type: str  # lower case: int, decimal, varchar, datetime, ...
-    column_type: str  # the full type: tinyint(1), decimal(65,30), enum('a','b'), ...
-    nullable: bool
-    precision: int | None = None  # DECIMAL(M, D): M
-    scale: int | None = None  # DECIMAL(M, D): D
-
-
-@dataclass(frozen=True)
 class Catalog:
     primary_keys: dict[str, tuple[str, ...]]
     foreign_keys: tuple[ForeignKey, ...]
     unique_keys: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
-    # Every table's columns by lower-case name (MySQL column names ignore case).
-    columns: dict[str, dict[str, Column]] = field(default_factory=dict)
-
-    def column(self, table: str, name: str) -> Column | None:
-        """The column of that name (in any case), or None when the table lacks it."""
-        return self.columns.get(table, {}).get(name.lower())
 
     def is_unique(self, table: str, columns: tuple[str, ...]) -> bool:
         """True when `columns` (in any order) are the primary key or a unique index."""
@@ -104,21 +84,5 @@ def read_catalog(conn: Connection) -> Catalog:
     unique_keys: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for (table, _), index_columns in unique.items():
         unique_keys[table].append(tuple(c for _, c in sorted(index_columns)))
-    columns: dict[str, dict[str, Column]] = defaultdict(dict)
-    for table, name, data_type, column_type, nullable, precision, scale in conn.execute(sa.text(
-            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, "
-            "NUMERIC_PRECISION, NUMERIC_SCALE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")):
-        columns[table][name.lower()] = Column(
-            name=name, data_type=_text(data_type).lower(), column_type=_text(column_type).lower(),
-            nullable=nullable == "YES",
-            precision=int(precision) if precision is not None else None,
-            scale=int(scale) if scale is not None else None)
     return Catalog(primary_keys=primary, foreign_keys=tuple(fks),
-                   unique_keys={t: tuple(v) for t, v in unique_keys.items()},
-                   columns=dict(columns))
-
-
-def _text(value: object) -> str:
-    # Some servers hand information_schema's longtext columns over as bytes.
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+                   unique_keys={t: tuple(v) for t, v in unique_keys.items()})

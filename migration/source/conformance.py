@@ -18,7 +18,11 @@ Errors (the run does not start):
 
 Warnings (the run goes ahead, they are logged; `contract validate --mysql` prints
 them): a column whose values may or may not fit (text into a number field), a DECIMAL
-wider than a DynamoDB number, a lookup whose join columns are not unique.
+wider than a DynamoDB number, a lookup whose join columns are not unique, a source
+that is a view (its columns are not listed by `information_schema` here).
+
+The schema is `migration.source.tables.read_schema`'s, the one `migrate contract
+draft` reads.
 
 The type rules, column kind → field type:
 
@@ -51,7 +55,7 @@ from migration.contract.load import key_path
 from migration.contract.model import Contract, Entity, Lookup, Table
 from migration.errors import ContractError, ContractIssue
 from migration.mapping.values import MAX_NUMBER_DIGITS
-from migration.source.catalog import Catalog, Column, read_catalog
+from migration.source.tables import Column, SourceSchema, SourceTable, read_schema
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +172,11 @@ class Conformance:
         return not self.errors
 
 
-def check_conformance(contract: Contract, catalog: Catalog,
+def check_conformance(contract: Contract, schema: SourceSchema,
                       entities: Collection[str] | None = None) -> Conformance:
     """Check the contract's sources (only the entities named, when given) against the
-    MySQL schema the catalog describes."""
-    check = _Check(contract, catalog)
+    live MySQL schema."""
+    check = _Check(contract, schema)
     for i, table in enumerate(contract.tables):
         for entity in table.entities.values():
             if entity.source is None or (entities is not None and entity.name not in entities):
@@ -182,14 +186,12 @@ def check_conformance(contract: Contract, catalog: Catalog,
 
 
 def require_conformance(contract: Contract, engine: Engine,
-                        entities: Collection[str] | None = None,
-                        catalog: Catalog | None = None) -> Conformance:
+                        entities: Collection[str] | None = None) -> Conformance:
     """Check the contract against the live schema before a command reads a row: raises
     a ContractError listing every error; logs the warnings and returns them."""
-    if catalog is None:
-        with engine.connect() as conn:
-            catalog = read_catalog(conn)
-    found = check_conformance(contract, catalog, entities)
+    with engine.connect() as conn:
+        schema = read_schema(conn)
+    found = check_conformance(contract, schema, entities)
     if found.errors:
         raise ContractError(found.errors)
     for warning in found.warnings:
@@ -198,9 +200,9 @@ def require_conformance(contract: Contract, engine: Engine,
 
 
 class _Check:
-    def __init__(self, contract: Contract, catalog: Catalog):
+    def __init__(self, contract: Contract, schema: SourceSchema):
         self.file = str(contract.path) if contract.path is not None else "<contract>"
-        self.catalog = catalog
+        self.schema = schema
         self.errors: list[ContractIssue] = []
         self.warnings: list[ContractIssue] = []
 
@@ -210,25 +212,38 @@ class _Check:
 
     # -- existence --------------------------------------------------------------
     def table(self, name: str, path: str) -> bool:
-        if name in self.catalog.columns:
+        """True when the table exists (a view is reported as a warning, unchecked)."""
+        if name in self.schema.tables:
             return True
-        near = difflib.get_close_matches(name, list(self.catalog.columns), n=1, cutoff=0.75)
+        if name in self.schema.views:
+            self.report("warning", path, f"{name!r} is a view: its columns, keys and types are "
+                        "not checked")
+            return False
+        # Table names are case-sensitive where MySQL keeps them in files (Linux).
+        near = difflib.get_close_matches(name, list(self.schema.tables), n=1, cutoff=0.75)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        self.report("error", path, f"table {name!r} does not exist in MySQL{hint}")
+        self.report("error", path, f"table {name!r} does not exist in MySQL database "
+                    f"{self.schema.database}{hint}")
         return False
 
     def column(self, table: str, name: str, path: str, what: str = "column") -> Column | None:
         """The column, or None (reported) when the table lacks it; None without a report
-        when the table itself is missing (that was reported once already)."""
-        if table not in self.catalog.columns:
+        when the table itself is missing or a view (that was reported once already)."""
+        found_table = self.schema.tables.get(table)
+        if found_table is None:
             return None
-        found = self.catalog.column(table, name)
+        found = found_table.column(name)
         if found is None:
-            names = [c.name for c in self.catalog.columns[table].values()]
+            names = [c.name for c in found_table.columns]
             near = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             self.report("error", path, f"{what} {name!r} does not exist in table {table!r}{hint}")
         return found
+
+    def _column(self, table: str, name: str) -> Column | None:
+        """The column, None when the table or the column is missing (reported elsewhere)."""
+        found = self.schema.tables.get(table)
+        return found.column(name) if found is not None else None
 
     def described(self, table: str, column: Column) -> str:
         return f"column {table}.{column.name} ({column.column_type.upper()})"
@@ -243,7 +258,8 @@ class _Check:
         columns = [self.column(own, c, f"{spath}.primary_key[{k}]", "primary key column")
                    for k, c in enumerate(source.primary_key)]
         if has_own and None not in columns:
-            self.primary_key(own, source.primary_key, columns, f"{spath}.primary_key")
+            self.primary_key(self.schema.tables[own], source.primary_key, columns,
+                             f"{spath}.primary_key")
         for lookup in source.lookups:
             self.lookup(key_path(f"{spath}.lookups", lookup.name), lookup, own)
         for embed in source.embeds:
@@ -277,20 +293,20 @@ class _Check:
         self.fields(path, entity)
         self.placeholders(path, table, entity)
 
-    def primary_key(self, table: str, names: tuple[str, ...], columns: list[Column | None],
-                    path: str) -> None:
+    def primary_key(self, table: SourceTable, names: tuple[str, ...],
+                    columns: list[Column | None], path: str) -> None:
         exact = tuple(c.name for c in columns if c is not None)
-        if not self.catalog.is_unique(table, exact):
-            actual = self.catalog.primary_keys.get(table)
+        if not table.is_unique(exact):
+            actual = table.primary_key
             its = f" (its primary key is ({', '.join(actual)}))" if actual else \
                 " (it has no primary key)"
             self.report("error", path, f"({', '.join(names)}) is neither the primary key nor a "
-                        f"unique key of table {table!r}{its}: rows sharing a value would be "
+                        f"unique key of table {table.name!r}{its}: rows sharing a value would be "
                         "skipped by the keyset pagination and share one item owner")
         nullable = [c.name for c in columns if c is not None and c.nullable]
         if nullable:
-            self.report("warning", path, f"column(s) {', '.join(nullable)} of table {table!r} "
-                        "allow NULL: a row with a NULL key is never read")
+            self.report("warning", path, f"column(s) {', '.join(nullable)} of table "
+                        f"{table.name!r} allow NULL: a row with a NULL key is never read")
 
     def lookup(self, path: str, lookup: Lookup, source_table: str) -> None:
         if self.table(lookup.table, f"{path}.table"):
@@ -301,8 +317,8 @@ class _Check:
                 if found is not None:
                     targets.append(found.name)
             self.column(lookup.table, lookup.column, f"{path}.column")
-            if len(targets) == len(lookup.on) and not self.catalog.is_unique(lookup.table,
-                                                                             tuple(targets)):
+            if len(targets) == len(lookup.on) and \
+                    not self.schema.tables[lookup.table].is_unique(tuple(targets)):
                 self.report("warning", f"{path}.on", f"({', '.join(targets)}) is not a unique key "
                             f"of table {lookup.table!r}: when several rows match, the item takes "
                             "the value of one of them")
@@ -327,7 +343,7 @@ class _Check:
                 continue
             if name in lookups:
                 lookup = lookups[name]
-                column = self.catalog.column(lookup.table, lookup.column)
+                column = self._column(lookup.table, lookup.column)
                 if column is not None:
                     self.type_of(fld.type, column, self.described(lookup.table, column)
                                  + f" (lookup {name})", fpath)
@@ -337,7 +353,7 @@ class _Check:
                 if aggregate.function == "count":
                     self.kind_of(fld.type, "integer", f"count {name}", None, fpath)
                     continue
-                column = self.catalog.column(aggregate.table, aggregate.column or "")
+                column = self._column(aggregate.table, aggregate.column or "")
                 if column is not None:
                     self.type_of(fld.type, column, f"{aggregate.function} {name} of "
                                  + self.described(aggregate.table, column), fpath)
@@ -368,7 +384,7 @@ class _Check:
             for name in template.fields:
                 if entity.record_name(name) in derived:
                     continue
-                column = self.catalog.column(source.table, entity.record_name(name))
+                column = self._column(source.table, entity.record_name(name))
                 if column is not None and column_kind(column) == "binary" and \
                         attribute_type != "B":
                     self.report("error", tpath, f"placeholder {{{name}}} reads "

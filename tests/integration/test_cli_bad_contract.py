@@ -21,5 +21,6 @@ def test_flags_show_with_a_contract_that_is_not_utf8(mysql_url: URL, tmp_path: P
                                       mysql_url.render_as_string(hide_password=False),
                                       "flags", "show"])
     assert result.exit_code == 2, result.output
-    assert result.output.strip() == f"error: 1 problem in the contract: {contract}: $: not UTF-8 " \
-                                    "text at byte 42 (line 2): save the file as UTF-8"
+    assert result.output.strip() == f"error: flags show failed: 1 problem in the contract: " \
+                                    f"{contract}: $: not UTF-8 text at byte 42 (line 2): save " \
+                                    "the file as UTF-8"

@@ -11,8 +11,8 @@ import pytest
 
 from migration.contract import parse_contract
 from migration.contract.model import Contract
-from migration.source.catalog import Catalog, Column
 from migration.source.conformance import Conformance, check_conformance, column_kind, type_problem
+from migration.source.tables import Column, Index, SourceSchema, SourceTable
 
 
 def col(name: str, column_type: str, nullable: bool = False) -> Column:
@@ -24,13 +24,16 @@ def col(name: str, column_type: str, nullable: bool = False) -> Column:
                   precision=precision, scale=scale)
 
 
-def catalog(tables: dict[str, list[Column]], primary: dict[str, tuple[str, ...]],
-            unique: dict[str, tuple[tuple[str, ...], ...]] | None = None) -> Catalog:
-    return Catalog(primary_keys=primary, foreign_keys=(), unique_keys=unique or {},
-                   columns={t: {c.name.lower(): c for c in cs} for t, cs in tables.items()})
+def schema(tables: dict[str, list[Column]], primary: dict[str, tuple[str, ...]],
+           unique: dict[str, tuple[tuple[str, ...], ...]] | None = None) -> SourceSchema:
+    return SourceSchema(database="shop", tables={
+        name: SourceTable(name=name, columns=tuple(columns), primary_key=primary[name],
+                          indexes=tuple(Index(f"uq_{'_'.join(cs)}", cs, True)
+                                        for cs in (unique or {}).get(name, ())))
+        for name, columns in tables.items()}, views=("order_totals",))
 
 
-SHOP = catalog({
+SHOP = schema({
     "users": [col("id", "int(11)"), col("email", "varchar(100)"), col("is_seller", "tinyint(1)"),
               col("created_at", "timestamp"), col("avatar", "blob", True)],
     "orders": [col("id", "int(11)"), col("user_id", "int(11)"), col("status", "enum('a','b')"),
@@ -122,7 +125,16 @@ def test_a_missing_source_table_is_named_once() -> None:
     errors, _ = found(check_conformance(contract({"Order": order(source={
         "table": "order", "primary_key": ["id"]})}), SHOP))
     assert errors == [("$.tables[0].entities.Order.source.table",
-                       "table 'order' does not exist in MySQL; did you mean 'orders'?")]
+                       "table 'order' does not exist in MySQL database shop; did you mean "
+                       "'orders'?")]
+
+
+def test_a_view_is_named_but_not_checked() -> None:
+    errors, warnings = found(check_conformance(contract({"Order": order(source={
+        "table": "order_totals", "primary_key": ["id"]})}), SHOP))
+    assert errors == []
+    assert warnings == [("$.tables[0].entities.Order.source.table", "'order_totals' is a view: "
+                         "its columns, keys and types are not checked")]
 
 
 def test_a_primary_key_that_is_not_unique_is_refused() -> None:
