@@ -76,10 +76,14 @@ def contract() -> None:
 
 @contract.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def contract_validate(paths: tuple[Path, ...]) -> None:
+@click.option("--mysql", "against_mysql", is_flag=True,
+              help="Also check each source against the live MySQL schema (the group's "
+                   "--mysql-url, else MIGRATE_MYSQL_URL): tables, columns, keys, types.")
+@pass_overrides
+def contract_validate(overrides: Overrides, paths: tuple[Path, ...], against_mysql: bool) -> None:
     """Check contracts, or plain schemas in the DynamoDB schema format of AWS's DynamoDB MCP
     server. Exit 0 when all are valid, 1 otherwise."""
-    reports = commands.validate_contracts(paths)
+    reports = commands.validate_contracts(paths, overrides.settings if against_mysql else None)
     for report in reports:
         click.echo(report.summary(), err=not report.valid)
     sys.exit(0 if all(r.valid for r in reports) else 1)

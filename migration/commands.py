@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration.backfill.run import BackfillOptions, BackfillSummary
 from migration.backfill.run import backfill as run_backfill
@@ -27,10 +28,11 @@ from migration.contract.model import Contract
 from migration.contract.modernizer import ImportResult, import_modernizer
 from migration.dynamodb import schema as dynamodb_schema
 from migration.dynamodb.codegen import generate
-from migration.errors import ContractError, ContractIssue
+from migration.errors import ContractError, ContractIssue, ServiceError
 from migration.resources import Resources
 from migration.settings import Settings
 from migration.source.catalog import read_catalog
+from migration.source.conformance import check_conformance
 from migration.source.mysql import create_engine, mysql_error_code, server_url
 from migration.source.query_log import (
     QueryLogError,
@@ -40,7 +42,7 @@ from migration.source.query_log import (
     sample_general_log,
 )
 from migration.source.statements import Workload
-from migration.source.tables import read_schema
+from migration.source.tables import SourceSchema, read_schema
 from migration.sync.dependencies import unprotected
 from migration.sync.engine import SyncEngine
 from migration.sync.outbox import Outbox
@@ -57,40 +59,72 @@ def _quiet(_: str) -> None:
 
 @dataclass
 class ValidationReport:
-    """The outcome of validating one contract file."""
+    """The outcome of validating one contract file (and, when asked, of checking it
+    against the live MySQL schema: `issues` then holds what MySQL lacks)."""
 
     path: str
     contract: Contract | None = None
     issues: list[ContractIssue] = field(default_factory=list)
+    mysql_warnings: list[ContractIssue] = field(default_factory=list)
+    mysql: str | None = None  # the (masked) MySQL URL it was checked against
 
     @property
     def valid(self) -> bool:
         return self.contract is not None and not self.issues
 
     def summary(self) -> str:
-        if self.contract is None:
-            lines = [f"{self.path}: INVALID ({len(self.issues)} problem(s))"]
+        if not self.valid:
+            against = f" against MySQL {self.mysql}" if self.contract is not None else ""
+            lines = [f"{self.path}: INVALID{against} ({len(self.issues)} problem(s))"]
             lines += [f"  {issue}" for issue in self.issues]
+            lines += [f"  warning: {w}" for w in self.mysql_warnings]
             return "\n".join(lines)
+        assert self.contract is not None
         entities = list(self.contract.entities())
         patterns = sum(len(e.access_patterns) for e in entities)
         lines = [f"{self.path}: valid — {len(self.contract.tables)} table(s), "
                  f"{len(entities)} entit{'y' if len(entities) == 1 else 'ies'}, "
                  f"{patterns} access pattern(s), "
-                 f"{len(self.contract.cross_table_patterns)} cross-table pattern(s)"]
+                 f"{len(self.contract.cross_table_patterns)} cross-table pattern(s)"
+                 + (f"; its sources match MySQL {self.mysql}" if self.mysql else "")]
         lines += [f"  warning: {w}" for w in self.contract.warnings]
+        lines += [f"  warning: {w}" for w in self.mysql_warnings]
         return "\n".join(lines)
 
 
-def validate_contracts(paths: Iterable[str | Path]) -> list[ValidationReport]:
-    """Validate contract or seed-002 schema files; one report per file."""
+def validate_contracts(paths: Iterable[str | Path],
+                       mysql: Settings | None = None) -> list[ValidationReport]:
+    """Validate contract or seed-002 schema files; one report per file. With `mysql`,
+    each valid contract is also checked against that database's live schema
+    (`migration.source.conformance`)."""
     reports = []
     for path in paths:
         try:
             reports.append(ValidationReport(str(path), load_contract(path)))
         except ContractError as err:
             reports.append(ValidationReport(str(path), None, err.issues))
+    if mysql is not None and any(r.contract is not None for r in reports):
+        schema = _live_schema(mysql)
+        for report in reports:
+            if report.contract is not None:
+                found = check_conformance(report.contract, schema)
+                report.issues += found.errors
+                report.mysql_warnings += found.warnings
+                report.mysql = mysql.redacted_mysql_url()
     return reports
+
+
+def _live_schema(settings: Settings) -> SourceSchema:
+    engine = create_engine(settings, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            return read_schema(conn)
+    except SQLAlchemyError as err:
+        cause = getattr(err, "orig", None) or err
+        raise ServiceError(f"cannot read the schema of MySQL {settings.redacted_mysql_url()}: "
+                           f"{type(cause).__name__}: {cause}") from err
+    finally:
+        engine.dispose()
 
 
 def import_contract(path: str | Path, out: str | Path | None = None) -> ImportResult:

@@ -42,6 +42,9 @@ class ContractError(MigrateError, Terminal):
 
     def __init__(self, issues: Sequence[ContractIssue]):
         self.issues = list(issues)
+        if len(self.issues) == 1:  # one line, as a command prints it
+            super().__init__(f"1 problem in the contract: {self.issues[0]}")
+            return
         lines = "\n".join(f"  - {issue}" for issue in self.issues)
         super().__init__(f"{len(self.issues)} problem(s) in the contract:\n{lines}")
 

@@ -41,6 +41,7 @@ from migration.dynamodb.client import DynamoDB
 from migration.errors import ItemError
 from migration.mapping.item import OWNER_ATTRIBUTE
 from migration.mapping.values import Item
+from migration.source.conformance import require_conformance
 from reconcile.canonical import (
     Root,
     fingerprint,
@@ -118,6 +119,8 @@ class _Run:
         started_at = dt.datetime.now(dt.UTC)
         started = time.monotonic()
         cpu = _cpu_seconds()
+        # Before a row is read: a contract naming what MySQL lacks stops here, whole.
+        require_conformance(self.contract, self.engine, set(self.scope.by_name))
         notes = self.scope.plan_slices(self.engine)
         spill = Spill(self.options.work_dir)
         try:

@@ -156,8 +156,9 @@ class EntityScope:
     @staticmethod
     def _plan_extractors(entity: Entity, types: Mapping[str, str]
                          ) -> list[tuple[str, str, KeyTemplate | None, str | None]] | None:
-        """For each primary-key column: where an item holds it, as (attribute, column,
-        template or None, field type); None when some column is nowhere."""
+        """For each primary-key column: where an item holds it, as (attribute, the column
+        or, with a template, the placeholder holding it, template or None, field type);
+        None when some column is nowhere."""
         by_column = {f.source_name: f for f in entity.fields}
         plan: list[tuple[str, str, KeyTemplate | None, str | None]] = []
         pk_template_slots: list[tuple[str, KeyTemplate]] = []
@@ -173,8 +174,11 @@ class EntityScope:
                 plan.append((found.name, column, None, found.type))
                 continue
             for attribute, template in pk_template_slots:
-                if column in template.fields:
-                    plan.append((attribute, column, template, types.get(column)))
+                # The placeholder holding the column: its own name, or a field's of it.
+                placeholder = next((name for name in template.fields
+                                    if entity.record_name(name) == column), None)
+                if placeholder is not None:
+                    plan.append((attribute, placeholder, template, types.get(column)))
                     break
             else:
                 return None
@@ -190,14 +194,14 @@ class EntityScope:
         if self._extractors is None:
             return None
         values = []
-        for attribute, column, template, field_type in self._extractors:
+        for attribute, placeholder, template, field_type in self._extractors:
             if template is not None:
                 name = self.table.partition_key if attribute == "$pk" else self.table.sort_key
                 held = item.get(name or "")
                 if held is None or "S" not in held:
                     return None
                 try:
-                    text = template.parse(held["S"]).get(column)
+                    text = template.parse(held["S"]).get(placeholder)
                 except KeyTemplateError:
                     return None
                 if text is None:

@@ -55,6 +55,7 @@ from migration.errors import ConditionFailed, ItemError, MigrateError, Terminal,
 from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
+from migration.source.conformance import require_conformance
 from migration.source.mysql import is_retryable
 from migration.source.records import RecordReader, quote_name
 from migration.sync.outbox import Outbox
@@ -356,7 +357,7 @@ def key_is_injective(entity: Entity, catalog: Catalog) -> bool:
     source = entity.source
     if source is None:
         return False
-    fields = set(entity.key_fields)
+    fields = {entity.record_name(name) for name in entity.key_fields}
     own = tuple(sorted(fields - set(source.derived_names)))
     if own and catalog.is_unique(source.table, own):
         return True  # the key holds a unique index of the row itself (users.email)
@@ -714,6 +715,8 @@ class Backfill:
     def run(self) -> BackfillSummary:
         started = time.monotonic()
         entities = self.entities()
+        # Before a row is read: a contract naming what MySQL lacks stops here, whole.
+        require_conformance(self.contract, self.engine, {e.name for e in entities})
         if not self.options.dry_run:
             ensure_state_tables(self.engine)
             self.floor.check()  # the batches take no condition: never below a stored version
@@ -957,8 +960,10 @@ def estimate(contract: Contract, engine: Engine, ddb: DynamoDB, *,
     """
     options = BackfillOptions(entities=entities, dry_run=True, batch_size=batch_size, workers=1)
     driver = Backfill(contract, engine, ddb, options)
+    chosen = driver.entities()
+    require_conformance(contract, engine, {e.name for e in chosen})
     rows: list[dict[str, Any]] = []
-    for entity in driver.entities():
+    for entity in chosen:
         reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
         indexes = gsi_key_names(contract.table_of(entity))
         units = items = size = 0

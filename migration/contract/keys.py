@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 from migration.errors import KeyTemplateError
@@ -30,14 +30,21 @@ class Placeholder:
     default: str | None = None
 
 
+# `normalize` rounds to its context's precision: the default (28 digits) would turn a
+# DECIMAL(65,30) value into another number. This context holds any coefficient Python
+# can, so stripping the trailing zeros is all it ever does.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
 def canonical_number(value: Decimal) -> str:
-    """A Decimal as DynamoDB number text: exact, no exponent, no trailing zeros."""
+    """A Decimal as number text: exact (never rounded, whatever its digits), no exponent,
+    no trailing zeros. DynamoDB's own limits are `migration.mapping.values.dynamodb_number`'s
+    business: a key template may hold any number as text."""
     if not value.is_finite():
         raise ValueError(f"{value} is not a finite number")
-    if value == 0:
+    if value.is_zero():
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(_EXACT), "f")
 
 
 def format_timestamp(value: datetime) -> str:

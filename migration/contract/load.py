@@ -7,9 +7,10 @@ and the reason. A file that loads is safe for every later stage to trust.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,22 @@ _PATTERN_KEYS = {
     "index_name", "range_condition", "filter_expression", "consistent_read", "projection",
     "limit",
 }
+_ROOT_KEYS = {"tables", "cross_table_access_patterns", "entity_type_attribute",
+              "version_attribute", "description", "version"}
+_TABLE_KEYS = {"table_config", "gsi_list", "lsi_list", "entities", "description"}
+_FIELD_KEYS = {"name", "type", "required", "item_type", "column", "description"}
+_SOURCE_KEYS = {"table", "primary_key", "lookups", "embeds", "aggregates", "unique"}
+_LOOKUP_KEYS = {"table", "on", "column"}
+_EMBED_KEYS = {"table", "on", "columns", "order_by", "primary_key", "lookups", "limit"}
+_AGGREGATE_KEYS = {"table", "on", "function", "column"}
+# Every key the format knows somewhere: a key outside it that looks like a missing
+# required key is named as its likely misspelling.
+_KNOWN_KEYS = (_TABLE_CONFIG_KEYS | _INDEX_KEYS | _ENTITY_KEYS | _PATTERN_KEYS | _ROOT_KEYS
+               | _TABLE_KEYS | _FIELD_KEYS | _SOURCE_KEYS | _LOOKUP_KEYS | _EMBED_KEYS
+               | _AGGREGATE_KEYS
+               | {"entity_type", "default", "entities_involved", "action", "condition", "entity",
+                  "conditions", "logical_operator", "field", "operator", "function", "param",
+                  "param2", "params"})
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -104,19 +121,72 @@ _Yaml12Loader.add_implicit_resolver(
 
 
 def read_document(path: str | Path) -> Any:
-    """Parse a YAML or JSON file; a syntax error becomes a ContractError naming the file."""
+    """Parse a YAML or JSON file. A file that is not UTF-8 text, a syntax error, or a
+    YAML mapping holding one key twice becomes a ContractError naming the file (and
+    where in it), never a traceback."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
         raise ContractError([ContractIssue(str(path), "$", f"cannot read file: {err}")]) from err
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ContractError([ContractIssue(
+            str(path), "$", f"not UTF-8 text at byte {err.start} (line {line}): save the file "
+            "as UTF-8")]) from err
+    try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        return _load_yaml(text, str(path))
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         kind = path.suffix[1:] or "YAML"
         raise ContractError([ContractIssue(str(path), "$", f"not valid {kind}: {err}")]) from err
+
+
+def _load_yaml(text: str, file: str) -> Any:
+    """YAML 1.2 booleans, and no key twice in one mapping: YAML itself would keep the
+    last value without a word, and the first would be lost."""
+    loader = _Yaml12Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = [ContractIssue(file, where, message)
+                      for where, message in _duplicate_keys(loader, node, "$", set())]
+        if duplicates:
+            raise ContractError(duplicates)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(loader: _Yaml12Loader, node: yaml.Node, path: str,
+                    seen: set[int]) -> Iterator[tuple[str, str]]:
+    """(JSON path, message) for every key given twice in one mapping, at any depth."""
+    if id(node) in seen:  # an alias of a node already walked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(loader, item, f"{path}[{i}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges keys on purpose; later ones win
+            key = loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) \
+                else None
+            where = key_path(path, str(key))
+            line = key_node.start_mark.line + 1
+            if key is not None and key in first:
+                yield where, (f"duplicate key {key!r} at line {line} (first at line "
+                              f"{first[key]}): YAML would keep only the last value; remove "
+                              "one or rename it")
+            elif key is not None:
+                first[key] = line
+            yield from _duplicate_keys(loader, value_node, where, seen)
 
 
 def load_contract(path: str | Path) -> Contract:
@@ -130,8 +200,12 @@ def parse_contract(data: Any, file: str = "<contract>", path: Path | None = None
     return _Checker(file).contract(data, path)
 
 
-def _key_path(base: str, key: str) -> str:
+def key_path(base: str, key: str) -> str:
+    """The JSON path of member `key` of the object at `base` (`$.a.b`, `$.a["x-y"]`)."""
     return f"{base}.{key}" if _IDENTIFIER.match(key) else f"{base}[{json.dumps(key)}]"
+
+
+_key_path = key_path
 
 
 class _Checker:
@@ -141,9 +215,13 @@ class _Checker:
         self.warnings: list[str] = []
         self.pattern_ids: dict[int, str] = {}
         self.entity_names: dict[str, str] = {}
-        # Every entity name in the document, known before any table is checked, so
-        # that a parameter may name an entity of a later table.
-        self.all_entity_names: set[str] = set()
+        # Every entity of the document and its table's name, read before any table is
+        # checked, to say where an entity a parameter names is declared.
+        self.declared_entities: dict[str, str] = {}
+        # The entities an access pattern's parameter may name: those of its own table
+        # and of the tables before it, as AWS's MCP validator reads a schema (it knows
+        # only the entities it has met); a cross-table pattern may name any.
+        self.visible_entities: dict[str, str] = {}
 
     # -- reporting ---------------------------------------------------------
     def error(self, path: str, message: str) -> None:
@@ -163,7 +241,15 @@ class _Checker:
     def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
         for key in data:
             if key not in allowed and not str(key).startswith("_"):
-                self.warn(_key_path(path, str(key)), f"unknown key {key!r} is ignored")
+                near = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.75)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                self.warn(_key_path(path, str(key)), f"unknown key {key!r} is ignored{hint}")
+
+    def missing(self, data: Any, key: str, path: str, what: str = "") -> None:
+        """A required key is absent from the object `data` at `path`; an unknown key of
+        `data` that looks like it is named as its likely misspelling."""
+        self.error(_key_path(path, key), f"missing required field {key!r}{what}"
+                   f"{_misspelling(data, key)}")
 
     # -- typed accessors -----------------------------------------------------
     def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
@@ -182,7 +268,7 @@ class _Checker:
                choices: tuple[str, ...] | None = None) -> str | None:
         if key not in data or data[key] is None:
             if required:
-                self.error(_key_path(path, key), f"missing required field {key!r}")
+                self.missing(data, key, path)
             return None
         value = data[key]
         if not isinstance(value, str) or not value.strip():
@@ -232,7 +318,7 @@ class _Checker:
         value = data.get(key)
         kpath = _key_path(path, key)
         if value is None:
-            self.error(kpath, f"missing required field {key!r}")
+            self.missing(data, key, path)
             return None
         if isinstance(value, list) and single_because is not None:
             self.error(kpath, f"must be one template, not an array: {single_because}")
@@ -343,14 +429,15 @@ class _Checker:
             raise ContractError(self.issues)
         for raw_table in root.get("tables") or []:
             if isinstance(raw_table, dict) and isinstance(raw_table.get("entities"), dict):
-                self.all_entity_names |= {str(n) for n in raw_table["entities"]}
-        self.unknown_keys(root, {"tables", "cross_table_access_patterns",
-                                 "entity_type_attribute", "version_attribute", "description",
-                                 "version"}, "$")
+                config = raw_table.get("table_config")
+                name = config.get("table_name") if isinstance(config, dict) else None
+                for entity_name in raw_table["entities"]:
+                    self.declared_entities.setdefault(str(entity_name), str(name))
+        self.unknown_keys(root, _ROOT_KEYS, "$")
         tables: list[Table] = []
         raw_tables = root.get("tables")
         if raw_tables is None:
-            self.error("$.tables", "missing required field 'tables'")
+            self.missing(root, "tables", "$")
         elif (items := self.sequence(raw_tables, "$.tables")) is not None:
             if not items:
                 self.error("$.tables", "must list at least one table")
@@ -386,11 +473,10 @@ class _Checker:
         data = self.mapping(raw, path)
         if data is None:
             return None
-        self.unknown_keys(data, {"table_config", "gsi_list", "lsi_list", "entities",
-                                 "description"}, path)
+        self.unknown_keys(data, _TABLE_KEYS, path)
         cfg_path = f"{path}.table_config"
         if "table_config" not in data:
-            self.error(cfg_path, "missing required field 'table_config'")
+            self.missing(data, "table_config", path)
             return None
         cfg = self.mapping(data["table_config"], cfg_path)
         if cfg is None:
@@ -427,10 +513,12 @@ class _Checker:
         ents_path = f"{path}.entities"
         raw_entities = data.get("entities")
         if raw_entities is None:
-            self.error(ents_path, "missing required field 'entities'")
+            self.missing(data, "entities", path)
         elif (ents := self.mapping(raw_entities, ents_path)) is not None:
             if not ents:
                 self.error(ents_path, "must define at least one entity")
+            for ent_name in ents:
+                self.visible_entities.setdefault(str(ent_name), name)
             for ent_name, raw_entity in ents.items():
                 ent_path = _key_path(ents_path, str(ent_name))
                 if not isinstance(ent_name, str) or not _IDENTIFIER.match(ent_name):
@@ -641,6 +729,8 @@ class _Checker:
             return None
         self.unknown_keys(data, _ENTITY_KEYS, path)
         entity_type = self.string(data, "entity_type", path, required=False) or name
+        if data.get("fields") is None:
+            self.missing(data, "fields", path)
         fields = self.fields(data.get("fields"), f"{path}.fields")
         field_names = {f.name for f in fields}
         source = None
@@ -674,18 +764,26 @@ class _Checker:
                     self.error(f"{path}.{which}", f"lists {list(declared)} but the template "
                                f"{template.source!r} uses {list(template.fields)}")
         index_keys = self.index_mappings(data, path, known, what, gsis, lsis)
-        key_attrs = {table_pk: pk}
-        if table_sk:
-            key_attrs[table_sk] = sk
+        # A field may be the table's own key attribute (an MCP schema's `sort_key`): its
+        # value is the key the template builds. An index attribute is written from its
+        # template, so a field of its name must be that bare field, and an index keyed
+        # on the table's key attribute reads the item's key as it is.
+        table_keys = {table_pk, table_sk} - {None}
         for keys in index_keys:
             index = next(ix for ix in gsis + lsis if ix.name == keys.index)
             for attribute, index_template in zip(index.key_attributes, keys.templates, strict=True):
-                key_attrs[attribute.name] = index_template
-        for attr, template in key_attrs.items():
-            if attr in field_names and template is not None and template.single_field != attr:
-                self.error(_key_path(f"{path}.fields", attr),
-                           f"field {attr!r} has the name of a key attribute whose template "
-                           f"{template.source!r} is not {{{attr}}}: the item cannot hold both")
+                attr = attribute.name
+                if attr in table_keys and index_template.single_field != attr:
+                    self.error(f"{path}.{'gsi' if index.kind == 'GSI' else 'lsi'}_mappings",
+                               f"index {index.name}'s key attribute {attr!r} is the table's own key "
+                               f"attribute: its template must be {{{attr}}}, not "
+                               f"{index_template.source!r} (an item holds one {attr})")
+                elif attr not in table_keys and attr in field_names and \
+                        index_template.single_field != attr:
+                    self.error(_key_path(f"{path}.fields", attr),
+                               f"field {attr!r} has the name of a key attribute whose template "
+                               f"{index_template.source!r} is not {{{attr}}}: the item cannot "
+                               "hold both")
         version_field = self.string(data, "version_field", path, required=False)
         if version_field is not None:
             vf = next((f for f in fields if f.name == version_field), None)
@@ -697,7 +795,7 @@ class _Checker:
                         index_keys=index_keys, fields=fields, source=source,
                         version_field=version_field)
         patterns = self.access_patterns(data.get("access_patterns"), f"{path}.access_patterns",
-                                        entity, gsis + lsis, table_sk)
+                                        entity, gsis + lsis, (table_pk, table_sk))
         return Entity(name=name, table=table, entity_type=entity_type, pk=pk, sk=sk,
                       index_keys=index_keys, fields=fields, access_patterns=patterns,
                       source=source, version_field=version_field)
@@ -759,8 +857,7 @@ class _Checker:
 
     def fields(self, raw: Any, path: str) -> tuple[Field, ...]:
         if raw is None:
-            self.error(path, "missing required field 'fields'")
-            return ()
+            return ()  # reported by the entity, which can name a misspelling
         items = self.sequence(raw, path)
         if items is None:
             return ()
@@ -771,8 +868,7 @@ class _Checker:
             data = self.mapping(raw_field, fpath)
             if data is None:
                 continue
-            self.unknown_keys(data, {"name", "type", "required", "item_type", "column",
-                                     "description"}, fpath)
+            self.unknown_keys(data, _FIELD_KEYS, fpath)
             name = self.string(data, "name", fpath)
             ftype = self.string(data, "type", fpath, choices=FIELD_TYPES)
             if name is None or ftype is None:
@@ -798,13 +894,12 @@ class _Checker:
         data = self.mapping(raw, path)
         if data is None:
             return None
-        self.unknown_keys(data, {"table", "primary_key", "lookups", "embeds", "aggregates",
-                                 "unique"}, path)
+        self.unknown_keys(data, _SOURCE_KEYS, path)
         table = self.string(data, "table", path)
         if table is not None and not _SQL_NAME.match(table):
             self.error(f"{path}.table", f"{table!r} is not a MySQL table name")
         if data.get("primary_key") is None:
-            self.error(f"{path}.primary_key", "missing required field 'primary_key'")
+            self.missing(data, "primary_key", path)
             primary_key: tuple[str, ...] = ()
         else:
             primary_key = self.names(data["primary_key"], f"{path}.primary_key")
@@ -834,7 +929,7 @@ class _Checker:
     def join_on(self, data: Mapping[str, Any], path: str) -> tuple[tuple[str, str], ...]:
         raw = data.get("on")
         if raw is None:
-            self.error(f"{path}.on", "missing required field 'on' ({related column: source column})")
+            self.missing(data, "on", path, " ({related column: source column})")
             return ()
         on = self.mapping(raw, f"{path}.on")
         if on is None:
@@ -871,7 +966,7 @@ class _Checker:
     def lookups(self, raw: Any, path: str) -> tuple[Lookup, ...]:
         out = []
         for name, ipath, data in self.named_items(raw, path):
-            self.unknown_keys(data, {"table", "on", "column"}, ipath)
+            self.unknown_keys(data, _LOOKUP_KEYS, ipath)
             table = self.string(data, "table", ipath)
             column = self.string(data, "column", ipath)
             on = self.join_on(data, ipath)
@@ -882,14 +977,13 @@ class _Checker:
     def embeds(self, raw: Any, path: str) -> tuple[Embed, ...]:
         out = []
         for name, ipath, data in self.named_items(raw, path):
-            self.unknown_keys(data, {"table", "on", "columns", "order_by", "primary_key",
-                                     "lookups", "limit"}, ipath)
+            self.unknown_keys(data, _EMBED_KEYS, ipath)
             table = self.string(data, "table", ipath)
             on = self.join_on(data, ipath)
             columns: list[tuple[str, str]] = []
             raw_cols = data.get("columns")
             if raw_cols is None:
-                self.error(f"{ipath}.columns", "missing required field 'columns'")
+                self.missing(data, "columns", ipath)
             elif isinstance(raw_cols, dict):
                 for attr, col in raw_cols.items():
                     if not isinstance(col, str) or not _SQL_NAME.match(col):
@@ -913,7 +1007,7 @@ class _Checker:
     def aggregates(self, raw: Any, path: str) -> tuple[Aggregate, ...]:
         out = []
         for name, ipath, data in self.named_items(raw, path):
-            self.unknown_keys(data, {"table", "on", "function", "column"}, ipath)
+            self.unknown_keys(data, _AGGREGATE_KEYS, ipath)
             table = self.string(data, "table", ipath)
             on = self.join_on(data, ipath)
             function = self.string(data, "function", ipath, required=False,
@@ -925,7 +1019,25 @@ class _Checker:
         return tuple(out)
 
     # -- access patterns ---------------------------------------------------------
-    def parameters(self, raw: Any, path: str) -> tuple[Parameter, ...]:
+    def entity_parameter(self, entity_type: str, path: str, table: str | None) -> None:
+        """An entity parameter names an entity the pattern can see: of its own table or
+        of a table before it (any, for a cross-table pattern, whose `table` is None).
+        That is AWS's MCP validator's rule, which reads the tables in order and knows
+        only the entities it has met; an earlier table's entity lends its values to a
+        PutItem (the ecommerce example's review takes its user's)."""
+        visible = self.declared_entities if table is None else self.visible_entities
+        if entity_type in visible:
+            return
+        later = self.declared_entities.get(entity_type)
+        if later is None:
+            self.error(path, f"entity_type {entity_type!r} is not an entity of the contract")
+        else:
+            self.error(path, f"entity_type {entity_type!r} is an entity of table {later}, which "
+                       f"comes after this pattern's table {table}: an access pattern's entity "
+                       "parameters must be entities of its own table or of a table before it "
+                       "(as AWS's MCP validator reads a schema); move the table up")
+
+    def parameters(self, raw: Any, path: str, table: str | None = None) -> tuple[Parameter, ...]:
         if raw is None:
             return ()
         items = self.sequence(raw, path)
@@ -951,9 +1063,8 @@ class _Checker:
             entity_type = None
             if ptype == "entity":
                 entity_type = self.string(data, "entity_type", ppath)
-                if entity_type is not None and entity_type not in self.all_entity_names:
-                    self.error(f"{ppath}.entity_type",
-                               f"entity_type {entity_type!r} is not an entity of the contract")
+                if entity_type is not None:
+                    self.entity_parameter(entity_type, f"{ppath}.entity_type", table)
             has_default = "default" in data
             default = data.get("default")
             if has_default and ptype is not None and not _value_fits(default, ptype):
@@ -967,7 +1078,7 @@ class _Checker:
     def pattern_id(self, data: Mapping[str, Any], path: str) -> int | None:
         value = data.get("pattern_id")
         if value is None:
-            self.error(f"{path}.pattern_id", "missing required field 'pattern_id'")
+            self.missing(data, "pattern_id", path)
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(f"{path}.pattern_id", f"must be an integer, got {_kind(value)}")
@@ -980,7 +1091,7 @@ class _Checker:
         return value
 
     def access_patterns(self, raw: Any, path: str, entity: Entity, indexes: tuple[Index, ...],
-                        table_sk: str | None) -> tuple[AccessPattern, ...]:
+                        table_key: tuple[str, str | None]) -> tuple[AccessPattern, ...]:
         if raw is None:
             return ()
         items = self.sequence(raw, path)
@@ -993,7 +1104,7 @@ class _Checker:
             data = self.mapping(raw_pattern, ppath)
             if data is None:
                 continue
-            pattern = self.access_pattern(data, ppath, entity, indexes, table_sk)
+            pattern = self.access_pattern(data, ppath, entity, indexes, table_key)
             if pattern is None:
                 continue
             if pattern.name in names:
@@ -1004,8 +1115,10 @@ class _Checker:
         return tuple(out)
 
     def access_pattern(self, data: Mapping[str, Any], path: str, entity: Entity,
-                       indexes: tuple[Index, ...], table_sk: str | None) -> AccessPattern | None:
+                       indexes: tuple[Index, ...],
+                       table_key: tuple[str, str | None]) -> AccessPattern | None:
         self.unknown_keys(data, _PATTERN_KEYS, path)
+        table_pk, table_sk = table_key
         errors_before = len(self.issues)
         pattern_id = self.pattern_id(data, path)
         name = self.string(data, "name", path)
@@ -1014,7 +1127,7 @@ class _Checker:
         description = data.get("description") or ""
         operation = self.string(data, "operation", path, choices=OPERATIONS)
         return_type = self.string(data, "return_type", path, choices=RETURN_TYPES)
-        params = self.parameters(data.get("parameters"), f"{path}.parameters")
+        params = self.parameters(data.get("parameters"), f"{path}.parameters", entity.table)
         scalar = {p.name for p in params if p.type != "entity"}
         has_entity_param = any(p.type == "entity" for p in params)
 
@@ -1088,10 +1201,7 @@ class _Checker:
             self.warn_unused(f"{path}.parameters", [p.name for p in params if p.type != "entity"
                                                     and p.name not in filter_params])
         if operation in ("GetItem", "DeleteItem", "UpdateItem") and not has_entity_param:
-            for fname in entity.key_fields:
-                if fname not in scalar:
-                    self.error(f"{path}.parameters",
-                               f"{operation} needs a parameter for key placeholder {{{fname}}}")
+            self.item_key_parameters(path, operation, entity, table_pk, table_sk, scalar)
 
         projection: tuple[str, ...] = ()
         if data.get("projection") is not None:
@@ -1109,6 +1219,31 @@ class _Checker:
                              index_name=index_name, range_condition=range_condition,
                              filter_expression=filter_expr, consistent_read=consistent,
                              projection=projection, limit=limit)
+
+    def item_key_parameters(self, path: str, operation: str, entity: Entity, table_pk: str,
+                            table_sk: str | None, scalar: set[str]) -> None:
+        """A single-item operation needs each key's placeholders as parameters, or the key
+        attribute itself (`sort_key` of an MCP schema whose entity declares it as a field):
+        that value is the key as given, and the template's parts cannot be rebuilt."""
+        for attribute, template, which in ((table_pk, entity.pk, "partition"),
+                                           (table_sk, entity.sk, "sort")):
+            if attribute is None or template is None:
+                continue
+            missing = [n for n in template.fields if n not in scalar]
+            if not missing:
+                continue
+            if attribute in scalar:
+                parts = ", ".join(f"{{{n}}}" for n in missing)
+                self.warn(f"{path}.parameters", f"{operation} takes {attribute!r}, the table's "
+                          f"{which} key, as given: the part(s) {parts} of {template.source!r} "
+                          "cannot be rebuilt from the parameters (the runtime uses the value as "
+                          "the key, and on a table of several entities acts only on an item of "
+                          f"{entity.name})")
+                continue
+            for fname in missing:
+                self.error(f"{path}.parameters",
+                           f"{operation} needs a parameter for key placeholder {{{fname}}}"
+                           f" (or for the key attribute {attribute!r} itself)")
 
     def filter_expression(self, raw: Any, path: str, entity: Entity, operation: str | None,
                           key_fields: set[str], param_names: set[str]) -> FilterExpression | None:
@@ -1232,6 +1367,8 @@ class _Checker:
                                     choices=tuple(CROSS_TABLE_OPERATIONS))
             return_type = self.string(data, "return_type", ppath, choices=CROSS_TABLE_RETURN_TYPES)
             params = self.parameters(data.get("parameters"), f"{ppath}.parameters")
+            if data.get("entities_involved") is None:
+                self.missing(data, "entities_involved", ppath)
             involved = self.involvements(data.get("entities_involved"),
                                          f"{ppath}.entities_involved", operation, by_table)
             for j, param in enumerate(params):
@@ -1256,8 +1393,7 @@ class _Checker:
     def involvements(self, raw: Any, path: str, operation: str | None,
                      tables: Mapping[str, Table]) -> list[Involvement]:
         if raw is None:
-            self.error(path, "missing required field 'entities_involved'")
-            return []
+            return []  # reported by the pattern, which can name a misspelling
         items = self.sequence(raw, path)
         if items is None:
             return []
@@ -1304,6 +1440,17 @@ class _Checker:
                 out.append(Involvement(table=table.name, entity=entity.name, action=action,
                                        condition=condition))
         return out
+
+
+def _misspelling(data: Any, key: str) -> str:
+    """"; found 'pk_tempate': did you mean 'pk_template'?" when `data` holds a key the
+    format does not know that looks like `key`, else ""."""
+    if not isinstance(data, Mapping):
+        return ""
+    unknown = [k for k in data if isinstance(k, str) and k not in _KNOWN_KEYS
+               and not k.startswith("_")]
+    near = difflib.get_close_matches(key, unknown, n=1, cutoff=0.75)
+    return f"; found unknown key {near[0]!r}: did you mean {key!r}?" if near else ""
 
 
 def _which(key: str) -> str:

@@ -290,6 +290,14 @@ class Entity:
         names = list(self.pk.fields) + (list(self.sk.fields) if self.sk else [])
         return tuple(dict.fromkeys(names))
 
+    def record_name(self, name: str) -> str:
+        """Where a source record holds the value a key placeholder (or a field) names: the
+        field's `column` when the field of that name declares one, else the name itself
+        (a column of the source table, a lookup, an embed or an aggregate). Templates
+        name fields; records hold columns: every reader of a record goes through this."""
+        found = self.field(name)
+        return found.source_name if found is not None else name
+
 
 @dataclass(frozen=True)
 class Table:

@@ -35,7 +35,7 @@ from migration.contract.key_conditions import (
     KeyConditionShape,
     key_condition_shape,
 )
-from migration.contract.keys import KeyTemplate, Placeholder, canonical_number
+from migration.contract.keys import KeyTemplate, Placeholder
 from migration.contract.model import (
     AccessPattern,
     Contract,
@@ -52,6 +52,7 @@ from migration.dynamodb.expressions import (
     Function,
     Increment,
     Names,
+    Or,
     Path,
     UnboundParameter,
     Value,
@@ -72,7 +73,7 @@ from migration.errors import (
     Transient,
 )
 from migration.mapping.item import MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, ItemMapper
-from migration.mapping.values import AttributeValue, Item, converter_for
+from migration.mapping.values import AttributeValue, Item, converter_for, dynamodb_number
 
 ModelT = TypeVar("ModelT")
 
@@ -515,7 +516,7 @@ class UpdateSpec:
 
 
 def _number_key(text: str) -> AttributeValue:
-    return {"N": canonical_number(Decimal(text))}
+    return {"N": dynamodb_number(Decimal(text))}
 
 
 class Repository:
@@ -650,7 +651,7 @@ class Repository:
         """The item an entity model maps to (through the one row-to-item function)."""
         model = coerce_entity(f"{self.entity.name}.to_item", "entity", self.entity.name, entity,
                               self.models)
-        return self.mapper.to_item(model.values())
+        return self.mapper.to_item(self.mapper.record_of(model.values()))
 
     def from_item(self, item: Mapping[str, AttributeValue], *,
                   partial: bool = False) -> EntityModel:
@@ -687,12 +688,15 @@ class Repository:
         return partition, sort
 
     def _index_slots(self) -> list[_KeySlot]:
+        # An index attribute that is the table's own key attribute is the item's key:
+        # nothing to build or to update for it.
+        primary = {self.table.partition_key, self.table.sort_key}
         slots = []
         for keys in self.entity.index_keys:
             index = self.table.index(keys.index)
             assert index is not None
             partition, sort = self._index_key_slots_of(index, keys.pk, keys.sk)
-            slots += [*partition, *sort]
+            slots += [slot for slot in (*partition, *sort) if slot.attribute not in primary]
         return slots
 
     @staticmethod
@@ -723,16 +727,69 @@ class Repository:
         if slot.type == "N":
             try:
                 return _number_key(text)
-            except (InvalidOperation, ValueError) as err:
+            except InvalidOperation as err:
                 raise ParameterError(owner, slot.template.single_field,
                                      f"{slot.attribute} is a number key; {text!r} is not a number") from err
+            except ValueError as err:  # a number DynamoDB cannot hold exactly
+                raise ParameterError(owner, slot.template.single_field,
+                                     f"{slot.attribute}: {err}") from err
         return {"S": text}
 
     def _primary_key(self, owner: str, values: Mapping[str, Any]) -> Item:
-        key = {self._partition.attribute: self._key_value(owner, self._partition, values)}
+        key = {self._partition.attribute: self._primary_value(owner, self._partition, values)}
         if self._sort is not None:
-            key[self._sort.attribute] = self._key_value(owner, self._sort, values)
+            key[self._sort.attribute] = self._primary_value(owner, self._sort, values)
         return key
+
+    def _primary_value(self, owner: str, slot: _KeySlot, values: Mapping[str, Any]) -> AttributeValue:
+        """A key attribute built from its template's placeholders, or, when they are not
+        all given, the value given for the key attribute itself (a parameter named
+        `sort_key` after the table's sort key): the key as it is."""
+        given = values.get(slot.attribute) if slot.attribute not in slot.template.fields else None
+        if given is None or all(values.get(name) is not None for name in _needed(slot.template)):
+            built = self._key_value(owner, slot, values)
+            if given is not None and given != _plain_key(built):
+                raise ParameterError(owner, slot.attribute, f"is {given!r}, but the key "
+                                     f"{slot.template.source!r} makes of the other values is "
+                                     f"{_plain_key(built)!r}")
+            return built
+        return self._given_key(owner, slot, given)
+
+    def _given_key(self, owner: str, slot: _KeySlot, given: Any) -> AttributeValue:
+        if slot.type == "B":
+            if not isinstance(given, bytes | bytearray) or not given:
+                raise ParameterError(owner, slot.attribute, "is a binary key and needs non-empty "
+                                     f"bytes, got {type(given).__name__}")
+            return {"B": bytes(given)}
+        if slot.type == "N":
+            try:
+                return _number_key(str(given))
+            except (InvalidOperation, ValueError) as err:
+                raise ParameterError(owner, slot.attribute, f"is a number key; {given!r} is not a "
+                                     "number DynamoDB holds") from err
+        if not isinstance(given, str) or not given:
+            raise ParameterError(owner, slot.attribute, f"is a string key; got {given!r}")
+        if len(given.encode("utf-8")) > slot.limit:
+            raise ParameterError(owner, slot.attribute, f"would be over {slot.limit} bytes")
+        if not slot.template.matches(given):
+            log.warning("%s: %s %r does not match %r: it is used as given, and no %s item can "
+                        "have that key unless another writer made it", owner, slot.attribute,
+                        given, slot.template.source, self.entity.name)
+        return {"S": given}
+
+    def _given_key_attributes(self, pattern: AccessPattern) -> list[tuple[_KeySlot, list[str]]]:
+        """The table's key attributes this single-item pattern takes as given (a parameter
+        of that name), with the template placeholders no parameter supplies."""
+        scalars = {p.name for p in pattern.parameters if p.type != "entity"}
+        out = []
+        for slot in (self._partition, self._sort):
+            if slot is None or slot.attribute not in scalars or \
+                    slot.attribute in slot.template.fields:
+                continue
+            missing = [name for name in slot.template.fields if name not in scalars]
+            if missing:
+                out.append((slot, missing))
+        return out
 
     def _fill_from_keys(self, item: Mapping[str, AttributeValue], values: dict[str, Any]) -> None:
         # Key values (and fields a projection left out) are recovered from the keys.
@@ -822,6 +879,12 @@ class Repository:
             log.warning("%s: parameters %s are not used by the request (no key condition, "
                         "range_condition or filter_expression refers to them)", owner,
                         ", ".join(unused))
+        if pattern.operation in ("GetItem", "DeleteItem", "UpdateItem"):
+            for slot, missing in self._given_key_attributes(pattern):
+                # `migrate contract validate` reports the same as a warning.
+                log.warning("%s: takes %s, a key attribute, as given: %s of %r cannot be rebuilt "
+                            "from the parameters", owner, slot.attribute,
+                            ", ".join(f"{{{name}}}" for name in missing), slot.template.source)
         mixed = pattern.return_type == "mixed_data"
         partial = bool(pattern.projection) or target.partial
         own = [p.name for p in pattern.parameters
@@ -873,7 +936,10 @@ class Repository:
             except (InvalidOperation, ValueError) as err:
                 raise ParameterError(owner, param, f"{sort.attribute} is a number; "
                                      f"{raw!r} is not a number") from err
-            return {"N": canonical_number(number)}
+            try:
+                return {"N": dynamodb_number(number)}
+            except ValueError as err:  # a number DynamoDB cannot hold exactly
+                raise ParameterError(owner, param, f"{sort.attribute}: {err}") from err
         template = sort.template
         supplied = {n: values[n] for n in template.fields if n in values and n not in plan.range_params}
         position = self._range_placeholder(template, set(plan.range_params), supplied)
@@ -1148,6 +1214,9 @@ class Repository:
         for name in self.entity.key_fields:
             if name in values and values[name] is not None:
                 source[name] = values[name]
+        for slot, _ in self._given_key_attributes(pattern):
+            if values.get(slot.attribute) is not None:
+                source[slot.attribute] = values[slot.attribute]
         return source
 
     def _batch_get(self, plan: _Plan, owner: str, values: dict[str, Any], opts: Options) -> Any:
@@ -1308,7 +1377,7 @@ class Repository:
             elif not creating:
                 conditions.append(Function("attribute_not_exists", Path.of(self.table.partition_key)))
             record[version_field] = expected + 1
-        return PutSpec(item=self.mapper.to_item(record), values=record,
+        return PutSpec(item=self.mapper.to_item(self.mapper.record_of(record)), values=record,
                        condition=all_of(conditions), expected_version=expected)
 
     def _put(self, owner: str, record: dict[str, Any], condition: Condition | None,
@@ -1340,26 +1409,41 @@ class Repository:
 
     def _delete_item(self, plan: _Plan, owner: str, values: dict[str, Any], opts: Options) -> Any:
         source = self._key_source(owner, plan.pattern, values)
-        old = self._delete(owner, source, opts.expected_version)
+        old = self._delete(owner, source, opts.expected_version,
+                           mine_only=bool(self._given_key_attributes(plan.pattern)))
         return self._shape_single(plan.pattern, old)
 
+    def _only_mine(self) -> Condition | None:
+        """On a table of several entities, a key given as it is may hold another entity's
+        item: the write must leave that one alone (no item is fine)."""
+        if not self._multi_entity:
+            return None
+        return Or((Function("attribute_not_exists", Path.of(self.table.partition_key)),
+                   Compare(Path.of(self.type_attribute), "=",
+                           Value({"S": self.entity.entity_type}))))
+
     def _delete(self, owner: str, key_values: Mapping[str, Any],
-                expected_version: int | None) -> EntityModel | None:
+                expected_version: int | None, *, mine_only: bool = False) -> EntityModel | None:
         request: dict[str, Any] = {"TableName": self._table_name(),
                                    "Key": self._primary_key(owner, key_values),
                                    "ReturnValues": "ALL_OLD"}
+        conditions: list[Condition | None] = [self._only_mine() if mine_only else None]
         if expected_version is not None:
             self._require_version(owner)
             assert self.entity.version_field is not None
+            conditions.append(Compare(Path.of(self.entity.version_field), "=",
+                                      value(expected_version, "integer")))
+        condition = all_of(conditions)
+        if condition is not None:
             names = Names()
-            request["ConditionExpression"] = render(
-                Compare(Path.of(self.entity.version_field), "=", value(expected_version, "integer")),
-                names)
+            request["ConditionExpression"] = render(condition, names)
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             request.update(names.params())
         try:
             response = self.ddb.call("DeleteItem", **request)
         except ConditionFailed as err:
+            if err.item is not None and not self._mine(err.item):
+                return None  # another entity's item holds the key: nothing of ours to delete
             key = {k: key_values.get(k) for k in self.entity.key_fields}
             raise VersionConflict("DeleteItem", self.entity.name, key, expected_version,
                                   self._stored_version(err.item), err.item) from err
@@ -1374,8 +1458,10 @@ class Repository:
     def _update_item(self, plan: _Plan, owner: str, values: dict[str, Any], opts: Options) -> Any:
         pattern = plan.pattern
         key_fields = set(self.entity.key_fields)
+        given_keys = self._given_key_attributes(pattern)
         source = self._key_source(owner, pattern, values)
-        key_values = {k: v for k, v in source.items() if k in key_fields}
+        key_values = {k: v for k, v in source.items()
+                      if k in key_fields or any(k == slot.attribute for slot, _ in given_keys)}
         updates: dict[str, Any] = {}
         for param in pattern.parameters:
             given = values.get(param.name)
@@ -1384,14 +1470,15 @@ class Repository:
                     updates.update({k: v for k, v in given.values().items()
                                     if k not in key_fields and k in self._field_types})
             elif (param.name in self._field_types and param.name not in key_fields
-                  and param.name in values):
+                  and param.name not in key_values and param.name in values):
                 updates[param.name] = given
         updates.update(opts.updates or {})
-        found = self._update(owner, key_values, updates, opts.expected_version)
+        found = self._update(owner, key_values, updates, opts.expected_version,
+                             mine_only=bool(given_keys))
         return self._shape_single(pattern, found)
 
     def update_spec(self, owner: str, key_values: Mapping[str, Any], updates: Mapping[str, Any],
-                    expected_version: int | None = None) -> UpdateSpec:
+                    expected_version: int | None = None, *, mine_only: bool = False) -> UpdateSpec:
         """What an update of these fields means, checked before any call: the key, the
         attributes to SET (index keys built from updated fields included) and REMOVE,
         and the condition (the item exists; its version, if one is expected)."""
@@ -1414,7 +1501,8 @@ class Repository:
                 set_values[name] = converted
         self._index_key_updates(owner, key_values, checked, set_values, remove)
         conditions: list[Condition | None] = [
-            Function("attribute_exists", Path.of(self.table.partition_key))]
+            Function("attribute_exists", Path.of(self.table.partition_key)),
+            self._only_mine() if mine_only else None]
         if version_field is not None:
             if expected_version is not None:
                 conditions.append(Compare(Path.of(version_field), "=",
@@ -1427,8 +1515,8 @@ class Repository:
         return UpdateSpec(key=key, set_values=set_values, remove=tuple(remove), condition=combined)
 
     def _update(self, owner: str, key_values: dict[str, Any], updates: dict[str, Any],
-                expected_version: int | None) -> EntityModel | None:
-        spec = self.update_spec(owner, key_values, updates, expected_version)
+                expected_version: int | None, *, mine_only: bool = False) -> EntityModel | None:
+        spec = self.update_spec(owner, key_values, updates, expected_version, mine_only=mine_only)
         names = Names()
         request: dict[str, Any] = {
             "TableName": self._table_name(), "Key": spec.key,
@@ -1440,6 +1528,8 @@ class Repository:
         try:
             response = self.ddb.call("UpdateItem", **request)
         except ConditionFailed as err:
+            if err.item is not None and not self._mine(err.item):
+                return None  # another entity's item holds the key: nothing of ours to update
             if expected_version is not None:
                 raise VersionConflict("UpdateItem", self.entity.name, key_values, expected_version,
                                       self._stored_version(err.item), err.item) from err
@@ -1457,7 +1547,7 @@ class Repository:
         for name, new in updates.items():
             if name not in self._field_types:
                 raise ParameterError(owner, name, f"is not a field of {self.entity.name}")
-            if name in primary:
+            if name in primary or name in (self.table.partition_key, self.table.sort_key):
                 raise ParameterError(owner, name, "is part of the primary key; an update cannot "
                                      "change it (delete and put instead)")
             if name == self.entity.version_field:
@@ -1510,7 +1600,7 @@ class Repository:
         requests: dict[str, dict[str, Any]] = {}
         if puts:
             for model in puts:
-                item = self.mapper.to_item(model.values())
+                item = self.mapper.to_item(self.mapper.record_of(model.values()))
                 requests[json.dumps(self.mapper.key_of(item), sort_keys=True, default=str)] = \
                     {"PutRequest": {"Item": item}}
         else:
@@ -1537,6 +1627,16 @@ class Repository:
                 if attempt >= BATCH_ATTEMPTS:
                     raise BatchIncomplete("BatchWriteItem", len(remaining[table]))
                 time.sleep(self.ddb.backoff(attempt))
+
+
+def _needed(template: KeyTemplate) -> list[str]:
+    """The template's placeholders that have no default (a NULL there is no key)."""
+    return [p.name for p in template.parts if isinstance(p, Placeholder) and p.default is None]
+
+
+def _plain_key(value: AttributeValue) -> Any:
+    (kind, inner), = value.items()
+    return Decimal(inner) if kind == "N" else inner
 
 
 def _from_key_text(text: str, field_type: str) -> Any:

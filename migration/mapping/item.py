@@ -11,12 +11,12 @@ limit, an item over 400 KB) with an `ItemError` naming the source row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from migration.contract.keys import KeyTemplate, Placeholder, canonical_number
+from migration.contract.keys import KeyTemplate, Placeholder
 from migration.contract.model import Contract, Entity
 from migration.errors import ItemError, KeyTemplateError
 from migration.mapping.values import (
@@ -25,6 +25,7 @@ from migration.mapping.values import (
     Item,
     attribute_size,
     converter_for,
+    dynamodb_number,
     from_attribute,
 )
 
@@ -44,30 +45,58 @@ def item_size(item: Mapping[str, AttributeValue]) -> int:
     return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
 
 
+class _Placeholders(Mapping[str, Any]):
+    """A record seen through a key template's placeholder names: a placeholder naming a
+    field with a `column` reads that column (`{order_id}` reads `id`)."""
+
+    __slots__ = ("record", "names")
+
+    def __init__(self, record: Mapping[str, Any], names: Mapping[str, str]):
+        self.record = record
+        self.names = names
+
+    def __getitem__(self, name: str) -> Any:
+        return self.record[self.names.get(name, name)]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.record.get(self.names.get(name, name), default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 class _KeySlot:
     """One key attribute of an item: its template, DynamoDB type and byte limit."""
 
     __slots__ = ("attribute", "template", "type", "required", "limit", "index", "needed",
-                 "single", "static", "is_field")
+                 "single", "static", "is_field", "renamed")
 
     def __init__(self, attribute: str, template: KeyTemplate, type_: str, required: bool,
-                 limit: int, index: str | None, is_field: bool = False):
+                 limit: int, index: str | None, entity: Entity, is_field: bool = False):
         self.attribute = attribute
         self.template = template
         self.type = type_
         self.required = required
         self.limit = limit
         self.index = index
-        # Placeholders without a default: NULL in any of them keeps the item out of
-        # a (sparse) index instead of being an error.
-        self.needed = tuple(p.name for p in template.parts
+        # Placeholders whose values a record holds under another name (a field's column);
+        # None when there are none, so the hot path formats from the record itself.
+        renamed = {name: entity.record_name(name) for name in template.fields
+                   if entity.record_name(name) != name}
+        self.renamed = renamed or None
+        # Placeholders without a default (as the record names them): NULL in any of them
+        # keeps the item out of a (sparse) index instead of being an error.
+        self.needed = tuple(entity.record_name(p.name) for p in template.parts
                             if isinstance(p, Placeholder) and p.default is None)
         # Shortcuts of the hot path, each giving exactly what `template.format` gives:
         # a lone `{name}` without default is the value itself when that is a non-empty
         # str (no delimiter can follow it) or its str() when an int; a template without
         # placeholders is always its own text (kept only when it passes the checks).
         first = template.parts[0] if len(template.parts) == 1 else None
-        self.single = first.name if isinstance(first, Placeholder) and \
+        self.single = entity.record_name(first.name) if isinstance(first, Placeholder) and \
             first.default is None else None
         static = template.format({}) if template.is_static else None
         if static is not None and (len(static.encode("utf-8")) > limit or type_ != "S"):
@@ -91,23 +120,32 @@ class ItemMapper:
         self.sort_key = table.sort_key
         types = table.attribute_types()
         slots = [_KeySlot(table.partition_key, entity.pk, types[table.partition_key], True,
-                          MAX_PARTITION_KEY_BYTES, None)]
+                          MAX_PARTITION_KEY_BYTES, None, entity)]
         if table.sort_key and entity.sk is not None:
             slots.append(_KeySlot(table.sort_key, entity.sk, types[table.sort_key], True,
-                                  MAX_SORT_KEY_BYTES, None))
+                                  MAX_SORT_KEY_BYTES, None, entity))
         self._primary = tuple(slots)
+        primary_attributes = {slot.attribute for slot in slots}
         field_names = {f.name for f in entity.fields}
+        # A field that is the table's own key attribute (an MCP schema's `sort_key`)
+        # holds the key the template builds: a value given for it must be that key.
+        self._key_attribute_fields = tuple(
+            (slot, entity.record_name(slot.attribute), converter_for(found.type))
+            for slot in slots if (found := entity.field(slot.attribute)) is not None
+            and slot.template.single_field != slot.attribute)
         index_slots: list[tuple[str, tuple[_KeySlot, ...]]] = []
         for keys in entity.index_keys:
             index = table.index(keys.index)
             assert index is not None
             # One slot per key attribute: a multi-attribute key has up to four of each.
+            # An index attribute that is the table's own key is the item's key already.
             group = [_KeySlot(attribute.name, template, types[attribute.name], False, limit,
-                              index.name, attribute.name in field_names)
+                              index.name, entity, attribute.name in field_names)
                      for attributes, templates, limit in (
                          (index.partition_attributes, keys.pk, MAX_PARTITION_KEY_BYTES),
                          (index.sort_attributes, keys.sk, MAX_SORT_KEY_BYTES))
-                     for attribute, template in zip(attributes, templates, strict=True)]
+                     for attribute, template in zip(attributes, templates, strict=True)
+                     if attribute.name not in primary_attributes]
             index_slots.append((index.name, tuple(group)))
         self._indexes = tuple(index_slots)
         # Only the attributes this entity writes as keys are left out of its plain
@@ -127,10 +165,16 @@ class ItemMapper:
                                 + len(self.type_attribute) + len(entity.entity_type)
                                 + len(OWNER_ATTRIBUTE))
         source = entity.source
-        self._source_key = source.primary_key if source else entity.key_fields
+        self._source_key = source.primary_key if source else \
+            tuple(entity.record_name(name) for name in entity.key_fields)
         self._unique = source.unique if source else ()
-        self._guard_prefixes = tuple((attribute, f"{GUARD_PREFIX}{entity.entity_type}#{attribute}#")
-                                     for attribute in self._unique)
+        # Unique attributes are fields: the record holds each under its column.
+        self._guard_prefixes = tuple(
+            (entity.record_name(attribute), f"{GUARD_PREFIX}{entity.entity_type}#{attribute}#")
+            for attribute in self._unique)
+        # Fields whose column has another name, for `record_of`.
+        self._columns = tuple((f.name, f.column) for f in entity.fields
+                              if f.column is not None and f.column != f.name)
         self._owner_prefix = entity.name + "#"
         # Items of a source entity name the row they were made from, so that no writer
         # takes or deletes a key another row holds (two rows mapping to one key, or a
@@ -155,7 +199,8 @@ class ItemMapper:
             text = str(value)
         else:
             try:
-                text = slot.template.format(record)
+                text = slot.template.format(
+                    record if slot.renamed is None else _Placeholders(record, slot.renamed))
             except KeyTemplateError as err:
                 raise ItemError(self.entity.name, self.source_key(record),
                                 f"{slot.attribute}: {err}") from err
@@ -166,10 +211,15 @@ class ItemMapper:
                             f"{slot.attribute} is {size} bytes; DynamoDB allows {slot.limit}")
         if slot.type == "N":
             try:
-                return {"N": canonical_number(Decimal(text))}
+                number = Decimal(text)
             except ArithmeticError as err:
                 raise ItemError(self.entity.name, self.source_key(record),
                                 f"{slot.attribute}: {text!r} is not a number") from err
+            try:
+                return {"N": dynamodb_number(number)}
+            except ValueError as err:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"{slot.attribute}: {err}") from err
         return {"S": text}
 
     def _binary_key(self, slot: _KeySlot, value: Any, record: Mapping[str, Any]) -> AttributeValue:
@@ -199,6 +249,14 @@ class ItemMapper:
         get = record.get
         for slot in self._primary:
             item[slot.attribute] = key_value(slot, record)
+        for slot, name, convert in self._key_attribute_fields:
+            given = get(name)
+            if given is not None and convert(given) != item[slot.attribute]:
+                raise ItemError(self.entity.name, self.source_key(record),
+                                f"field {slot.attribute} is the table's key attribute, which "
+                                f"{slot.template.source!r} makes "
+                                f"{next(iter(item[slot.attribute].values()))!r}; it was given "
+                                f"{given!r}")
         for _index, group in self._indexes:
             values: list[tuple[str, AttributeValue]] = []
             for slot in group:
@@ -305,6 +363,31 @@ class ItemMapper:
             if value is not None:
                 out[field.name] = from_attribute(value, field.type)
         return out
+
+    def record_of(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The record that entity values (fields and key values, by their contract names)
+        stand for: each field's value under its column, as a source row holds it. The
+        repository runtime builds its items from entity values through this; `values` is
+        its inverse for the fields. A key value naming the column of a field given with
+        another value is refused: one column cannot hold both."""
+        if not self._columns:
+            return dict(values)
+        renamed = {name for name, _ in self._columns}
+        record = {name: value for name, value in values.items() if name not in renamed}
+        clashes = []
+        for name, column in self._columns:
+            value = values.get(name)
+            if value is None:  # absent (or None): the column keeps a value given as such
+                continue
+            # A name that is itself a renamed field holds another column's value.
+            other = None if column in renamed else values.get(column)
+            if other is not None and other != value:
+                clashes.append(f"{name}={value!r} and {column}={other!r}")
+            record[column] = value
+        if clashes:
+            raise ItemError(self.entity.name, self.source_key(record),
+                            f"{'; '.join(clashes)} give one source column two values")
+        return record
 
     def is_mine(self, item: Mapping[str, AttributeValue]) -> bool:
         """True when the item was written for this entity."""

@@ -1,6 +1,10 @@
 """Type rules from MySQL values to DynamoDB attribute values (the low-level wire form).
 
-- DECIMAL → N, exact (never through float); trailing zeros dropped as DynamoDB does.
+- DECIMAL → N, exact (never through float, never rounded); trailing zeros dropped as
+  DynamoDB does. A number DynamoDB cannot hold exactly (over 38 significant digits, or
+  outside 1E-130 .. 9.99...E+125 in magnitude) is refused with a ValueError, which the
+  mapper turns into an ItemError naming the row: a field declared ``string`` keeps such
+  a value exact, as text.
 - integers → N; floats → N through their shortest repr.
 - DATETIME/TIMESTAMP → S, fixed-width ISO-8601 UTC (``2024-05-01T12:00:00.000000Z``),
   so string order is time order; DATE → ``YYYY-MM-DD``; TIME → ``HH:MM:SS[.ffffff]``.
@@ -30,12 +34,45 @@ Item = dict[str, AttributeValue]
 Converter = Callable[[Any], AttributeValue | None]
 
 
+MAX_NUMBER_DIGITS = 38  # significant digits of a DynamoDB number
+MAX_NUMBER_EXPONENT = 125  # 9.9999999999999999999999999999999999999E+125
+MIN_NUMBER_EXPONENT = -130  # 1E-130
+# Integers below this in magnitude have at most 38 digits: the hot path's quick test.
+_INT_LIMIT = 10 ** MAX_NUMBER_DIGITS
+_STRING_ADVICE = "declare the field `string` to keep it exact as text"
+
+
+def dynamodb_number(value: Decimal) -> str:
+    """A Decimal as DynamoDB number text, exact; ValueError when DynamoDB cannot hold it
+    exactly (more than 38 significant digits, or out of its range). Never rounds: a
+    rounded number would be another number, stored without a word."""
+    text = canonical_number(value)
+    # 38 characters hold at most 38 digits, and a magnitude well inside the range.
+    if len(text) <= MAX_NUMBER_DIGITS:
+        return text
+    digits = len(text.lstrip("-").replace(".", "").strip("0"))
+    if digits > MAX_NUMBER_DIGITS:
+        raise ValueError(f"{text} has {digits} significant digits; a DynamoDB number holds at "
+                         f"most {MAX_NUMBER_DIGITS} ({_STRING_ADVICE})")
+    exponent = value.adjusted()
+    if not MIN_NUMBER_EXPONENT <= exponent <= MAX_NUMBER_EXPONENT:
+        raise ValueError(f"{value} is outside DynamoDB's number range (1E{MIN_NUMBER_EXPONENT} to "
+                         f"9.99...E+{MAX_NUMBER_EXPONENT} in magnitude; {_STRING_ADVICE})")
+    return text
+
+
+def _int_number(value: int) -> AttributeValue:
+    if -_INT_LIMIT < value < _INT_LIMIT:
+        return {"N": str(value)}
+    return {"N": dynamodb_number(Decimal(value))}
+
+
 def _number(value: Decimal | int | float) -> AttributeValue:
     if isinstance(value, int):
-        return {"N": str(value)}
+        return _int_number(value)
     if isinstance(value, float):
         value = Decimal(repr(value))
-    return {"N": canonical_number(value)}
+    return {"N": dynamodb_number(value)}
 
 
 def _timedelta_text(value: timedelta) -> str:
@@ -122,7 +159,7 @@ def _as_string(value: Any) -> AttributeValue | None:
 def _as_number(value: Any) -> AttributeValue | None:
     """A field declared numeric holding text (a VARCHAR of digits) becomes N."""
     if isinstance(value, str):
-        return {"N": canonical_number(Decimal(value))}
+        return {"N": dynamodb_number(Decimal(value))}
     return to_attribute(value)
 
 
@@ -141,7 +178,7 @@ def converter_for(field_type: str | None) -> Converter:
     if field_type in ("integer", "decimal"):
         def number(value: Any) -> AttributeValue | None:
             kind = type(value)
-            if kind is int:
+            if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
                 return {"N": str(value)}
             if value is None:
                 return None
@@ -157,7 +194,7 @@ def converter_for(field_type: str | None) -> Converter:
         kind = type(value)
         if kind is str:
             return {"S": value}
-        if kind is int:
+        if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
             return {"N": str(value)}
         if value is None:
             return None

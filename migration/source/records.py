@@ -82,7 +82,9 @@ class RecordReader:
         for template in [entity.pk, entity.sk] + [t for k in entity.index_keys
                                                   for t in k.templates]:
             if template is not None:
-                for name in template.fields:
+                # A placeholder names a field (or a column, lookup or aggregate); the
+                # row holds a field under its column.
+                for name in map(entity.record_name, template.fields):
                     if name not in derived:
                         needed[name] = None
         for lookup in self.source.lookups:

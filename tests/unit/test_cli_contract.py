@@ -40,3 +40,19 @@ def test_import_writes_contract_and_reports_unsupported(tmp_path: Path) -> None:
     assert "cannot be expressed yet" in result.output and "profile_data" in result.output
     check = CliRunner().invoke(cli, ["contract", "validate", str(out)])
     assert check.exit_code == 0, check.output
+
+
+def test_a_contract_that_is_not_utf8_is_one_line_in_every_command(tmp_path: Path) -> None:
+    contract = tmp_path / "latin1.yaml"
+    contract.write_bytes("tables:\n  - table_config: {table_name: Café}\n".encode("latin-1"))
+    where = f"{contract}: $: not UTF-8 text at byte 42 (line 2): save the file as UTF-8"
+    for args, status in ((["contract", "validate", str(contract)], 1),
+                         (["contract", "import", str(contract)], 1),
+                         (["codegen", "--contract", str(contract), "--out", str(tmp_path)], 2),
+                         (["--contract", str(contract), "schema", "plan"], 2)):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == status, (args, result.output)
+        assert where in result.output, (args, result.output)
+        assert "Traceback" not in result.output and "UnicodeDecodeError" not in result.output
+        if status == 2:
+            assert result.output.strip().count("\n") == 0, result.output

@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from migration.contract import load_contract, parse_contract
-from migration.contract.keys import canonical_number, format_timestamp
+from migration.contract.keys import format_timestamp
 from migration.contract.model import Contract
 from migration.dynamodb.client import batch_write_body, encode_json
 from migration.errors import ItemError, KeyTemplateError
 from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper
-from migration.mapping.values import AttributeValue, _timestamp, converter_for
+from migration.mapping.values import AttributeValue, _timestamp, converter_for, dynamodb_number
 from migration.shop import SHOP_CONTRACT
 from migration.source.records import _datetime_value
 
@@ -27,7 +27,7 @@ SHOP = load_contract(SHOP_CONTRACT)
 
 KEY_VALUES = st.one_of(
     st.none(), st.text(max_size=12), st.text(min_size=500, max_size=700),
-    st.integers(min_value=-10**20, max_value=10**20), st.booleans(),
+    st.integers(min_value=-10**45, max_value=10**45), st.booleans(),
     st.decimals(allow_nan=False, allow_infinity=False, places=3),
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 1, 1)))
 
@@ -45,10 +45,15 @@ def reference_key_value(mapper: ItemMapper, slot: Any, record: dict[str, Any]) -
                         f"{slot.attribute} is {size} bytes; DynamoDB allows {slot.limit}")
     if slot.type == "N":
         try:
-            return {"N": canonical_number(Decimal(text))}
+            number = Decimal(text)
         except ArithmeticError as err:
             raise ItemError(mapper.entity.name, mapper.source_key(record),
                             f"{slot.attribute}: {text!r} is not a number") from err
+        try:
+            return {"N": dynamodb_number(number)}
+        except ValueError as err:
+            raise ItemError(mapper.entity.name, mapper.source_key(record),
+                            f"{slot.attribute}: {err}") from err
     return {"S": text}
 
 
