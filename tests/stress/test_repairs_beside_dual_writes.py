@@ -245,7 +245,7 @@ def assert_last_values_in_dynamodb(shop: Shop, rows: Rows) -> None:
         with shop.engine.connect() as conn:
             email, first_name = conn.execute(sa.text(
                 "SELECT email, first_name FROM users WHERE id = :u"), {"u": user}).one()
-            lines = dict(conn.execute(sa.text(
+            lines: dict[int, int] = dict(conn.execute(sa.text(
                 "SELECT product_id, quantity FROM shopping_carts WHERE user_id = :u"),
                 {"u": user}).all())
         item = shop.dynamodb.users.get_by_email(email)
