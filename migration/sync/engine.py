@@ -485,9 +485,23 @@ class SyncEngine:
         of the change being repaired, `Exactly` what reconcile saw) and leave what such
         a writer wrote. A key two rows map to (or another row holds in DynamoDB) raises
         `KeyCollision`; with `skip_collisions` (reconcile, which reports collisions) it
-        is left as it is.
+        is left as it is. Deadlocks and lock wait timeouts (a live dual-write locking the
+        same rows in another order) retry the whole re-sync, as they do a dual-write.
         """
-        roots = {e: set(keys) for e, keys in roots.items() if e in self.readers and keys}
+        wanted = {e: set(keys) for e, keys in roots.items() if e in self.readers and keys}
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._sync_roots_once(wanted, operation, stale, kind, skip_collisions)
+            except Exception as err:
+                if not is_retryable(err) or attempt >= self.mysql_attempts:
+                    raise
+                self.stats.retries += 1
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+
+    def _sync_roots_once(self, roots: Mapping[str, set[Key]], operation: str,
+                         stale: Sequence[Delete], kind: str, skip_collisions: bool) -> int:
         version: int | None = None
         skipped = 0
         with self.connect() as conn, conn.begin():

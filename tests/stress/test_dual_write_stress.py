@@ -2,6 +2,12 @@
 collisions on the same users, products and carts; afterwards a full comparison of
 every item the contract defines finds zero differences and no username is held twice.
 
+That the threads did contend is asserted, not hoped for: they start with a staged
+round in which all of them add to the same new cart line at once (each has looked for
+the line, found it absent, before any inserts it), so all but one must be retried;
+the engine's retry counter says they were, and the line holds every quantity exactly
+once.
+
 Runs against MariaDB and DynamoDB Local (never moto: it is not concurrency-safe).
 `MIGRATE_STRESS_OPS` changes the operations per thread (default 2000).
 """
@@ -13,6 +19,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from migration.shop.dual_write import Shop
-from migration.shop.repositories import ShopError
+from migration.shop.repositories import MySQLShoppingCartRepository, ShopError
 from migration.sync.compare import actual_items, compare_all
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb, pytest.mark.slow]
@@ -52,8 +59,12 @@ class Pools:
             self.categories, self.roots = categories, roots
 
 
+# Told of every operation that succeeded: (its name, monotonic start, monotonic end).
+Record = Callable[[str, float, float], None]
+
+
 def run_thread(shop: Shop, pools: Pools, seed: int, errors: list[BaseException],
-               outcomes: Counter[str]) -> None:
+               outcomes: Counter[str], record: Record | None = None) -> None:
     rng = random.Random(seed)
 
     def pick(values: list[Any]) -> Any:
@@ -73,6 +84,7 @@ def run_thread(shop: Shop, pools: Pools, seed: int, errors: list[BaseException],
             "orders.update_order_status", "categories.create", "categories.update",
             "categories.delete", "cart.add_item", "cart.add_item", "cart.update_item_quantity",
             "cart.remove_item", "cart.clear_cart"])
+        started = time.monotonic()
         try:
             if name == "users.create":
                 shop.users.create({"username": f"stress{rng.randrange(60)}",
@@ -130,6 +142,8 @@ def run_thread(shop: Shop, pools: Pools, seed: int, errors: list[BaseException],
             elif name == "cart.clear_cart":
                 shop.cart.clear_cart(user)
             outcomes["ok"] += 1
+            if record is not None:
+                record(name, started, time.monotonic())
         except ShopError as err:
             outcomes[type(err).__name__] += 1
         except BaseException as err:  # noqa: BLE001 - collected and failed on below
@@ -137,20 +151,80 @@ def run_thread(shop: Shop, pools: Pools, seed: int, errors: list[BaseException],
             outcomes["unexpected"] += 1
 
 
-def test_random_operations_from_eight_threads_leave_no_difference(shop: Shop) -> None:
+class ContendedLine:
+    """All threads add to one new cart line at once. Each add_item's locking read finds
+    the line absent (no gap lock under READ COMMITTED); a barrier in the MySQL write holds
+    every thread there until all have looked. Then one inserts and commits; each of the
+    others either deadlocks on the duplicate key or updates a row it never saw (RowRaced):
+    retried either way, so the engine must count at least THREADS - 1 retries."""
+
+    def __init__(self, shop: Shop, monkeypatch: pytest.MonkeyPatch):
+        with shop.engine.connect() as conn:
+            self.user, self.product = conn.execute(sa.text(
+                "SELECT u.id, p.id FROM users u CROSS JOIN products p WHERE NOT EXISTS "
+                "(SELECT 1 FROM shopping_carts c WHERE c.user_id = u.id "
+                "AND c.product_id = p.id) ORDER BY u.id, p.id LIMIT 1")).one()
+        self.shop = shop
+        self.barrier = threading.Barrier(THREADS)
+        self.first_attempt = threading.local()
+        original = MySQLShoppingCartRepository.add_item
+
+        def add_item(repo: MySQLShoppingCartRepository, user_id: int, product_id: int,
+                     quantity: int) -> None:
+            if getattr(self.first_attempt, "pending", False):
+                self.first_attempt.pending = False
+                self.barrier.wait(timeout=60)  # every thread has looked: none has inserted
+            original(repo, user_id, product_id, quantity)
+
+        monkeypatch.setattr(MySQLShoppingCartRepository, "add_item", add_item)
+
+    def add(self, seed: int) -> None:
+        self.first_attempt.pending = True
+        self.shop.cart.add_item(self.user, self.product, seed + 1)
+
+    def quantity(self) -> int:
+        with self.shop.engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT quantity FROM shopping_carts WHERE user_id = :u AND product_id = :p"),
+                {"u": self.user, "p": self.product}).scalar_one())
+
+
+def test_random_operations_from_eight_threads_leave_no_difference(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     pools = Pools(shop)
     errors: list[BaseException] = []
     outcomes: Counter[str] = Counter()
+    contended = ContendedLine(shop, monkeypatch)
+
+    def contend_then_run(seed: int) -> None:
+        try:
+            contended.add(seed)
+        except BaseException as err:  # noqa: BLE001 - collected and failed on below
+            errors.append(err)
+        staged.wait(timeout=120)
+        run_thread(shop, pools, seed, errors, outcomes)
+
+    staged = threading.Barrier(THREADS + 1)  # the main thread checks the round in between
     started = time.monotonic()
-    threads = [threading.Thread(target=run_thread, args=(shop, pools, seed, errors, outcomes))
+    threads = [threading.Thread(target=contend_then_run, args=(seed,))
                for seed in range(THREADS)]
     for thread in threads:
         thread.start()
+    staged.wait(timeout=120)
+    # The staged round: every add landed once (retries never apply a change twice), and
+    # all but the first were retried.
+    staged_errors = list(errors)
+    staged_retries = shop.sync.stats.retries
+    staged_quantity = contended.quantity()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
     print(f"\n{THREADS * OPS} operations in {elapsed:.1f}s "
-          f"({THREADS * OPS / elapsed:.0f}/s): {dict(outcomes)}; engine: {shop.sync.stats}")
+          f"({THREADS * OPS / elapsed:.0f}/s): {dict(outcomes)}; engine: {shop.sync.stats}; "
+          f"retries in the staged round: {staged_retries}")
+    assert not staged_errors, staged_errors
+    assert staged_quantity == sum(range(1, THREADS + 1))
+    assert staged_retries >= THREADS - 1, shop.sync.stats
     assert not errors, f"{len(errors)} unexpected errors, first: {errors[0]!r}"
     assert outcomes["ok"] > THREADS * OPS // 3, "too few operations succeeded to prove much"
     assert shop.sync.outbox.count() == 0, "every dual-write cleared its outbox row"

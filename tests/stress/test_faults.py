@@ -91,11 +91,20 @@ def test_rollback_policy_keeps_both_stores_as_they_were(fast: Shop, fault: str) 
         shop.users.update(user, {"email": "moved@example.org"})
     assert isinstance(caught.value.__cause__, DynamoDBUnavailable | Throttled)
     assert len(seen) >= shop.ddb.max_attempts, "transient faults are retried first"
+    # Right after the failure, DynamoDB still down, before any repair: MySQL rolled back
+    # and no request reached DynamoDB, so the two stores already agree. The immediate
+    # re-sync failed too (DynamoDB is down), so the outbox keeps the change for repair.
     assert email_of(shop, user) == old_email
+    assert_agree(shop)
+    assert not caught.value.repaired
+    pending = shop.sync.outbox.pending()
+    assert [e.operation for e in pending] == ["users.update"]
+    # Then DynamoDB is back and repair runs: it re-syncs what MySQL has, nothing more.
     shop.ddb.before.clear()
-    shop.repair()
+    assert shop.repair() == (1, 0)
     assert_agree(shop)
     assert shop.sync.outbox.count() == 0
+    assert email_of(shop, user) == old_email
 
 
 def test_a_transient_fault_is_retried_and_the_write_lands(fast: Shop) -> None:
@@ -267,6 +276,34 @@ def test_a_change_of_more_than_100_items_is_chunked(fast: Shop) -> None:
     shop.users.update(user, {"email": "busy@new.example"})
     assert len(transactions) == 2 and max(transactions) <= 100 and sum(transactions) == 142
     assert_agree(shop)
+
+
+def test_a_half_landed_change_with_dynamodb_down_waits_for_repair(fast: Shop) -> None:
+    """The documented exception to `rollback`: a change of more than 100 items whose first
+    transaction landed before DynamoDB went down. MySQL rolls back, the immediate re-sync
+    fails as well, so DynamoDB holds part of the change until repair; the outbox names it."""
+    shop = fast
+    user = user_with_many_orders(shop, 70)
+    sent: list[str] = []
+
+    def down_after_the_first_transaction(operation: str, params: dict[str, Any]) -> None:
+        if writes(operation):
+            sent.append(operation)
+            if len(sent) > 1:
+                raise client_error("InternalServerError", operation, 500)
+
+    shop.ddb.before.append(down_after_the_first_transaction)
+    with pytest.raises(DualWriteFailed) as caught:
+        shop.users.update(user, {"email": "busy@new.example"})
+    assert not caught.value.repaired
+    assert email_of(shop, user) == "busy@example.org"
+    half = compare_all(shop.contract, shop.engine, shop.ddb)
+    assert not half.clean and half.extra, "the first transaction's items are in DynamoDB"
+    assert [e.operation for e in shop.sync.outbox.pending()] == ["users.update"]
+    shop.ddb.before.clear()
+    assert shop.repair() == (1, 0)
+    assert_agree(shop)
+    assert shop.sync.outbox.count() == 0
 
 
 def test_a_failure_in_the_second_chunk_leaves_no_half_change(fast: Shop) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,33 +53,87 @@ def test_a_write_between_the_two_sides_is_cleared_by_the_re_reads(shop: Shop) ->
     assert result.candidates >= 2
 
 
+class Overlap:
+    """Which dual-writes ran inside which reconcile run. A run is marked when its first
+    entity's rows are read from MySQL; it then waits (in its progress callback, holding no
+    lock) until a dual-write that started after the mark has succeeded, so every run made
+    while the writers are still going is overlapped by at least one write."""
+
+    def __init__(self, threads: list[threading.Thread]):
+        self.threads = threads
+        self.lock = threading.Lock()
+        self.writes: list[tuple[float, float]] = []  # (start, end) of every successful write
+        self.since: float | None = None
+        self.landed = threading.Event()
+
+    def record(self, _name: str, started: float, finished: float) -> None:
+        with self.lock:
+            self.writes.append((started, finished))
+            if self.since is not None and started > self.since:
+                self.landed.set()
+
+    def progress(self, marks: list[float]) -> Callable[[str, dict[str, Any]], None]:
+        """The progress callback of one run; `marks` gets the time of its mark."""
+        def progress(event: str, _detail: dict[str, Any]) -> None:
+            if event != "mysql" or marks:
+                return
+            with self.lock:
+                self.since = time.monotonic()
+                self.landed.clear()
+            marks.append(self.since)
+            # Woken by the next write; the liveness check only ends the wait once every
+            # writer is done (nothing is timed).
+            while not self.landed.wait(0.05) and any(t.is_alive() for t in self.threads):
+                pass
+        return progress
+
+    def inside(self, mark: float, end: float) -> int:
+        """Writes that started after `mark` and succeeded before `end`."""
+        with self.lock:
+            return sum(mark < started and finished < end for started, finished in self.writes)
+
+
 def test_reconcile_during_random_dual_writes_finds_no_false_drift(
         shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stress, "OPS", 250)
     pools = stress.Pools(shop)
     errors: list[BaseException] = []
     outcomes: Counter[str] = Counter()
-    threads = [threading.Thread(target=stress.run_thread,
-                                args=(shop, pools, seed, errors, outcomes))
-               for seed in range(3)]
+    threads: list[threading.Thread] = []
+    overlap = Overlap(threads)
+    threads += [threading.Thread(target=stress.run_thread,
+                                 args=(shop, pools, seed, errors, outcomes, overlap.record))
+                for seed in range(3)]
     for thread in threads:
         thread.start()
-    runs: list[ReconcileResult] = []
-    ddb = DynamoDB(shop.settings)
+    runs: list[tuple[ReconcileResult, int, bool]] = []  # a run, the writes inside it, and
+    ddb = DynamoDB(shop.settings)                       # whether writers were still going
     try:
         while any(t.is_alive() for t in threads):
-            runs.append(reconcile(shop.contract, shop.engine, ddb,
-                                  ReconcileOptions(settle_seconds=0.5)))
+            marks: list[float] = []
+            result = reconcile(shop.contract, shop.engine, ddb,
+                               ReconcileOptions(settle_seconds=0.5,
+                                                progress=overlap.progress(marks)))
+            end = time.monotonic()
+            assert marks, "every run reads MySQL"
+            runs.append((result, overlap.inside(marks[0], end),
+                         any(t.is_alive() for t in threads)))
     finally:
         for thread in threads:
             thread.join()
     assert not errors, errors[:3]
     assert len(runs) >= 2, "reconcile should have run several times beside the writes"
     assert outcomes["ok"] > 200
-    for run in runs:
+    for run, _, _ in runs:
         assert not run.has_drift, {e.entity: e.to_json() for e in run.entities if e.drift}
-    cleared = sum(run.totals["cleared_in_flight"] for run in runs)
-    print(f"\n{len(runs)} runs beside {sum(outcomes.values())} operations; "
+    # The claim is about writes landing during a run: every run that ended while the
+    # writers were still going had some, and so did at least two runs in all.
+    inside = [writes for _, writes, _ in runs]
+    assert all(writes > 0 for _, writes, going in runs if going), inside
+    assert sum(writes > 0 for writes in inside) >= 2, inside
+    cleared = sum(run.totals["cleared_in_flight"] for run, _, _ in runs)
+    print(f"\n{len(runs)} runs beside {sum(outcomes.values())} operations "
+          f"({sum(inside)} of them inside a run: {inside}); "
           f"{cleared} in-flight differences cleared by the re-reads")
     # Once the writers are done, a run sees exactly what the writers left: no drift.
     time.sleep(0.2)
