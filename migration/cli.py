@@ -400,6 +400,9 @@ def state_init(ctx: _Context, sql: bool) -> None:
               help="Chunks written at once.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
               help="Rows per chunk (read and locked together, checkpointed together).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Segment processes (one per core): each takes one segment of the run, "
+                   "with --workers writers of its own.")
 @click.option("--rate", type=click.FloatRange(min=1), default=None,
               help="At most this many items per second, all workers together.")
 @click.option("--restart", is_flag=True, help="Forget the checkpoints and start over.")
@@ -414,7 +417,7 @@ def state_init(ctx: _Context, sql: bool) -> None:
               default="auto", show_default=True)
 @pass_ctx
 def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size: int,
-             rate: float | None, restart: bool, dry_run: bool, segment: str, shuffle: bool,
+             processes: int, rate: float | None, restart: bool, dry_run: bool, segment: str, shuffle: bool,
              dead_letters: Path | None, progress_mode: str) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
@@ -435,12 +438,18 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
             restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
             dead_letters=dead_letters, flag_cache_seconds=settings.flag_cache_seconds,
             progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
-        engine = create_engine(settings, pool_size=workers + 2)
-        try:
-            summary = run_backfill(load_contract(settings.contract), engine, DynamoDB(settings),
-                                   options)
-        finally:
-            engine.dispose()
+        if processes > 1:
+            from migration.backfill.processes import backfill_in_processes
+
+            summary = backfill_in_processes(load_contract(settings.contract), settings, options,
+                                            processes)
+        else:
+            engine = create_engine(settings, pool_size=workers + 2)
+            try:
+                summary = run_backfill(load_contract(settings.contract), engine,
+                                       DynamoDB(settings), options)
+            finally:
+                engine.dispose()
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 

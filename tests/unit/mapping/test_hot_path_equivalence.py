@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from migration.contract import load_contract, parse_contract
 from migration.contract.keys import canonical_number, format_timestamp
 from migration.contract.model import Contract
-from migration.dynamodb.client import batch_write_body, encode_json
+from migration.dynamodb.client import batch_write_body, encode_json, reference_json
 from migration.errors import ItemError, KeyTemplateError
 from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper
 from migration.mapping.values import AttributeValue, _timestamp, converter_for
@@ -145,22 +145,46 @@ def test_owner_of_a_composite_key() -> None:
     assert mapper.owner({"a": 1, "b": "x"}) == "Thing#1#x"
 
 
+# Every character but lone surrogates (which neither encoder takes), control characters,
+# quotes, backslashes and the line separators included.
+TEXT = st.text(st.characters(exclude_categories=["Cs"]))
 ATTRIBUTE = st.deferred(lambda: st.one_of(
-    st.builds(lambda s: {"S": s}, st.text()),
+    st.builds(lambda s: {"S": s}, TEXT),
     st.builds(lambda n: {"N": str(n)}, st.integers()),
     st.builds(lambda b: {"B": b}, st.binary(max_size=20)),
     st.builds(lambda b: {"BOOL": b}, st.booleans()),
     st.builds(lambda v: {"L": v}, st.lists(ATTRIBUTE, max_size=3)),
-    st.builds(lambda v: {"M": v}, st.dictionaries(st.text(max_size=5), ATTRIBUTE, max_size=3))))
+    st.builds(lambda v: {"SS": v}, st.sets(TEXT, min_size=1, max_size=3)),
+    st.builds(lambda v: {"M": v}, st.dictionaries(TEXT, ATTRIBUTE, max_size=3))))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.dictionaries(st.text(min_size=1, max_size=8), ATTRIBUTE, max_size=6),
                 max_size=25))
-def test_batch_body_is_the_encoded_request(items: list[dict[str, Any]]) -> None:
+def test_batch_body_is_the_reference_encoding(items: list[dict[str, Any]]) -> None:
     table = "prefix_Users"
-    assert batch_write_body(table, items) == encode_json({"RequestItems": {table: [
+    expected = reference_json({"RequestItems": {table: [
         {"PutRequest": {"Item": item}} for item in items]}})
+    assert batch_write_body(table, items) == expected
+    assert encode_json({"RequestItems": {table: [
+        {"PutRequest": {"Item": item}} for item in items]}}) == expected
+
+
+@pytest.mark.parametrize("payload", [
+    {"S": "".join(map(chr, range(0x80)))}, {"S": "\u2028\u2029\ufeff\U0001f600 é"},
+    {"Limit": 500, "Segment": 3, "ConsistentRead": True, "Big": 2**70, "Neg": -(2**63)},
+    {"B": b"\x00\xff"}, {"x": bytearray(b"ab"), "y": memoryview(b"cd")}, {"L": (1, "a")},
+    {1: "non-text key"}, {"SS": {"b", "a"}}, {"Empty": {}, "None": None}])
+def test_fast_encoding_edge_cases(payload: dict[Any, Any]) -> None:
+    assert encode_json(payload) == reference_json(payload)
+
+
+@pytest.mark.parametrize("payload", [{"N": Decimal("1.5")}, {"S": "\ud800"}])
+def test_fast_encoding_refuses_what_the_reference_refuses(payload: dict[str, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        reference_json(payload)
+    with pytest.raises((TypeError, ValueError)):
+        encode_json(payload)
 
 
 @settings(max_examples=500, deadline=None)
