@@ -18,8 +18,14 @@ from migration.contract.keys import canonical_number, format_timestamp
 from migration.contract.model import Contract
 from migration.dynamodb.client import batch_write_body, encode_json, reference_json
 from migration.errors import ItemError, KeyTemplateError
-from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper
-from migration.mapping.values import AttributeValue, _timestamp, converter_for
+from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper, wire_size
+from migration.mapping.values import (
+    AttributeValue,
+    _timestamp,
+    attribute_size,
+    converter_for,
+    to_attribute,
+)
 from migration.settings import SHOP_CONTRACT
 from migration.source.records import _datetime_value
 
@@ -46,7 +52,7 @@ def reference_key_value(mapper: ItemMapper, slot: Any, record: dict[str, Any]) -
     if slot.type == "N":
         try:
             return {"N": canonical_number(Decimal(text))}
-        except ArithmeticError as err:
+        except (ArithmeticError, ValueError) as err:
             raise ItemError(mapper.entity.name, mapper.source_key(record),
                             f"{slot.attribute}: {text!r} is not a number") from err
     return {"S": text}
@@ -208,3 +214,50 @@ def test_datetime_decoding_edge_cases(text: str | bytes) -> None:
     decoded = _datetime_value(text)
     expected = pymysql.converters.convert_datetime(text)
     assert decoded == expected and type(decoded) is type(expected)
+
+
+# Values an embed or a JSON column can hold, nested: every type `to_attribute` takes.
+SCALAR = st.one_of(
+    st.none(), st.booleans(), st.integers(), TEXT,
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.datetimes(timezones=st.just(UTC)), st.dates(), st.binary(max_size=8))
+NESTED = st.recursive(SCALAR, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(st.one_of(TEXT, st.integers()), inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(NESTED, st.sampled_from(["array", "object"]))
+def test_nested_converter_matches_to_attribute(value: Any, field_type: str) -> None:
+    def result(convert: Any) -> Any:
+        try:
+            return convert(value)
+        except (TypeError, ValueError, ArithmeticError) as err:
+            return ("error", type(err))
+    assert result(converter_for(field_type)) == result(lambda v: to_attribute(v, field_type))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ATTRIBUTE)
+def test_wire_size_bounds_the_size_dynamodb_counts(value: AttributeValue) -> None:
+    assert wire_size(value) >= attribute_size(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "product_id": st.integers(min_value=1), "quantity": st.integers(min_value=-5),
+    "price_at_time": st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    "product_name": st.one_of(st.none(), TEXT)}), max_size=30),
+       st.text(min_size=1, max_size=30))
+def test_order_items_map_as_the_general_code_maps_them(embedded: list[dict[str, Any]],
+                                                       email: str) -> None:
+    mapper = ItemMapper(SHOP, SHOP.entity("Order"))
+    record = {"id": 7, "user_id": 3, "user_email": email, "total_amount": Decimal("10.50"),
+              "status": "pending", "created_at": datetime(2024, 1, 2, 3, 4, 5),
+              "updated_at": datetime(2024, 1, 2, 3, 4, 5, 6), "item_count": len(embedded),
+              "order_items": [{k: v for k, v in child.items() if v is not None}
+                              for child in embedded]}
+    item = mapper.to_item(record)
+    assert item["order_items"] == to_attribute(record["order_items"], "array")
