@@ -55,12 +55,11 @@ from typing import Any
 
 # Runnable as a plain script from a checkout, without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import instant_dynamodb  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
+from bench import instant_dynamodb  # noqa: E402
 from migration.backfill.processes import backfill_in_processes  # noqa: E402
 from migration.backfill.run import BackfillOptions, backfill  # noqa: E402
 from migration.contract import load_contract  # noqa: E402
