@@ -5,7 +5,9 @@ single process makes. A failing process fails the run, and a rerun resumes."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -113,3 +115,27 @@ def test_a_failing_process_fails_the_run_and_a_rerun_resumes(
 
 def test_merge_of_no_segment_summaries_is_empty() -> None:
     assert merge([], 0.0).entities == []
+
+
+def test_the_command_runs_segment_processes_and_fails_with_one_line(
+        seeded: tuple[Engine, DynamoDB], live_settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from migration.cli import cli
+
+    def migrate(*args: str) -> Any:
+        return CliRunner().invoke(cli, [
+            "--mysql-url", live_settings.sqlalchemy_url().render_as_string(hide_password=False),
+            "--dynamodb-endpoint", live_settings.dynamodb_endpoint, "--table-prefix",
+            live_settings.table_prefix, *args], catch_exceptions=False)
+
+    engine, ddb = seeded
+    done = migrate("backfill", "--entity", "user", "--processes", "2", "--progress", "plain")
+    assert done.exit_code == 0, done.output
+    total = next(line for line in done.output.splitlines() if line.startswith("total"))
+    assert total.split()[1:3] == ["60", "120"]
+    assert CheckpointStore(ddb).load("User", "1/2") is not None
+    failed = migrate("backfill", "--entity", "nobody", "--processes", "2")
+    assert failed.exit_code == 2
+    assert re.search(r"error: backfill failed: segment [01]/2: unknown entity 'nobody'",
+                     failed.output), failed.output
