@@ -61,7 +61,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 
 from bench import instant_dynamodb  # noqa: E402
 from migration.backfill.processes import backfill_in_processes  # noqa: E402
-from migration.backfill.run import BackfillOptions, backfill  # noqa: E402
+from migration.backfill.run import BackfillOptions, backfill, pool_size  # noqa: E402
 from migration.contract import load_contract  # noqa: E402
 from migration.contract.model import Contract, Entity  # noqa: E402
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json  # noqa: E402
@@ -261,7 +261,7 @@ def measure(endpoint: str, kind: str, size: str, settings: Settings, entities: S
     elif kind == "backfill":
         options = BackfillOptions(entities=entities, workers=workers, flag_cache_seconds=0)
         if processes == 1:
-            engine = create_engine(settings, pool_size=workers + 2)
+            engine = create_engine(settings, pool_size=pool_size(workers))
             summary = backfill(contract, engine, DynamoDB(settings), options)
             engine.dispose()
         else:

@@ -425,7 +425,7 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
     (130: interrupted); a rerun resumes from the checkpoints.
     """
     from migration.backfill.progress import Progress
-    from migration.backfill.run import BackfillOptions, Segment
+    from migration.backfill.run import BackfillOptions, Segment, pool_size
     from migration.backfill.run import backfill as run_backfill
     from migration.contract import load_contract
     from migration.dynamodb.client import DynamoDB
@@ -444,7 +444,7 @@ def backfill(ctx: _Context, entities: tuple[str, ...], workers: int, batch_size:
             summary = backfill_in_processes(load_contract(settings.contract), settings, options,
                                             processes)
         else:
-            engine = create_engine(settings, pool_size=workers + 2)
+            engine = create_engine(settings, pool_size=pool_size(workers))
             try:
                 summary = run_backfill(load_contract(settings.contract), engine,
                                        DynamoDB(settings), options)

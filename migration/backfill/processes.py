@@ -41,6 +41,7 @@ from migration.backfill.run import (
     BackfillSummary,
     EntitySummary,
     Segment,
+    pool_size,
 )
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
@@ -97,14 +98,14 @@ def _reason(err: BaseException, settings: Settings) -> str:
 
 
 def _child(contract: Contract, settings: Settings, options: BackfillOptions, pool_size: int,
-           messages: Any) -> None:
-    """One segment process: its own engine and DynamoDB client, its summary (or its
-    failure) sent to the parent."""
+           messages: Any, ddb: DynamoDB | None) -> None:
+    """One segment process: its own engine (and DynamoDB client, unless a forked one
+    came with it), its summary (or its failure) sent to the parent."""
     segment = str(options.segment)
     try:
         engine = create_engine(settings, pool_size=pool_size)
         try:
-            summary = Backfill(contract, engine, DynamoDB(settings), options).run()
+            summary = Backfill(contract, engine, ddb or DynamoDB(settings), options).run()
         finally:
             engine.dispose()
         messages.put(("summary", segment, summary))
@@ -184,9 +185,13 @@ def backfill_in_processes(contract: Contract, settings: Settings, options: Backf
     if dead_letters is None:
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
         dead_letters = Path("dead-letters") / f"backfill-{stamp}.jsonl"
-    context: Any = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    forked = "fork" in multiprocessing.get_all_start_methods()
+    context: Any = multiprocessing.get_context("fork" if forked else "spawn")
     messages: Any = context.Queue()
+    # Building a botocore client costs about a tenth of a second of CPU (its service
+    # model): built once here, each forked child gets a copy. None of its connections
+    # is open yet (every child opens its own), and no other thread runs here.
+    ddb = DynamoDB(settings) if forked else None
     children = []
     for segment in segments_of(options.segment, processes):
         child_options = dataclasses.replace(
@@ -195,7 +200,8 @@ def backfill_in_processes(contract: Contract, settings: Settings, options: Backf
             progress=_ProgressToParent(messages) if options.progress is not None else None)
         children.append(context.Process(
             target=_child, name=f"backfill-{segment}", daemon=True,
-            args=(contract, settings, child_options, options.workers + 2, messages)))
+            args=(contract, settings, child_options, pool_size(options.workers), messages,
+                  ddb)))
     relay = _ProgressRelay(options.progress, processes)
     summaries: dict[str, BackfillSummary] = {}
     failure: tuple[str, str] | None = None
