@@ -2,7 +2,8 @@
 with the images built from the rows the transaction already holds, and with every image
 read afresh (`RecordReader.fetch`, as before), in interleaved rounds of one run against
 the same local services. Reports the median "rest" (the call's time outside DynamoDB
-requests: the MySQL work and our own) and the MySQL statements per call.
+requests: the MySQL work and our own) and the MySQL statements per call; then, for three
+operations, where a call's time goes (each step of `SyncEngine` timed, as now).
 
     .venv/bin/python bench/image_reads.py [--rounds 4] [--repeat 20] [--users 100]
 
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100)
     args = parser.parse_args(argv)
     with dual_write.bench_settings(f"bench_img_{uuid.uuid4().hex[:8]}") as settings:
-        return run(settings, args.rounds, args.repeat, args.users)
+        status = run(settings, args.rounds, args.repeat, args.users)
+    with dual_write.bench_settings(f"bench_img_{uuid.uuid4().hex[:8]}") as settings:
+        profile(settings, 3 * args.repeat)
+    return status
 
 
 def run(settings: Settings, rounds: int, repeat: int, users: int) -> int:
@@ -84,7 +88,7 @@ def run(settings: Settings, rounds: int, repeat: int, users: int) -> int:
                                                                 strict=True))
     finally:
         SyncEngine._records = folded  # type: ignore[method-assign]
-        records.raw_query = raw_query  # type: ignore[assignment]
+        records.raw_query = raw_query
         shop.close()
     print(f"{rounds} interleaved rounds of {repeat} calls per operation and variant; "
           f"times in ms; statements: MySQL statements per call (the prepare step included)")
@@ -101,6 +105,56 @@ def run(settings: Settings, rounds: int, repeat: int, users: int) -> int:
     print(f"median ratio of rest, now over before: {statistics.median(ratios):.2f} "
           f"({time.strftime('%Y-%m-%d %H:%M')})")
     return 0
+
+
+def profile(settings: Settings, repeat: int) -> None:
+    """Where a dual-write's time goes: each step of the engine timed around its call."""
+    from sqlalchemy.engine.base import RootTransaction
+
+    from migration.sync.dependencies import DependencyGraph
+    from migration.sync.outbox import Outbox
+    from migration.sync.writer import VersionedWriter
+
+    spent: dict[str, list[float]] = {}
+    originals: list[tuple[Any, str, Any]] = []
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent.setdefault(label, []).append(time.perf_counter() - started)
+        setattr(owner, name, call)
+
+    shop = dual_write.dual_writing_shop(settings, 50)
+    ids = dual_write.prepare(shop)
+    steps = dual_write.operations(shop, ids, dual_write.Counter())
+    timed(VersionedWriter, "write", "DynamoDB write")
+    timed(Outbox, "record", "outbox row (own connection, INSERT, durable COMMIT)")
+    timed(RootTransaction, "commit", "COMMITs (the operation's; the outbox's again)")
+    timed(SyncEngine, "_lock", "locking read")
+    timed(SyncEngine, "_after", "re-read after the write")
+    timed(SyncEngine, "_image", "images (related rows, mapping)")
+    timed(DependencyGraph, "affected_roots", "affected roots")
+    timed(SyncEngine, "connect", "connection checkout (pre-ping)")
+    try:
+        for op in ("products.update_inventory", "cart.add_item",
+                   "users.update (email: moves 3 orders, 1 cart line)"):
+            dual_write.measure(steps[op], 3, shop.ddb)
+            spent.clear()
+            samples, inside = dual_write.measure(steps[op], repeat, shop.ddb)
+            print(f"\n{op}: median {statistics.median(samples) * 1000:.2f} ms, of which in "
+                  f"DynamoDB requests {statistics.median(inside) * 1000:.2f} ms; per call:")
+            for label, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
+                print(f"  {label:<54} {sum(values) / repeat * 1000:7.2f} ms")
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+        shop.close()
 
 
 if __name__ == "__main__":
