@@ -280,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_local:
             endpoints.append(("local", live.dynamodb_endpoint))
         header_shown = False
+        warmed: set[str] = set()
         for users in [args.users, 10 * args.users]:
             database = f"{name}_{users}"
             url = schema.create_database(live.sqlalchemy_url(), database)
@@ -304,11 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         engine.dispose()
                         print(f"{users} users seeded and backfilled into {label} "
                               f"({time.monotonic() - mark:.0f}s)", flush=True)
-                        if not header_shown:  # warm the endpoints up, untimed
-                            for _, warm in endpoints:
-                                in_child("warm-up", "scan", users, settings.model_copy(
-                                    update={"dynamodb_endpoint": warm}), args.workers,
-                                    args.scan_segments, args.chunk_size, args.scan_page_items)
+                        if label not in warmed:  # warm the endpoint up, untimed
+                            in_child(label, "scan", users, settings, args.workers,
+                                     args.scan_segments, args.chunk_size, args.scan_page_items)
+                            warmed.add(label)
+                        if not header_shown:
                             print(HEADER, flush=True)
                             header_shown = True
                         figures = {kind: in_child(label, kind, users, settings, args.workers,
