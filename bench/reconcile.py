@@ -1,8 +1,10 @@
 """Reconcile throughput against the raw read ceiling of both stores, CPU per item in our
-process, and peak memory at two sizes ten times apart.
+process, and peak memory at two sizes ten times apart; against an instant DynamoDB
+endpoint (so that our process is the only limit) and against DynamoDB Local.
 
     .venv/bin/python bench/reconcile.py [--users 2000] [--workers 3] [--scan-segments 4]
                                         [--scan-page-items 500] [--chunk-size 1000]
+                                        [--no-local]
 
 For each size (`--users` shop users and ten times that; about 8 items a user) the
 shop is seeded into a fresh database and backfilled into fresh tables, then three
@@ -16,14 +18,21 @@ its own):
   (`--scan-segments` segments, a thread each, pages of `--scan-page-items`, through
   the JSON fast path), nothing kept: the scan ceiling (its JSON parsing is in it:
   any client pays that).
+- both: the two ceilings at once in one process, as reconcile reads them (the MySQL
+  stream on `--workers` threads beside the scan's threads): the read ceiling of both
+  stores together.
 - reconcile: `reconcile.run.reconcile` as the CLI runs it (both sides at once,
   mapped, fingerprinted, spilled to SQLite, compared), without writing reports.
 
+Each size is run against the instant endpoint (`bench/instant_dynamodb.py`, its own
+process on 127.0.0.1: its CPU is not ours) and, unless `--no-local`, DynamoDB Local;
+the tables are filled by a backfill first (untimed).
+
 rows/s is MySQL source rows a second; items/s is DynamoDB items a second. The ratios
 put reconcile next to the ceilings measured in the same run: `/mysql` is its rows/s
-over the stream's, `/scan` its items/s over the scan's, `/both` the time of the two
-ceilings one after the other over its own time (above 1: the overlap of the two
-sides wins back more than our own work costs). CPU µs/item is this process's CPU
+over the stream's, `/scan` its items/s over the scan's, `/both` the time of the
+"both" line (the two reads at once, nothing done with them) over its own time: the
+share of the read ceiling reconcile reaches. CPU µs/item is this process's CPU
 time (`time.process_time`, every thread) over the DynamoDB items compared (over the
 rows on the mysql line, which has no items); MariaDB and DynamoDB Local run in
 other processes and are not in it. Peak RSS +MiB is the
@@ -57,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pydantic import SecretStr  # noqa: E402
 
+from bench import instant_dynamodb  # noqa: E402
 from migration.backfill.run import BackfillOptions, backfill  # noqa: E402
 from migration.contract import load_contract  # noqa: E402
 from migration.dynamodb.client import DynamoDB  # noqa: E402
@@ -74,6 +84,7 @@ from reconcile.run import ReconcileOptions, reconcile  # noqa: E402
 class Figures:
     """One measurement, as a child process reports it."""
 
+    endpoint: str
     kind: str
     users: int
     rows: int
@@ -181,8 +192,8 @@ def _parallel_scan(settings: Settings, segments: int, page_items: int | None
         return 0, sum(f.result() for f in futures)
 
 
-def measure(kind: str, users: int, settings: Settings, workers: int, segments: int,
-            chunk_size: int, page_items: int | None) -> Figures:
+def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: int,
+            segments: int, chunk_size: int, page_items: int | None) -> Figures:
     """Run one measurement in this (child) process."""
     gc.collect()
     _reset_peak()
@@ -194,6 +205,11 @@ def measure(kind: str, users: int, settings: Settings, workers: int, segments: i
         rows, items = _mysql_stream(settings, workers, chunk_size)
     elif kind == "scan":
         rows, items = _parallel_scan(settings, segments, page_items)
+    elif kind == "both":
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
+            stream = pair.submit(_mysql_stream, settings, workers, chunk_size)
+            scan = pair.submit(_parallel_scan, settings, segments, page_items)
+            rows, items = stream.result()[0], scan.result()[1]
     elif kind == "reconcile":
         contract = load_contract(settings.contract)
         engine = create_engine(settings, pool_size=workers + 2)
@@ -208,8 +224,8 @@ def measure(kind: str, users: int, settings: Settings, workers: int, segments: i
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_before
     peak = _peak()
-    return Figures(kind, users, rows, items, seconds, cpu, max(0, peak - rss_before), peak,
-                   drift, candidates)
+    return Figures(endpoint, kind, users, rows, items, seconds, cpu,
+                   max(0, peak - rss_before), peak, drift, candidates)
 
 
 # -- in the parent ------------------------------------------------------------------------
@@ -220,20 +236,21 @@ def in_child(*args: Any) -> Figures:
         return pool.submit(measure, *args).result()
 
 
-HEADER = (f"{'users':>7} {'measurement':<10} {'rows':>9} {'items':>9} {'seconds':>8} "
+HEADER = (f"{'endpoint':<8} {'users':>7} {'measurement':<10} {'rows':>9} {'items':>9} {'seconds':>8} "
           f"{'rows/s':>8} {'items/s':>8} {'/mysql':>6} {'/scan':>6} {'/both':>6} "
           f"{'CPU µs/item':>11} {'peak RSS +MiB':>13} {'peak RSS MiB':>12} {'drift':>5}")
 
 
-def line(f: Figures, mysql: Figures | None = None, scan: Figures | None = None) -> str:
+def line(f: Figures, mysql: Figures | None = None, scan: Figures | None = None,
+         both: Figures | None = None) -> str:
     ratios = f"{'':>6} {'':>6} {'':>6}"
-    if mysql is not None and scan is not None:
+    if mysql is not None and scan is not None and both is not None:
         ratios = (f"{f.rows_per_second / mysql.rows_per_second:6.2f} "
                   f"{f.items_per_second / scan.items_per_second:6.2f} "
-                  f"{(mysql.seconds + scan.seconds) / f.seconds:6.2f}")
+                  f"{both.seconds / f.seconds:6.2f}")
     count = f.items or f.rows
     per_item = f.cpu_seconds * 1e6 / count if count else 0.0
-    return (f"{f.users:>7} {f.kind:<10} {f.rows:>9} {f.items:>9} {f.seconds:>8.2f} "
+    return (f"{f.endpoint:<8} {f.users:>7} {f.kind:<10} {f.rows:>9} {f.items:>9} {f.seconds:>8.2f} "
             f"{f.rows_per_second:>8.0f} {f.items_per_second:>8.0f} {ratios} "
             f"{per_item:>11.1f} {f.rss_growth / 2**20:>13.1f} {f.rss_peak / 2**20:>12.1f} "
             f"{f.drift:>5}")
@@ -249,58 +266,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scan-page-items", type=int,
                         default=ReconcileOptions().scan_page_items,
                         help="Scan Limit per page (default: 1 MB pages)")
+    parser.add_argument("--no-local", action="store_true", help="skip DynamoDB Local")
     args = parser.parse_args(argv)
     name = f"bench_rc_{uuid.uuid4().hex[:8]}"
     results: list[Figures] = []
-    with local_services(Settings().model_copy(update={"table_prefix": f"{name}_"})) as live:
+    with local_services(Settings().model_copy(update={"table_prefix": f"{name}_"})) as live, \
+            instant_dynamodb.start(max_seconds=1800) as (instant_url, _):
         started = time.monotonic()
         print(f"workers={args.workers} scan_segments={args.scan_segments} "
               f"chunk_size={args.chunk_size} scan_page_items={args.scan_page_items} "
-              f"cpus={os.cpu_count()}", flush=True)
-        for index, users in enumerate([args.users, 10 * args.users]):
+              f"cpus={os.cpu_count()}; instant endpoint {instant_url}", flush=True)
+        endpoints = [("instant", instant_url)]
+        if not args.no_local:
+            endpoints.append(("local", live.dynamodb_endpoint))
+        header_shown = False
+        warmed: set[str] = set()
+        for users in [args.users, 10 * args.users]:
             database = f"{name}_{users}"
             url = schema.create_database(live.sqlalchemy_url(), database)
-            settings = live.model_copy(update={
+            base = live.model_copy(update={
                 "mysql_url": SecretStr(url.render_as_string(hide_password=False)),
                 "mysql_password": None, "table_prefix": f"{name}_{users}_"})
-            ddb = DynamoDB(settings)
             try:
-                schema.upgrade(settings)
-                engine = create_engine(settings)
+                schema.upgrade(base)
+                engine = create_engine(base)
                 seed(engine, users)
-                contract = load_contract(settings.contract)
-                apply(contract, ddb)
-                mark = time.monotonic()
-                backfill(contract, engine, ddb, BackfillOptions(workers=4))
                 engine.dispose()
-                print(f"{users} users seeded and backfilled ({time.monotonic() - mark:.0f}s)",
-                      flush=True)
-                if index == 0:  # warm DynamoDB Local's JIT up, untimed
-                    in_child("scan", users, settings, args.workers, args.scan_segments,
-                             args.chunk_size, args.scan_page_items)
-                    print(HEADER, flush=True)
-                mysql = in_child("mysql", users, settings, args.workers, args.scan_segments,
-                                 args.chunk_size, args.scan_page_items)
-                print(line(mysql), flush=True)
-                scan = in_child("scan", users, settings, args.workers, args.scan_segments,
-                                args.chunk_size, args.scan_page_items)
-                print(line(scan), flush=True)
-                run = in_child("reconcile", users, settings, args.workers, args.scan_segments,
-                               args.chunk_size, args.scan_page_items)
-                print(line(run, mysql, scan), flush=True)
-                results += [mysql, scan, run]
+                for label, endpoint in endpoints:
+                    settings = base.model_copy(update={"dynamodb_endpoint": endpoint})
+                    ddb = DynamoDB(settings)
+                    try:
+                        contract = load_contract(settings.contract)
+                        apply(contract, ddb)
+                        engine = create_engine(settings)
+                        mark = time.monotonic()
+                        backfill(contract, engine, ddb, BackfillOptions(workers=4))
+                        engine.dispose()
+                        print(f"{users} users seeded and backfilled into {label} "
+                              f"({time.monotonic() - mark:.0f}s)", flush=True)
+                        if label not in warmed:  # warm the endpoint up, untimed
+                            in_child(label, "scan", users, settings, args.workers,
+                                     args.scan_segments, args.chunk_size, args.scan_page_items)
+                            warmed.add(label)
+                        if not header_shown:
+                            print(HEADER, flush=True)
+                            header_shown = True
+                        figures = {kind: in_child(label, kind, users, settings, args.workers,
+                                                  args.scan_segments, args.chunk_size,
+                                                  args.scan_page_items)
+                                   for kind in ("mysql", "scan", "both", "reconcile")}
+                        for kind, f in figures.items():
+                            print(line(f, figures["mysql"], figures["scan"], figures["both"])
+                                  if kind == "reconcile" else line(f), flush=True)
+                        results += figures.values()
+                    finally:
+                        for table in ddb.call("ListTables").get("TableNames", []):
+                            if table.startswith(settings.table_prefix):
+                                with contextlib.suppress(Exception):
+                                    ddb.call("DeleteTable", TableName=table)
             finally:
-                for table in ddb.call("ListTables").get("TableNames", []):
-                    if table.startswith(settings.table_prefix):
-                        with contextlib.suppress(Exception):
-                            ddb.call("DeleteTable", TableName=table)
                 schema.drop_database(live.sqlalchemy_url(), database)
-        small, large = (r for r in results if r.kind == "reconcile")
-        print(f"\npeak RSS growth of reconcile: {small.rss_growth / 2**20:.1f} MiB at "
-              f"{small.items} items, {large.rss_growth / 2**20:.1f} MiB at {large.items} items "
-              f"({large.rss_growth / max(1, small.rss_growth):.2f}x for "
-              f"{large.items / max(1, small.items):.1f}x the items); "
-              f"total {time.monotonic() - started:.0f}s")
+        for label, _ in endpoints:
+            small, large = (r for r in results if r.kind == "reconcile" and r.endpoint == label)
+            print(f"\n{label}: peak RSS growth of reconcile: {small.rss_growth / 2**20:.1f} MiB "
+                  f"at {small.items} items, {large.rss_growth / 2**20:.1f} MiB at {large.items} "
+                  f"items ({large.rss_growth / max(1, small.rss_growth):.2f}x for "
+                  f"{large.items / max(1, small.items):.1f}x the items)")
+        print(f"total {time.monotonic() - started:.0f}s")
     return 0
 
 

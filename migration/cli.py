@@ -223,8 +223,9 @@ def flags() -> None:
 @pass_overrides
 def flags_show(overrides: Overrides) -> None:
     """Print each entity's phase, percentage and shadow-read mismatch count."""
+    rows = commands.flags_show(overrides.settings)
     click.echo(f"{'entity':<12} {'phase':<14} {'percent':>7} {'mismatches':>10}  source")
-    for row in commands.flags_show(overrides.settings):
+    for row in rows:
         flag = row.flag
         click.echo(f"{flag.entity:<12} {flag.phase.value:<14} {flag.percent:>6}% "
                    f"{row.mismatches:>10}  {flag.source}")
@@ -317,6 +318,9 @@ def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> Non
               help="Chunks written at once.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
               help="Rows per chunk (read and locked together, checkpointed together).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Segment processes (one per core): each takes one segment of the run, "
+                   "with --workers writers of its own.")
 @click.option("--rate", type=FiniteFloatRange(min=1), default=None,
               help="At most this many items per second, all workers together.")
 @click.option("--restart", is_flag=True, help="Forget the checkpoints and start over.")
@@ -331,8 +335,8 @@ def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> Non
               default="auto", show_default=True)
 @pass_overrides
 def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batch_size: int,
-             rate: float | None, restart: bool, dry_run: bool, segment: str, shuffle: bool,
-             dead_letters: Path | None, progress_mode: str) -> None:
+             processes: int, rate: float | None, restart: bool, dry_run: bool, segment: str,
+             shuffle: bool, dead_letters: Path | None, progress_mode: str) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
     Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
@@ -343,7 +347,7 @@ def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batc
         restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
         dead_letters=dead_letters,
         progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
-    summary = commands.backfill(overrides.settings, options)
+    summary = commands.backfill(overrides.settings, options, processes=processes)
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 

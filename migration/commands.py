@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration.backfill.run import BackfillOptions, BackfillSummary
+from migration.backfill.processes import backfill_in_processes
+from migration.backfill.run import BackfillOptions, BackfillSummary, pool_size
 from migration.backfill.run import backfill as run_backfill
 from migration.backfill.run import estimate as run_estimate
 from migration.contract.draft import Draft, DraftOptions, draft
@@ -357,9 +358,13 @@ def state_versions(settings: Settings, *, raise_counter_: bool = False,
 
 # -- backfill -------------------------------------------------------------------------------
 
-def backfill(settings: Settings, options: BackfillOptions) -> BackfillSummary:
-    """Copy the contract's source rows into DynamoDB (see `migration.backfill.run`)."""
-    with Resources(settings, pool_size=options.workers + 2) as resources:
+def backfill(settings: Settings, options: BackfillOptions, *,
+             processes: int = 1) -> BackfillSummary:
+    """Copy the contract's source rows into DynamoDB (see `migration.backfill.run`); with
+    `processes` > 1, in that many segment processes (`migration.backfill.processes`)."""
+    with Resources(settings, pool_size=pool_size(options.workers)) as resources:
+        if processes > 1:
+            return backfill_in_processes(resources.contract, settings, options, processes)
         return run_backfill(resources.contract, resources.engine, resources.ddb, options)
 
 

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from migration.mapping.values import AttributeValue, Item
 
 FINGERPRINT_BYTES = 16
@@ -38,11 +40,24 @@ def _wire_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not an attribute value")
 
 
-# The C encoder, built once: sort_keys makes maps canonical, `default` turns bytes
-# into their wire spelling without a Python walk over every attribute; items are trees,
-# so the circular-reference bookkeeping is skipped.
-_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_wire_default,
-                           check_circular=False).encode
+# Sorted keys make maps canonical; `default` turns bytes into their wire spelling
+# without a Python walk over every attribute. orjson (UTF-8 out, keys sorted by code
+# point) does it in C; whatever it refuses (an integer over 64 bits, which no attribute
+# value holds) goes through the standard encoder. Both sides of a comparison, and every
+# re-read, are encoded here, so the spelling only has to be this function's own.
+_reference_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
+                                     default=_wire_default, check_circular=False).encode
+
+
+def _canonical(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_wire_default, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _reference_encode(value).encode("utf-8")
+
+
+def _encode(value: Any) -> str:
+    return _canonical(value).decode("utf-8")
 
 
 def key_text(item: Mapping[str, AttributeValue], key_names: Sequence[str]) -> str:
@@ -53,7 +68,7 @@ def key_text(item: Mapping[str, AttributeValue], key_names: Sequence[str]) -> st
 
 def key_from_text(text: str, key_names: Sequence[str]) -> Item:
     """The key in wire form (binary as base64 text), ready for a `call_json` request."""
-    return dict(zip(key_names, json.loads(text), strict=True))
+    return dict(zip(key_names, orjson.loads(text), strict=True))
 
 
 def fingerprint(item: Mapping[str, AttributeValue], skip: str | None = None) -> bytes:
@@ -61,7 +76,7 @@ def fingerprint(item: Mapping[str, AttributeValue], skip: str | None = None) -> 
     attribute (the version every path stamps on the items it writes)."""
     if skip is not None and skip in item:
         item = {name: value for name, value in item.items() if name != skip}
-    return hashlib.blake2b(_encode(item).encode("utf-8"), digest_size=FINGERPRINT_BYTES).digest()
+    return hashlib.blake2b(_canonical(item), digest_size=FINGERPRINT_BYTES).digest()
 
 
 def from_wire(value: Any) -> Any:

@@ -38,6 +38,18 @@ class Progress:
             self.states[entity] = _State(total=total, rows=already, first_rows=already)
         self._render(force=True)
 
+    def join(self, entity: str, total: int, already: int = 0) -> None:
+        """Another segment process's share of an entity (`--processes`): added to the
+        entity's bar, which the first share starts."""
+        with self.lock:
+            state = self.states.get(entity)
+            if state is not None:
+                state.total += total
+                state.rows += already
+                state.first_rows += already
+        if state is None:
+            self.start(entity, total, already)
+
     def advance(self, entity: str, rows: int, items: int) -> None:
         with self.lock:
             state = self.states.get(entity)

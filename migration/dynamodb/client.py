@@ -11,18 +11,23 @@ import base64
 import json
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
-from botocore.auth import SigV4Auth
+import orjson
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.httpsession import get_cert_path
 
+from migration.dynamodb.sigv4 import SigV4Signer
 from migration.errors import (
     CancellationReason,
     ConditionFailed,
@@ -154,28 +159,146 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# The reference encoding: compact JSON, UTF-8 as is, binary values as base64 text.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-# Items come from the row-to-item function or from DynamoDB's answers: trees, never
-# cycles, so their encoder skips the cycle check (a fifth of the encoding time).
-_ITEM_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
-                                 check_circular=False, default=_json_default)
 
 
-def encode_json(payload: Mapping[str, Any]) -> bytes:
-    """A request body: compact JSON, binary values as base64 (DynamoDB's wire form)."""
+def reference_json(payload: Any) -> bytes:
+    """A request body as the standard library encodes it: the reference the fast
+    encoder (`encode_json`) is held to, byte for byte."""
     return _ENCODER.encode(payload).encode("utf-8")
+
+
+def encode_json(payload: Any) -> bytes:
+    """A request body: compact JSON, binary values as base64 (DynamoDB's wire form).
+
+    orjson writes the same bytes as `reference_json` for what requests hold (strings,
+    integers, booleans, lists, maps with text keys, binary values) about ten times
+    faster; whatever it refuses (a map with non-text keys, an integer over 64 bits)
+    goes through the reference encoder, which then gives the same answer or error."""
+    try:
+        return orjson.dumps(payload, default=_json_default)
+    except orjson.JSONEncodeError:
+        return reference_json(payload)
 
 
 def batch_write_body(table: str, items: Sequence[Mapping[str, Any]]) -> bytes:
     """The body of a BatchWriteItem putting `items` (at most 25) into `table`: the same
     bytes as `encode_json` gives for it, each item encoded once, in one pass."""
-    return _ITEM_ENCODER.encode({"RequestItems": {table: [
-        {"PutRequest": {"Item": item}} for item in items]}}).encode("utf-8")
+    return encode_json({"RequestItems": {table: [
+        {"PutRequest": {"Item": item}} for item in items]}})
+
+
+def decode_json(content: bytes) -> Any:
+    """An answer's JSON (orjson: the same values as `json.loads` for DynamoDB's answers,
+    which hold no floats)."""
+    return orjson.loads(content)
+
+
+class ConnectionLost(Exception):
+    """The endpoint closed the connection before its answer was whole."""
+
+
+class _Link:
+    """One keep-alive HTTP/1.1 connection: a request goes out in one `sendall` (head and
+    body together: a second write would cost a second round of the kernel's work), and
+    its answer is read by `Content-Length` (or chunks) without http.client's header
+    parsing, which costs more than the rest of a request's handling."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def _fill(self) -> None:
+        data = self.sock.recv(262144)
+        if not data:
+            raise ConnectionLost("the endpoint closed the connection")
+        self.buffer += data
+
+    def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
+        """Send one request; returns (status, body, whether the server closes after it)."""
+        self.sock.sendall(request)
+        buffer = self.buffer
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            while end < 0:
+                self._fill()
+                end = buffer.find(b"\r\n\r\n")
+            lines = bytes(buffer[:end]).split(b"\r\n")
+            del buffer[:end + 4]
+            status = int(lines[0].split(None, 2)[1])
+            if status >= 200:
+                break  # 1xx answers (100 Continue) are followed by the real one
+        length, chunked, close = -1, False, lines[0].startswith(b"HTTP/1.0")
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+        if chunked:
+            return status, self._chunks(), close
+        if length < 0:  # the body runs to the end of the connection
+            try:
+                while True:
+                    self._fill()
+            except ConnectionLost:
+                pass
+            body = bytes(buffer)
+            buffer.clear()
+            return status, body, True
+        while len(buffer) < length:
+            self._fill()
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        return status, body, close
+
+    def _chunks(self) -> bytes:
+        buffer, body = self.buffer, bytearray()
+        while True:
+            end = buffer.find(b"\r\n")
+            while end < 0:
+                self._fill()
+                end = buffer.find(b"\r\n")
+            size = int(bytes(buffer[:end]).split(b";")[0], 16)
+            del buffer[:end + 2]
+            if size == 0:
+                while (end := buffer.find(b"\r\n")) != 0:  # trailers, then the blank line
+                    if end < 0:
+                        self._fill()
+                    else:
+                        del buffer[:end + 2]
+                del buffer[:2]
+                return bytes(body)
+            while len(buffer) < size + 2:
+                self._fill()
+            body += buffer[:size]
+            del buffer[:size + 2]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Links(threading.local):
+    """The calling thread's connection to the endpoint (one per thread: no pool lock,
+    no hand-over between threads)."""
+
+    link: _Link | None = None
 
 
 class WireSender:
-    """Signs a pre-encoded body with botocore's SigV4 signer and sends it on botocore's
-    own HTTP session (connection pool, timeouts, TLS), parsing the answer as JSON."""
+    """Signs a pre-encoded body (`sigv4.SigV4Signer`: the signing key and the constant
+    parts of the canonical request kept) and sends it on a keep-alive connection per
+    thread (`_Link`; TLS verified as botocore's session verifies it: its CA bundle,
+    or its `verify=False`), parsing the answer as JSON.
+
+    Connection failures are raised as botocore's `HTTPClientError`, so the choke point
+    translates and retries them as it does botocore's own (the connection is dropped,
+    the retry opens a new one). Behind a proxy (botocore's proxy settings or the
+    environment's) requests go through botocore's own HTTP session instead."""
 
     def __init__(self, client: Any):
         self.url = client._endpoint.host.rstrip("/") + "/"
@@ -183,38 +306,87 @@ class WireSender:
         self.credentials = client._request_signer._credentials
         self.region = client.meta.region_name
         self.timeout = client.meta.config.read_timeout
-        self._headers: dict[str, dict[str, str]] = {}
-        # The signer of the credentials last seen (refreshable ones can change).
-        self._signer: tuple[Any, SigV4Auth] | None = None
+        self.connect_timeout = client.meta.config.connect_timeout
+        self.signer = SigV4Signer(self.url, self.region)
+        parts = urlsplit(self.url)
+        self.https = parts.scheme == "https"
+        self.address = (parts.hostname or "", parts.port or (443 if self.https else 80))
+        self._request_line = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {self.signer.host}"
+                              "\r\nUser-Agent: mysql-dynamodb-migrate\r\n"
+                              "Accept-Encoding: identity\r\n")
+        proxies = getattr(getattr(self.session, "_proxy_config", None), "proxy_url_for", None)
+        self.proxied = bool(proxies(self.url)) if proxies is not None else False
+        self._ssl: ssl.SSLContext | None = None
+        if self.https:
+            verify = getattr(self.session, "_verify", True)
+            if verify is False:
+                self._ssl = ssl._create_unverified_context()
+            else:
+                self._ssl = ssl.create_default_context(cafile=get_cert_path(verify))
+        self._links = _Links()
 
-    def _signer_for(self, frozen: Any) -> SigV4Auth:
-        signer = self._signer
-        if signer is None or signer[0] != frozen:
-            signer = (frozen, SigV4Auth(frozen, "dynamodb", self.region))
-            self._signer = signer
-        return signer[1]
-
-    def send(self, operation: str, body: bytes) -> dict[str, Any]:
-        headers = self._headers.get(operation)
-        if headers is None:
-            headers = {"Content-Type": "application/x-amz-json-1.0",
-                       "X-Amz-Target": f"DynamoDB_20120810.{operation}"}
-            self._headers[operation] = headers
-        # AWSRequest copies the headers: the shared dict is never changed.
+    def _signed(self, operation: str, body: bytes) -> dict[str, str]:
         if self.credentials is None:
             # As botocore's own path does: an unsigned request would only be refused.
             raise botocore.exceptions.NoCredentialsError()
-        request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
-        self._signer_for(self.credentials.get_frozen_credentials()).add_auth(request)
+        return self.signer.headers(operation, body, self.credentials.get_frozen_credentials())
+
+    def _connect(self) -> _Link:
+        sock = socket.create_connection(self.address, timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self.address[0])
+            sock.settimeout(self.timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return _Link(sock)
+
+    def send(self, operation: str, body: bytes) -> dict[str, Any]:
+        if self.proxied:
+            return self._send_botocore(operation, body)
+        head = self._request_line + "".join(
+            f"{name}: {value}\r\n" for name, value in self._signed(operation, body).items())
+        request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        links = self._links
+        try:
+            link = links.link
+            if link is None:
+                link = links.link = self._connect()
+            status, content, close = link.exchange(request)
+            if close:
+                link.close()
+                links.link = None
+        except (OSError, ValueError, IndexError, ConnectionLost) as err:
+            # ValueError/IndexError: an answer that is not HTTP. The connection is in an
+            # unknown state: drop it; the retry opens a new one.
+            if links.link is not None:
+                links.link.close()
+                links.link = None
+            raise botocore.exceptions.HTTPClientError(error=err) from err
+        return self._answer(operation, status, content)
+
+    def _send_botocore(self, operation: str, body: bytes) -> dict[str, Any]:
+        request = AWSRequest(method="POST", url=self.url, data=body,
+                             headers=self._signed(operation, body))
         response = self.session.send(request.prepare())
-        content = response.content
-        answer: dict[str, Any] = json.loads(content) if content else {}
-        if response.status_code >= 300:
-            kind = str(answer.get("__type", "")).rsplit("#", 1)[-1] or \
-                f"HTTP{response.status_code}"
+        return self._answer(operation, response.status_code, response.content)
+
+    @staticmethod
+    def _answer(operation: str, status: int, content: bytes) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = decode_json(content) if content else {}
+        except orjson.JSONDecodeError:
+            if status < 300:
+                raise
+            answer = {}
+        if status >= 300:
+            kind = str(answer.get("__type", "")).rsplit("#", 1)[-1] or f"HTTP{status}"
             message = answer.get("message") or answer.get("Message") or ""
             error: dict[str, Any] = {"Error": {"Code": kind, "Message": message},
-                                     "ResponseMetadata": {"HTTPStatusCode": response.status_code}}
+                                     "ResponseMetadata": {"HTTPStatusCode": status}}
             for extra in ("CancellationReasons", "Item"):
                 if extra in answer:
                     error[extra] = answer[extra]
@@ -311,9 +483,9 @@ class DynamoDB:
 
         Items stay in DynamoDB's JSON wire form both ways (binary values as base64
         text in answers), so the hot paths of backfill and reconcile skip botocore's
-        per-item validation and (de)serialization; signing (SigV4) and the HTTP
-        session are still botocore's own. Same retries, hooks, error types and
-        accounting as `call`.
+        per-item validation and (de)serialization, and are signed and sent by
+        `WireSender` (a kept signing key, a keep-alive connection per thread).
+        Same retries, hooks, error types and accounting as `call`.
         """
         wire = self._wire or WireSender(self.client)
         self._wire = wire

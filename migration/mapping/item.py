@@ -11,10 +11,13 @@ limit, an item over 400 KB) with an `ItemError` naming the source row.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from migration.contract.keys import KeyTemplate, Placeholder
 from migration.contract.model import Contract, Entity
@@ -38,6 +41,23 @@ GUARD_TYPE = "_unique"
 OWNER_ATTRIBUTE = "_owner"
 MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
+
+
+def _base64(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, set | frozenset):
+        return sorted(value)  # type: ignore[return-value]
+    raise TypeError(f"{type(value).__name__} is not an attribute value")
+
+
+def wire_size(value: AttributeValue) -> int:
+    """An upper bound of `attribute_size(value)`, cheap to take: the length of its wire
+    JSON (UTF-8, binary as base64). Every part of the wire form is at least as long as
+    what DynamoDB counts for it: a string's bytes plus quotes and escapes, a number's
+    text (DynamoDB counts about half its digits), base64 (4/3 of the bytes), a map's
+    names with quotes and colons (DynamoDB: the name and one byte)."""
+    return len(orjson.dumps(value, default=_base64))
 
 
 def item_size(item: Mapping[str, AttributeValue]) -> int:
@@ -212,7 +232,7 @@ class ItemMapper:
         if slot.type == "N":
             try:
                 number = Decimal(text)
-            except ArithmeticError as err:
+            except (ArithmeticError, ValueError) as err:  # "NaN", "Infinity": no DynamoDB number
                 raise ItemError(self.entity.name, self.source_key(record),
                                 f"{slot.attribute}: {text!r} is not a number") from err
             try:
@@ -293,7 +313,7 @@ class ItemMapper:
                 elif kind in _SMALL_TYPES:
                     bound += 64
                 else:
-                    bound += 4 * attribute_size(converted)
+                    bound += wire_size(converted)
         item[self.type_attribute] = self._type_value
         if self._owned:
             owner = self.owner(record)

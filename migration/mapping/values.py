@@ -130,6 +130,28 @@ def _nested(value: Any) -> AttributeValue:
     return converted
 
 
+def _nested_fast(value: Any) -> AttributeValue:
+    """`_nested`, with the types an embed's rows hold (plain lists and dicts of text,
+    integers, decimals, datetimes) tested by exact type first; anything else (bool,
+    subclasses, bytes...) goes through `_nested` itself, so the result is the same."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int:
+        return {"N": str(value)}
+    if kind is dict:
+        return {"M": {k if type(k) is str else str(k): _nested_fast(v) for k, v in value.items()}}
+    if kind is list:
+        return {"L": [_nested_fast(v) for v in value]}
+    if kind is Decimal:
+        return {"N": dynamodb_number(value)}
+    if value is None:
+        return {"NULL": True}
+    if kind is datetime and value.tzinfo is None and value.year >= 1000:
+        return {"S": _timestamp(value)}
+    return _nested(value)
+
+
 def _set(value: set[Any] | frozenset[Any]) -> AttributeValue | None:
     if not value:
         return None  # DynamoDB has no empty sets
@@ -188,7 +210,12 @@ def converter_for(field_type: str | None) -> Converter:
         return lambda v: None if v is None else {"BOOL": bool(v)} if isinstance(v, int) \
             else to_attribute(v, "boolean")
     if field_type in ("object", "array"):
-        return lambda v: to_attribute(v, field_type)
+        def nested(value: Any) -> AttributeValue | None:
+            kind = type(value)
+            if kind is list or kind is dict:
+                return _nested_fast(value)
+            return to_attribute(value, field_type)
+        return nested
 
     def convert(value: Any) -> AttributeValue | None:
         kind = type(value)

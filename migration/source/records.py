@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,7 +52,15 @@ def _group_lookups(lookups: Sequence[Lookup]) -> tuple[_LookupGroup, ...]:
 def in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
                params: dict[str, Any], prefix: str, alias: str | None = None) -> str:
     """`(a, b) IN ((:p0_0, :p0_1), ...)` with bound parameters, or `a IN (...)`;
-    `alias` qualifies the columns (`m.a`)."""
+    `alias` qualifies the columns (`m.a`). Keys made of plain integers are written as
+    literals (a chunk's IN list has hundreds: binding, escaping and substituting each
+    cost more than the query's rows), which means the same to the server."""
+    qualified = [(f"{alias}." if alias else "") + quote_name(c) for c in columns]
+    target = qualified[0] if len(qualified) == 1 else "(" + ", ".join(qualified) + ")"
+    if all(type(value) is int for key in keys for value in key):
+        if len(columns) == 1:
+            return f"{target} IN ({', '.join(str(key[0]) for key in keys)})"
+        return f"{target} IN ({', '.join('(' + ', '.join(map(str, key)) + ')' for key in keys)})"
     parts = []
     for i, key in enumerate(keys):
         names = []
@@ -61,8 +69,6 @@ def in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
             params[name] = value
             names.append(f":{name}")
         parts.append(names[0] if len(names) == 1 else "(" + ", ".join(names) + ")")
-    qualified = [(f"{alias}." if alias else "") + quote_name(c) for c in columns]
-    target = qualified[0] if len(qualified) == 1 else "(" + ", ".join(qualified) + ")"
     return f"{target} IN ({', '.join(parts)})"
 
 
@@ -113,9 +119,20 @@ class RecordReader:
         params: dict[str, Any] = {}
         sql = (f"{self._select} WHERE {in_clause(self.source.primary_key, keys, params, 'k')}"
                f" ORDER BY {', '.join(map(quote_name, self.source.primary_key))}{LOCKS[lock]}")
-        rows = [dict(r) for r in run_text(conn, sql, params).mappings()]
+        rows = raw_query(conn, sql, params)
         self.attach(conn, rows, lock="share" if lock else None)
         return rows
+
+    def from_rows(self, conn: Connection, rows: Sequence[Mapping[str, Any]], *,
+                  lock: str | None = None) -> list[Record]:
+        """Records for rows the caller already read whole (`SELECT *` of the entity's
+        table, under the lock it wants), in the given order: the record's columns taken
+        from them, then every lookup, embed and aggregate read as `fetch` reads them
+        (`lock`: shared locks on the related rows). The same records `fetch` gives for
+        their keys, one query fewer."""
+        records = [{column: row[column] for column in self.columns} for row in rows]
+        self.attach(conn, records, lock="share" if lock else None)
+        return records
 
     def stream(self, conn: Connection, *, chunk_size: int = 1000,
                after: tuple[Any, ...] | None = None,
@@ -137,7 +154,7 @@ class RecordReader:
                 clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
             sql = f"{self._select}{where} ORDER BY {order} LIMIT :limit{LOCKS[lock]}"
-            rows = [dict(r) for r in run_text(conn, sql, params).mappings()]
+            rows = raw_query(conn, sql, params)
             if not rows:
                 return
             self.attach(conn, rows, lock=lock)
@@ -245,25 +262,85 @@ def run_text(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
     return conn.execute(sa.text(sql), params, execution_options={"compiled_cache": None})
 
 
+class _RowsFromBytes(pymysql.connections.MySQLResult):
+    """PyMySQL's result, each row parsed straight from its packet's bytes: the same
+    values (same decoders, same NULLs, same handling of a short row), without one
+    method call per column to read its length and its bytes."""
+
+    def _read_row_from_packet(self, packet: Any) -> tuple[Any, ...]:
+        data: bytes = packet._data
+        position: int = packet._position
+        end = len(data)
+        row: list[Any] = []
+        append = row.append
+        for encoding, converter in self.converters:
+            if position >= end:
+                break  # no more columns in this row (PyMySQL does the same)
+            first = data[position]
+            if first < 251:
+                length = first
+                position += 1
+            elif first == 251:  # NULL
+                position += 1
+                append(None)
+                continue
+            else:
+                width = 2 if first == 252 else 3 if first == 253 else 8
+                length = int.from_bytes(data[position + 1:position + 1 + width], "little")
+                position += 1 + width
+            value: Any = data[position:position + length]
+            if len(value) != length:
+                raise AssertionError(f"row data ends {length - len(value)} bytes short")
+            position += length
+            if encoding is not None:
+                value = value.decode(encoding)
+            if converter is not None:
+                value = converter(value)
+            append(value)
+        return tuple(row)
+
+
+def _select(driver: Any, cursor: Any, sql: str, params: dict[str, Any]) -> tuple[Any, Any]:
+    """(description, rows) of a SELECT: `Connection.query` with `_RowsFromBytes` as its
+    result (PyMySQL builds its own result class inside; this is its three steps)."""
+    query = cursor.mogrify(sql, params)
+    driver._execute_command(pymysql.constants.COMMAND.COM_QUERY,
+                            query.encode(driver.encoding) if isinstance(query, str) else query)
+    driver._result = None
+    result = _RowsFromBytes(driver)
+    result.read()
+    driver._result = result
+    if result.server_status is not None:
+        driver.server_status = result.server_status
+    return result.description, result.rows or ()
+
+
 def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record]:
-    """Run a SELECT on the connection's DBAPI cursor; rows as dicts."""
+    """Run a SELECT on the connection's DBAPI cursor; rows as dicts.
+
+    Every read of records goes this way: a text query has no column types, so
+    SQLAlchemy would hand back the driver's values unchanged, after parsing the
+    statement's parameters and building a row object per row (most of the time of an
+    IN list of a thousand keys). tests/integration/source/test_record_paths.py holds
+    it to SQLAlchemy's answer."""
     driver = conn.connection.driver_connection
     cursor = driver.cursor()  # type: ignore[union-attr]
     decoders = getattr(driver, "decoders", None)
     try:
-        if isinstance(decoders, dict):
-            # PyMySQL picks each column's decoder inside execute(), when the result's
-            # description arrives: swap the decoders for just that long (the
-            # connection goes back to the pool as it came).
-            driver.decoders = _fast_decoders(decoders)  # type: ignore[union-attr]
+        if isinstance(decoders, dict) and isinstance(driver, pymysql.connections.Connection):
+            # PyMySQL picks each column's decoder when the result's description
+            # arrives: swap the decoders for just that long (the connection goes back
+            # to the pool as it came).
+            driver.decoders = _fast_decoders(decoders)
             try:
-                cursor.execute(_pyformat(sql), params)
+                description, rows = _select(driver, cursor, _pyformat(sql), params)
             finally:
-                driver.decoders = decoders  # type: ignore[union-attr]
+                driver.decoders = decoders
         else:
             cursor.execute(_pyformat(sql), params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            description, rows = cursor.description, cursor.fetchall()
+        names = [d[0] for d in description]
+        return [dict(zip(names, row, strict=True)) for row in rows]
     finally:
         cursor.close()
 
@@ -304,8 +381,8 @@ def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record],
             target_cols + [col for _, col in group.columns]))
         sql = (f"SELECT {select} FROM {quote_name(group.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'l')}{LOCKS[lock]}")
-        for related in run_text(conn, sql, params).mappings():
-            found[tuple(related[c] for c in target_cols)] = dict(related)
+        for related in raw_query(conn, sql, params):
+            found[tuple(related[c] for c in target_cols)] = related
     for row in rows:
         related_row = found.get(tuple(row.get(c) for c in source_cols))
         for name, column in group.columns:
@@ -326,7 +403,7 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
         sql = (f"SELECT {', '.join(map(quote_name, wanted))} FROM {quote_name(embed.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'e')} ORDER BY {order}"
                f"{LOCKS[lock]}")
-        fetched = [dict(r) for r in run_text(conn, sql, params).mappings()]
+        fetched = raw_query(conn, sql, params)
         for group in _group_lookups(embed.lookups):
             _attach_lookup(conn, group, fetched, lock)
         for child in fetched:
@@ -358,7 +435,7 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
         sql = (f"SELECT {group_by}, {expr} AS value FROM {quote_name(aggregate.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'g')} GROUP BY {group_by}"
                f"{LOCKS[lock]}")
-        for related in run_text(conn, sql, params).mappings():
+        for related in raw_query(conn, sql, params):
             results[tuple(related[c] for c in target_cols)] = related["value"]
     empty = 0 if aggregate.function == "count" else None
     for row in rows:

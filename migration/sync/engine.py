@@ -238,14 +238,15 @@ class SyncEngine:
                                for t, before in zip(touches, befores, strict=True)]
                 provisional += self._cascades(conn, touches, befores)
                 roots = self.graph.affected_roots(conn, provisional, entities=enabled)
-                before_image = self._image(conn, roots, strict=False)
+                before_image = self._image(conn, roots, strict=False,
+                                           known=self._known_rows(provisional, after=False))
                 result = write(conn)
                 self._check_unseen(unseen)
                 changes = self._after(conn, touches, befores, provisional, result, created)
                 for entity, keys in self.graph.affected_roots(conn, changes,
                                                               entities=enabled).items():
                     roots.setdefault(entity, set()).update(keys)
-                after_image = self._image(conn, roots)
+                after_image = self._image(conn, roots, known=self._known_rows(changes, after=True))
                 actions = _diff(before_image, after_image)
                 if not actions:
                     transaction.commit()
@@ -444,11 +445,13 @@ class SyncEngine:
         return changes
 
     def _image(self, conn: Connection, roots: Mapping[str, Iterable[Key]], *,
-               strict: bool = True) -> dict[ItemKey, _Slot]:
+               strict: bool = True, known: _KnownRows | None = None) -> dict[ItemKey, _Slot]:
         """Every item the roots map to now; roots locked exclusively, related rows shared.
 
         Two roots mapping to one key raise `KeyCollision` when `strict` (an after-image:
-        the change would make the collision); a before-image only notes the first."""
+        the change would make the collision); a before-image only notes the first.
+        `known`: whole rows this transaction has just read under its exclusive lock (the
+        touched rows): their records are built from them (`_records`)."""
         image: dict[ItemKey, _Slot] = {}
         for entity, keys in roots.items():
             keys = list(keys)
@@ -456,7 +459,7 @@ class SyncEngine:
                 continue
             reader, mapper = self.readers[entity], self.mappers[entity]
             table = self.ddb.table_name(mapper.table.name)
-            for record in reader.fetch(conn, keys, lock="update"):
+            for record in self._records(conn, reader, keys, known):
                 owner = mapper.owner(record)
                 for item in mapper.items(record):
                     key = mapper.key_of(item)
@@ -469,6 +472,49 @@ class SyncEngine:
                         raise KeyCollision(table, key, other.owner or "?", owner)
                     image[ident] = _Slot(table, key, item, owner)
         return image
+
+    def _known_rows(self, changes: Sequence[RowChange], *, after: bool) -> _KnownRows:
+        """The rows of a change as the images may use them (`_records`): before the
+        write, the locking reads' whole rows (rows found absent are left out); after
+        it, the re-read rows, and None for a row deleted (or moved to another key)."""
+        known: _KnownRows = {}
+
+        def key(table: str, row: Mapping[str, Any]) -> Key | None:
+            pk = self.catalog.primary_key(table)
+            return tuple(row[c] for c in pk) if all(c in row for c in pk) else None
+
+        for change in changes:
+            rows = known.setdefault(change.table, {})
+            old = key(change.table, change.before) if change.before is not None else None
+            if not after:
+                if old is not None:
+                    rows[old] = change.before
+                continue
+            new = key(change.table, change.after) if change.after is not None else None
+            if old is not None and old != new:
+                rows[old] = None
+            if new is not None:
+                rows[new] = change.after
+        return known
+
+    def _records(self, conn: Connection, reader: RecordReader, keys: list[Key],
+                 known: _KnownRows | None) -> list[dict[str, Any]]:
+        """The roots' records, as `reader.fetch(keys, lock="update")` gives them. When
+        the transaction holds every one of these rows (or knows it absent) from a read
+        of the whole row under its exclusive lock, the rows are not read again: only
+        their related rows are. That applies to integer keys (their order here is the
+        ORDER BY of `fetch`) of a table whose primary key is the entity's."""
+        table = reader.source.table
+        held = (known or {}).get(table)
+        if held is None or any(tuple(k) not in held for k in keys) or \
+                any(type(v) is not int for k in keys for v in k) or \
+                tuple(reader.source.primary_key) != tuple(self.catalog.primary_key(table)):
+            return reader.fetch(conn, keys, lock="update")
+        rows = [row for row in (held[k] for k in sorted({tuple(k) for k in keys}))
+                if row is not None]
+        if any(column not in row for row in rows for column in reader.columns):
+            return reader.fetch(conn, keys, lock="update")
+        return reader.from_rows(conn, rows, lock="update")
 
     # -- re-sync and repair ------------------------------------------------------------------
     def sync_roots(self, roots: Mapping[str, Iterable[Key]], *, operation: str = "resync",
@@ -567,6 +613,10 @@ class SyncEngine:
                 if limit is not None and done + failed >= limit:
                     break
         return done, failed
+
+
+_KnownRows = dict[str, dict[Key, Mapping[str, Any] | None]]
+"""Whole rows by table and primary key (None: known absent)."""
 
 
 def _equal(values: Mapping[str, Any], prefix: str) -> tuple[str, dict[str, Any]]:

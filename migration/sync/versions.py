@@ -104,8 +104,11 @@ class VersionFloor:
         with self._lock:
             if self._checked:
                 return
-            counter = self.outbox.probe()
+            # The mark first, then the probe: a mark recorded before we read it names a
+            # version handed out before our probe, so a probe not above it is a counter
+            # gone back, whatever other processes record meanwhile.
             mark = self.recorded()
+            counter = self.outbox.probe()
             if counter <= mark:
                 raise CounterBehind(self.database, counter, mark)
             self._checked = True

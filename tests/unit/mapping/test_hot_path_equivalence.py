@@ -16,10 +16,17 @@ from hypothesis import strategies as st
 from migration.contract import load_contract, parse_contract
 from migration.contract.keys import format_timestamp
 from migration.contract.model import Contract
-from migration.dynamodb.client import batch_write_body, encode_json
+from migration.dynamodb.client import batch_write_body, encode_json, reference_json
 from migration.errors import ItemError, KeyTemplateError
-from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper
-from migration.mapping.values import AttributeValue, _timestamp, converter_for, dynamodb_number
+from migration.mapping.item import MAX_PARTITION_KEY_BYTES, ItemMapper, wire_size
+from migration.mapping.values import (
+    AttributeValue,
+    _timestamp,
+    attribute_size,
+    converter_for,
+    dynamodb_number,
+    to_attribute,
+)
 from migration.shop import SHOP_CONTRACT
 from migration.source.records import _datetime_value
 
@@ -46,7 +53,7 @@ def reference_key_value(mapper: ItemMapper, slot: Any, record: dict[str, Any]) -
     if slot.type == "N":
         try:
             number = Decimal(text)
-        except ArithmeticError as err:
+        except (ArithmeticError, ValueError) as err:
             raise ItemError(mapper.entity.name, mapper.source_key(record),
                             f"{slot.attribute}: {text!r} is not a number") from err
         try:
@@ -150,22 +157,46 @@ def test_owner_of_a_composite_key() -> None:
     assert mapper.owner({"a": 1, "b": "x"}) == "Thing#1#x"
 
 
+# Every character but lone surrogates (which neither encoder takes), control characters,
+# quotes, backslashes and the line separators included.
+TEXT = st.text(st.characters(exclude_categories=["Cs"]))
 ATTRIBUTE = st.deferred(lambda: st.one_of(
-    st.builds(lambda s: {"S": s}, st.text()),
+    st.builds(lambda s: {"S": s}, TEXT),
     st.builds(lambda n: {"N": str(n)}, st.integers()),
     st.builds(lambda b: {"B": b}, st.binary(max_size=20)),
     st.builds(lambda b: {"BOOL": b}, st.booleans()),
     st.builds(lambda v: {"L": v}, st.lists(ATTRIBUTE, max_size=3)),
-    st.builds(lambda v: {"M": v}, st.dictionaries(st.text(max_size=5), ATTRIBUTE, max_size=3))))
+    st.builds(lambda v: {"SS": v}, st.sets(TEXT, min_size=1, max_size=3)),
+    st.builds(lambda v: {"M": v}, st.dictionaries(TEXT, ATTRIBUTE, max_size=3))))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.dictionaries(st.text(min_size=1, max_size=8), ATTRIBUTE, max_size=6),
                 max_size=25))
-def test_batch_body_is_the_encoded_request(items: list[dict[str, Any]]) -> None:
+def test_batch_body_is_the_reference_encoding(items: list[dict[str, Any]]) -> None:
     table = "prefix_Users"
-    assert batch_write_body(table, items) == encode_json({"RequestItems": {table: [
+    expected = reference_json({"RequestItems": {table: [
         {"PutRequest": {"Item": item}} for item in items]}})
+    assert batch_write_body(table, items) == expected
+    assert encode_json({"RequestItems": {table: [
+        {"PutRequest": {"Item": item}} for item in items]}}) == expected
+
+
+@pytest.mark.parametrize("payload", [
+    {"S": "".join(map(chr, range(0x80)))}, {"S": "\u2028\u2029\ufeff\U0001f600 é"},
+    {"Limit": 500, "Segment": 3, "ConsistentRead": True, "Big": 2**70, "Neg": -(2**63)},
+    {"B": b"\x00\xff"}, {"x": bytearray(b"ab"), "y": memoryview(b"cd")}, {"L": (1, "a")},
+    {1: "non-text key"}, {"SS": {"b", "a"}}, {"Empty": {}, "None": None}])
+def test_fast_encoding_edge_cases(payload: dict[Any, Any]) -> None:
+    assert encode_json(payload) == reference_json(payload)
+
+
+@pytest.mark.parametrize("payload", [{"N": Decimal("1.5")}, {"S": "\ud800"}])
+def test_fast_encoding_refuses_what_the_reference_refuses(payload: dict[str, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        reference_json(payload)
+    with pytest.raises((TypeError, ValueError)):
+        encode_json(payload)
 
 
 @settings(max_examples=500, deadline=None)
@@ -189,3 +220,50 @@ def test_datetime_decoding_edge_cases(text: str | bytes) -> None:
     decoded = _datetime_value(text)
     expected = pymysql.converters.convert_datetime(text)
     assert decoded == expected and type(decoded) is type(expected)
+
+
+# Values an embed or a JSON column can hold, nested: every type `to_attribute` takes.
+SCALAR = st.one_of(
+    st.none(), st.booleans(), st.integers(), TEXT,
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.datetimes(timezones=st.just(UTC)), st.dates(), st.binary(max_size=8))
+NESTED = st.recursive(SCALAR, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(st.one_of(TEXT, st.integers()), inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(NESTED, st.sampled_from(["array", "object"]))
+def test_nested_converter_matches_to_attribute(value: Any, field_type: str) -> None:
+    def result(convert: Any) -> Any:
+        try:
+            return convert(value)
+        except (TypeError, ValueError, ArithmeticError) as err:
+            return ("error", type(err))
+    assert result(converter_for(field_type)) == result(lambda v: to_attribute(v, field_type))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ATTRIBUTE)
+def test_wire_size_bounds_the_size_dynamodb_counts(value: AttributeValue) -> None:
+    assert wire_size(value) >= attribute_size(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "product_id": st.integers(min_value=1), "quantity": st.integers(min_value=-5),
+    "price_at_time": st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    "product_name": st.one_of(st.none(), TEXT)}), max_size=30),
+       st.text(min_size=1, max_size=30))
+def test_order_items_map_as_the_general_code_maps_them(embedded: list[dict[str, Any]],
+                                                       email: str) -> None:
+    mapper = ItemMapper(SHOP, SHOP.entity("Order"))
+    record = {"id": 7, "user_id": 3, "user_email": email, "total_amount": Decimal("10.50"),
+              "status": "pending", "created_at": datetime(2024, 1, 2, 3, 4, 5),
+              "updated_at": datetime(2024, 1, 2, 3, 4, 5, 6), "item_count": len(embedded),
+              "order_items": [{k: v for k, v in child.items() if v is not None}
+                              for child in embedded]}
+    item = mapper.to_item(record)
+    assert item["order_items"] == to_attribute(record["order_items"], "array")

@@ -1,0 +1,94 @@
+"""Records read through the DBAPI cursor (`raw_query`: every read of `RecordReader`, its
+lookups, embeds and aggregates included) are exactly the records SQLAlchemy's own result
+rows give for the same statements: same keys, same values, same types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from migration.contract import load_contract
+from migration.settings import Settings
+from migration.shop import SHOP_CONTRACT
+from migration.shop.schema import upgrade
+from migration.shop.seed import seed
+from migration.source import records
+from migration.source.mysql import create_engine
+
+pytestmark = [pytest.mark.mysql]
+
+CONTRACT = load_contract(SHOP_CONTRACT)
+
+
+def reference_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same statement through SQLAlchemy (the path before `raw_query`)."""
+    return [dict(row) for row in records.run_text(conn, sql, params).mappings()]
+
+
+@pytest.fixture
+def shop_engine(live_settings: Settings) -> Iterator[Engine]:
+    upgrade(live_settings)
+    engine = create_engine(live_settings)
+    seed(engine, 40)
+    with engine.begin() as conn:  # values at their edges: NULLs, text, decimals, dates
+        conn.execute(sa.text("UPDATE users SET first_name = NULL, last_name = 'Ünïcødé ''q'' %s' "
+                             "WHERE id = 3"))
+        conn.execute(sa.text("UPDATE products SET price = 0.10, description = NULL WHERE id = 1"))
+        # Values whose length takes one, two and three bytes in the row's packet.
+        conn.execute(sa.text("UPDATE products SET description = :d WHERE id = 2"), {"d": "é" * 300})
+        conn.execute(sa.text("UPDATE products SET description = :d WHERE id = 3"),
+                     {"d": "x" * 60_000})
+        conn.execute(sa.text("UPDATE products SET name = '' WHERE id = 4"))
+        conn.execute(sa.text("UPDATE orders SET created_at = '2024-02-29 23:59:59.5' "
+                             "WHERE id = 2"))
+    yield engine
+    engine.dispose()
+
+
+def both(read: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    fast = read()
+    with monkeypatch.context() as patch:
+        patch.setattr(records, "raw_query", reference_query)
+        reference = read()
+    return fast, reference
+
+
+def typed(value: Any) -> Any:
+    """A record with every value's type beside it (1 == True == 1.0 would hide a change)."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+def reads(reader: records.RecordReader, conn: Connection, keys: list[tuple[Any, ...]],
+          lock: str | None) -> dict[str, Any]:
+    """Every way `RecordReader` reads records, over one entity's rows."""
+    middle = keys[len(keys) // 3]
+    return {
+        "read_range": lambda: reader.read_range(conn, None, middle, lock=lock),
+        "read_range rest": lambda: reader.read_range(conn, middle, None, lock=lock),
+        "fetch": lambda: reader.fetch(conn, keys[::3] + [(10**6,) * len(keys[0])], lock=lock),
+        "stream": lambda: [r for chunk in reader.stream(conn, chunk_size=7, lock=lock)
+                           for r in chunk],
+    }
+
+
+@pytest.mark.parametrize("lock", [None, "share"])
+def test_every_read_gives_sqlalchemys_records(shop_engine: Engine, lock: str | None,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for entity in CONTRACT.source_entities():
+        reader = records.RecordReader(CONTRACT, entity)
+        with shop_engine.connect() as conn:
+            keys = reader.read_keys(conn, None, 10_000)
+            assert keys, entity.name
+            for name, read in reads(reader, conn, keys, lock).items():
+                fast, reference = both(read, monkeypatch)
+                assert fast, (entity.name, name)
+                assert typed(fast) == typed(reference), (entity.name, name)
+            conn.rollback()
