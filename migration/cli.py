@@ -216,7 +216,8 @@ def schema_history(overrides: Overrides, table: str | None) -> None:
 
 @cli.group()
 def flags() -> None:
-    """Each entity's migration phase: mysql_only, dual_write, shadow_read, dynamodb_read."""
+    """Each entity's migration phase: mysql_only, dual_write, shadow_read, dynamodb_read,
+    dynamodb_only."""
 
 
 @flags.command("show")

@@ -6,6 +6,11 @@ A wrapper method names the rows its MySQL write touches (`Touch`) and the
 write itself (a call on the application's MySQL code, bound to the engine's
 transaction); the sync engine does the rest (see `migration.sync.engine`).
 Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says.
+
+In `dynamodb_only` MySQL is no longer written: a write goes to the `dynamodb`
+path the wrapper method gives (the application's DynamoDB-native write), and so
+does a write that started on the MySQL path while the entity moved there (the
+engine's fence finds it and rolls MySQL back: `PhaseMoved`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.engine import Connection
 
 from migration.sync.dependencies import Key
-from migration.sync.engine import Touch
-from wrappers.flags import Phase
+from migration.sync.engine import PhaseMoved, Touch
+from wrappers.flags import FlagError, Phase
 
 if TYPE_CHECKING:
     from wrappers.dual_write import DualWrite
@@ -39,9 +44,30 @@ class DualWriteWrapper:
     def _mysql(self, read: Callable[[Connection], T]) -> T:
         return self.app.read(read)
 
+    @property
+    def entity(self) -> str:
+        """The contract entity this wrapper writes (its flag names it)."""
+        return self.app.flags.entities[self.flag]
+
     def _write(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T],
-               created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
-        return self.app.run(operation, touches, write, created=created)
+               created: Callable[[T], Sequence[tuple[str, Key]]] | None = None, *,
+               dynamodb: Callable[[], T] | None = None) -> T:
+        """One write: MySQL first and DynamoDB as the phases say, or, in `dynamodb_only`,
+        the `dynamodb` path alone."""
+        flags = self.app.flags
+        if flags.flag(self.flag).phase is Phase.DYNAMODB_ONLY:
+            return self._dynamodb_only(operation, dynamodb)
+        try:
+            return self.app.run(operation, touches, write, created=created, entity=self.entity)
+        except PhaseMoved:
+            flags.invalidate()
+            return self._dynamodb_only(operation, dynamodb)
+
+    def _dynamodb_only(self, operation: str, dynamodb: Callable[[], T] | None) -> T:
+        if dynamodb is None:
+            raise FlagError(f"{operation}: {self.flag} is dynamodb_only and this write has no "
+                            "DynamoDB path: give the wrapper one, or catch MySQL up and go back")
+        return dynamodb()
 
     def _read(self, operation: str, key: Sequence[Any], from_mysql: Callable[[], T],
               from_dynamodb: Callable[[], T],
@@ -49,7 +75,8 @@ class DualWriteWrapper:
         """Answer a read from the store the phase names; in shadow_read, compare both."""
         flags = self.app.flags
         flag = flags.flag(self.flag)
-        if flag.phase is Phase.DYNAMODB_READ and flags.reads_dynamodb(self.flag, key):
+        if flag.phase in (Phase.DYNAMODB_READ, Phase.DYNAMODB_ONLY) and \
+                flags.reads_dynamodb(self.flag, key):
             return from_dynamodb()
         answer = from_mysql()
         if flag.phase is Phase.SHADOW_READ:

@@ -72,15 +72,17 @@ class DualWrite:
             self.policies[self.flags.entities[name]] = Policy(value)
         self.sync = SyncEngine(self.contract, self.engine, self.ddb,
                                enabled=self.flags.writing_entities,
-                               fence=self.flags.fenced_writing_entities,
+                               fence=self.flags.fenced_phases,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
 
     def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
-            created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
+            created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
+            entity: str | None = None) -> T:
         """Run one application write in MySQL and bring DynamoDB along, as the phases of
-        the entities it touches say (see `SyncEngine.run`)."""
-        return self.sync.run(operation, touches, write, created=created)
+        the entities it touches say (see `SyncEngine.run`); `PhaseMoved` when `entity`
+        has moved to `dynamodb_only`."""
+        return self.sync.run(operation, touches, write, created=created, entity=entity)
 
     def read(self, read: Callable[[Connection], T]) -> T:
         """Run a read on a MySQL connection of the application's engine."""

@@ -1,6 +1,7 @@
 """Feature flags: each entity's migration phase, changeable at runtime without a deploy.
 
-Phases, in order: `mysql_only` → `dual_write` → `shadow_read` → `dynamodb_read`.
+Phases, in order: `mysql_only` → `dual_write` → `shadow_read` → `dynamodb_read` →
+`dynamodb_only` (see `migration.sync.phases`).
 A phase lives in the MySQL table `migrate_flags` (read at most every
 `flag_cache_seconds` per process) and may be pinned by the environment
 (`MIGRATE_FLAGS__USER=dynamodb_read:25`), which wins. `dynamodb_read` may serve
@@ -9,11 +10,16 @@ reads from the same store. Shadow-read mismatches are recorded in
 `migrate_shadow_mismatches` with the key and the differing fields.
 
 The cache bounds when a process last read a phase, not when its transactions
-commit, so writes are fenced: a write transaction that trusts a cached
-`mysql_only` for some entity reads the flag rows again in share mode inside its
-own transaction (`fenced_writing_entities`), and `set_phase` updates a row
-exclusively, so it waits for every transaction that read the old phase. Once
-`set_phase` returns, no write that took the MySQL-only path can still commit.
+commit, so writes are fenced: every MySQL write transaction reads the flag rows
+again in share mode inside itself (`fenced_phases`), and `set_phase` updates a
+row exclusively, so it waits for every transaction that read the old phase.
+Once `set_phase` returns, no write that took the path of the old phase (MySQL
+alone, or MySQL then DynamoDB when the entity has moved to `dynamodb_only`) can
+still commit.
+
+Leaving `dynamodb_only` needs MySQL to hold what DynamoDB took meanwhile: the
+switch back is refused unless it comes from the application's catch-up
+(`set_phase(..., caught_up=True)`), which replays DynamoDB's changes into MySQL.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,19 +37,9 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import Connection, Engine
 
 from migration.errors import MigrateError, Terminal
+from migration.sync.phases import Phase
 from migration.sync.state import flags as flags_table
 from migration.sync.state import shadow_mismatches
-
-
-class Phase(StrEnum):
-    MYSQL_ONLY = "mysql_only"
-    DUAL_WRITE = "dual_write"
-    SHADOW_READ = "shadow_read"
-    DYNAMODB_READ = "dynamodb_read"
-
-    @property
-    def writes_dynamodb(self) -> bool:
-        return self is not Phase.MYSQL_ONLY
 
 
 class FlagError(MigrateError, Terminal):
@@ -154,11 +149,13 @@ class FlagStore:
     def all(self) -> list[Flag]:
         return [self.flag(name) for name in self.entities]
 
-    def set_phase(self, name: str, phase: str | Phase, percent: int = 100) -> Flag:
+    def set_phase(self, name: str, phase: str | Phase, percent: int = 100, *,
+                  caught_up: bool = False) -> Flag:
         """Change an entity's phase for every process. It waits for the write transactions
-        that read the old phase in share mode (`fenced_writing_entities`) to end; from
-        its return no write can commit on the MySQL-only path, though a process's reads
-        follow within its cache time."""
+        that read the old phase in share mode (`fenced_phases`) to end; from its return
+        no write can commit on the old phase's path, though a process's reads follow
+        within its cache time. Leaving `dynamodb_only` is refused unless `caught_up`
+        (the application's catch-up has replayed DynamoDB's changes into MySQL)."""
         name = self._known(name.lower())
         parsed, _ = parse_phase(str(phase), entity=name)
         if not 0 <= percent <= 100:
@@ -168,6 +165,15 @@ class FlagStore:
         statement = statement.on_duplicate_key_update(phase=parsed.value, percent=percent,
                                                       updated_at=sa.func.now(6))
         with self.engine.begin() as conn:
+            current = conn.execute(sa.select(flags_table.c.phase).where(
+                flags_table.c.entity == name).with_for_update()).scalar()
+            if current == Phase.DYNAMODB_ONLY.value and parsed is not Phase.DYNAMODB_ONLY \
+                    and not caught_up:
+                raise FlagError(
+                    f"{name} is dynamodb_only: MySQL has not been written since, so going back "
+                    "would serve and dual-write stale rows. Run your application's catch-up "
+                    "(it replays DynamoDB's changes into MySQL and then switches back), or "
+                    "stay in dynamodb_only")
             conn.execute(statement)
         self.invalidate()
         return self.flag(name)
@@ -180,12 +186,12 @@ class FlagStore:
         return Phase.MYSQL_ONLY
 
     def writing_entities(self) -> set[str]:
-        """Contract entities whose items DynamoDB must follow (every phase but mysql_only),
-        as the cache says."""
-        return {self.entities[f.entity] for f in self.all() if f.phase.writes_dynamodb}
+        """Contract entities whose items DynamoDB must follow from MySQL (dual_write,
+        shadow_read, dynamodb_read), as the cache says."""
+        return {self.entities[f.entity] for f in self.all() if f.phase.follows_mysql}
 
-    def fenced_writing_entities(self, conn: Connection) -> set[str]:
-        """`writing_entities` read again on the caller's open transaction, in share mode.
+    def fenced_phases(self, conn: Connection) -> dict[str, Phase]:
+        """Each contract entity's phase, read on the caller's open transaction in share mode.
 
         The flag rows stay share-locked until that transaction ends, and `set_phase`
         needs them exclusively: a phase cannot change between this read and the
@@ -205,14 +211,21 @@ class FlagStore:
             if stored else {}
         with self._lock:  # what was just read is the freshest there is
             self._cache, self._loaded_at = dict(phases), self._clock()
-        writing = {self.entities[name] for name, (phase, _) in phases.items()
-                   if phase.writes_dynamodb}
-        writing |= {self.entities[name] for name, (phase, _) in self._overrides.items()
-                    if phase.writes_dynamodb}
-        return writing
+        found = {self.entities[name]: phase for name, (phase, _) in phases.items()}
+        found.update({self.entities[name]: phase for name, (phase, _) in self._overrides.items()})
+        for name in self.entities:
+            found.setdefault(self.entities[name], self.default)
+        return found
+
+    def fenced_writing_entities(self, conn: Connection) -> set[str]:
+        """`writing_entities`, read by `fenced_phases`."""
+        return {entity for entity, phase in self.fenced_phases(conn).items()
+                if phase.follows_mysql}
 
     def reads_dynamodb(self, name: str, key: Iterable[Any]) -> bool:
         flag = self.flag(name)
+        if flag.phase is Phase.DYNAMODB_ONLY:
+            return True
         if flag.phase is not Phase.DYNAMODB_READ:
             return False
         return flag.percent >= 100 or key_bucket(name, key) < flag.percent

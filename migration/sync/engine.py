@@ -49,6 +49,7 @@ from migration.source.mysql import is_retryable
 from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
 from migration.sync.dependencies import DependencyGraph, Key, RowChange, unprotected
 from migration.sync.outbox import Outbox, OutboxEntry
+from migration.sync.phases import Phase
 from migration.sync.versions import VersionFloor
 from migration.sync.writer import (
     Action,
@@ -79,6 +80,15 @@ class DualWriteFailed(MigrateError, Terminal):
         self.repaired = repaired
         super().__init__(f"{operation}: DynamoDB write failed, MySQL rolled back "
                          f"({type(cause).__name__}: {cause})")
+
+
+class PhaseMoved(MigrateError, Transient):
+    """The entity being written moved to `dynamodb_only` since the caller read its phase:
+    the MySQL transaction was rolled back, and the write must go to DynamoDB alone."""
+
+    def __init__(self, entity: str):
+        self.entity = entity
+        super().__init__(f"{entity} is dynamodb_only now: its writes go to DynamoDB alone")
 
 
 class RowRaced(MigrateError, Transient):
@@ -151,7 +161,7 @@ class SyncEngine:
 
     def __init__(self, contract: Contract, engine: Engine, ddb: DynamoDB, *,
                  enabled: Callable[[], set[str]] | None = None,
-                 fence: Callable[[Connection], set[str]] | None = None,
+                 fence: Callable[[Connection], Mapping[str, Phase]] | None = None,
                  policy: Callable[[str], Policy] | None = None,
                  outbox: Outbox | None = None, mysql_attempts: int = 20):
         self.contract = contract
@@ -160,8 +170,9 @@ class SyncEngine:
         self.graph = DependencyGraph(contract)
         self.readers = {e.name: RecordReader(contract, e) for e in contract.source_entities()}
         self.mappers = {e.name: ItemMapper(contract, e) for e in contract.source_entities()}
-        # The entities whose items DynamoDB follows: `enabled` as cached, `fence` read on
-        # the write's own transaction when the cache says some entity is left out.
+        # The entities whose items DynamoDB follows: without flags, `enabled` (all by
+        # default); with them, `fence`, each entity's phase read on the write's own
+        # transaction (share-locked until it ends: see `wrappers.flags`).
         self.enabled = enabled or (lambda: set(self.readers))
         self.fence = fence
         self.policy = policy or (lambda entity: Policy.ROLLBACK)
@@ -194,17 +205,20 @@ class SyncEngine:
 
     # -- the dual-write transaction ----------------------------------------------------
     def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T],
-            *, created: Callable[[T], Sequence[tuple[str, Key]]] | None = None) -> T:
+            *, created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
+            entity: str | None = None) -> T:
         """Run `write` in a MySQL transaction and bring DynamoDB along (module docstring).
 
         `created` names the rows an insert made (their auto-increment keys), from the
-        write's result. Deadlocks and lock wait timeouts retry the whole operation.
+        write's result. `entity` is the contract entity the write is for: if its phase
+        is `dynamodb_only` (read under the fence), nothing is written and `PhaseMoved`
+        is raised. Deadlocks and lock wait timeouts retry the whole operation.
         """
         attempt = 0
         while True:
             attempt += 1
             try:
-                result = self._run_once(operation, touches, write, created)
+                result = self._run_once(operation, touches, write, created, entity)
                 self.stats.operations += 1
                 return result
             except Exception as err:
@@ -216,19 +230,25 @@ class SyncEngine:
 
     def _run_once(self, operation: str, touches: Sequence[Touch],
                   write: Callable[[Connection], T],
-                  created: Callable[[T], Sequence[tuple[str, Key]]] | None) -> T:
+                  created: Callable[[T], Sequence[tuple[str, Key]]] | None,
+                  entity: str | None) -> T:
         everything = set(self.readers)
-        enabled = self.enabled() & everything
         version: int | None = None
         failure: BaseException | None = None
         with self.connect() as conn:
             transaction = conn.begin()
             try:
-                if enabled != everything and self.fence is not None:
-                    # The cache says some entity still writes MySQL alone. That may have
-                    # changed since it was read: read it again, share-locked until this
-                    # transaction ends, so no switch can land before our commit.
-                    enabled = self.fence(conn) & everything
+                if self.fence is not None:
+                    # A cache says when a phase was read, not when this commits: read the
+                    # phases again, share-locked until this transaction ends, so no switch
+                    # can land before our commit.
+                    phases = self.fence(conn)
+                    if entity is not None and phases.get(entity) is Phase.DYNAMODB_ONLY:
+                        raise PhaseMoved(entity)
+                    enabled = {e for e, phase in phases.items() if phase.follows_mysql}
+                else:
+                    enabled = self.enabled()
+                enabled &= everything
                 if not enabled:
                     result = write(conn)
                     transaction.commit()
