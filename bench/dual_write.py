@@ -218,7 +218,7 @@ def dual_writing_shop(settings: Settings, users: int) -> Shop:
         for entity in contract.source_entities():
             reader = RecordReader(contract, entity)
             for chunk in reader.stream(conn, chunk_size=500):
-                shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+                shop.sync.sync_roots({entity.name: [reader.root_of(r) for r in chunk]})
     return shop
 
 

@@ -19,8 +19,6 @@ after a pause, and reports only what both re-checks found.
 
 from __future__ import annotations
 
-import random
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +26,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
+from migration.backoff import pause
+from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB
-from migration.errors import ItemError, MigrateError, Transient
+from migration.dynamodb.limits import BATCH_GET_KEYS
+from migration.errors import ItemError
 from migration.mapping.item import OWNER_ATTRIBUTE
 from migration.mapping.values import AttributeValue, Item
 from migration.source.mysql import is_retryable
@@ -38,12 +39,7 @@ from reconcile.canonical import Root, from_wire, key_from_text, key_text
 from reconcile.scope import Scope
 from reconcile.store import Candidate
 
-BATCH_GET_LIMIT = 100
 MAX_ROOT_ROUNDS = 4
-
-
-class BatchGetIncomplete(MigrateError, Transient):
-    """DynamoDB kept leaving keys unprocessed after every retry."""
 
 
 @dataclass
@@ -104,7 +100,7 @@ class Recheck:
             except Exception as err:
                 if not is_retryable(err) or attempt >= self.mysql_attempts:
                     raise
-                time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempt)))
+                pause(attempt, base=0.01, cap=1.0)
 
     def _run(self, batch: Sequence[Candidate]) -> list[Finding]:
         keys = {(tbl, key) for tbl, key, _ in batch}
@@ -151,7 +147,7 @@ class Recheck:
                     items = entity.mapper.items(record)
                 except ItemError:
                     continue
-                root = entity.reader.key_of(record)
+                root = entity.reader.root_of(record)
                 for item in items:
                     item_key = (table.index, key_text(item, table.key_names))
                     if item_key in keys:
@@ -214,27 +210,21 @@ class Recheck:
         while pending:
             chunk: dict[str, dict[str, Any]] = {}
             count = 0
-            while pending and count < BATCH_GET_LIMIT:
+            while pending and count < BATCH_GET_KEYS:
                 name, request = pending.pop()
-                room = BATCH_GET_LIMIT - count
+                room = BATCH_GET_KEYS - count
                 if len(request["Keys"]) > room:
                     pending.append((name, {"Keys": request["Keys"][room:],
                                            "ConsistentRead": True}))
                     request = {"Keys": request["Keys"][:room], "ConsistentRead": True}
                 chunk[name] = request
                 count += len(request["Keys"])
-            attempt = 0
-            while chunk:
-                answer = self.ddb.call_json("BatchGetItem", {"RequestItems": chunk})
+            for answer in until_processed(
+                    "BatchGetItem",
+                    lambda request: self.ddb.call_json("BatchGetItem", {"RequestItems": request}),
+                    chunk, lambda left: left, attempts=self.get_attempts, cap=2.0):
                 for name, items in answer.get("Responses", {}).items():
                     table = physical[name]
                     for item in items:
                         found[(table.index, key_text(item, table.key_names))] = item
-                chunk = answer.get("UnprocessedKeys") or {}
-                if chunk:
-                    attempt += 1
-                    if attempt >= self.get_attempts:
-                        raise BatchGetIncomplete("BatchGetItem left keys unprocessed "
-                                                 f"{attempt} times")
-                    time.sleep(random.uniform(0, min(2.0, 0.05 * 2 ** attempt)))
         return found

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from migration.backfill.run import Segment
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
+from migration.dynamodb.limits import BATCH_GET_KEYS
 from migration.errors import ItemError
 from migration.mapping.item import OWNER_ATTRIBUTE
 from migration.mapping.values import Item
@@ -52,7 +53,7 @@ from reconcile.canonical import (
     plain_key,
     root_text,
 )
-from reconcile.recheck import BATCH_GET_LIMIT, Finding, Recheck
+from reconcile.recheck import Finding, Recheck
 from reconcile.repair import Repair
 from reconcile.result import DRIFT_KINDS, EntityResult, ReconcileResult, Sample
 from reconcile.scope import DEFAULT_SEGMENT_WIDTH, EntityScope, Scope, TableScope
@@ -245,16 +246,16 @@ class _Run:
                                                after, until, where=where, where_params=params)
             conn.rollback()
         table, names, subject = entity.table.index, entity.table.key_names, entity.index
-        items_of, key_of = entity.mapper.items, entity.reader.key_of
+        items_of, root_of = entity.mapper.items, entity.reader.root_of
         rows = []
         refused: list[tuple[Root, str]] = []
         for record in records:
             try:
                 items = items_of(record)
             except ItemError as err:
-                refused.append((key_of(record), err.reason))
+                refused.append((root_of(record), err.reason))
                 continue
-            root = root_text(key_of(record))
+            root = root_text(root_of(record))
             for item in items:
                 rows.append((table, key_text(item, names), subject, root, fingerprint(item)))
         spill.add_expected(rows)
@@ -312,7 +313,7 @@ class _Run:
             return
         recheck = Recheck(self.scope, self.engine, self.ddb)
         persistent = 0
-        for findings in self._rechecked(recheck, spill.batches("candidates", BATCH_GET_LIMIT)):
+        for findings in self._rechecked(recheck, spill.batches("candidates", BATCH_GET_KEYS)):
             still = [f for f in findings if f.kind is not None]
             for finding in findings:
                 if finding.kind is None:
@@ -326,7 +327,7 @@ class _Run:
         # named by neither store: a second look, a moment later, settles it.
         time.sleep(self.options.settle_seconds)
         drifted = 0
-        for findings in self._rechecked(recheck, spill.batches("persistent", BATCH_GET_LIMIT)):
+        for findings in self._rechecked(recheck, spill.batches("persistent", BATCH_GET_KEYS)):
             rows = []
             for finding in findings:
                 if finding.kind is None:
@@ -359,7 +360,7 @@ class _Run:
         recheck = Recheck(self.scope, self.engine, self.ddb)
 
         def batches() -> Iterator[list[Candidate]]:
-            for batch in spill.drift(BATCH_GET_LIMIT):
+            for batch in spill.drift(BATCH_GET_KEYS):
                 work: list[Candidate] = [
                     (d.table, d.key, d.roots + ([d.held] if d.held is not None else []))
                     for d in batch if d.kind != "collisions"]

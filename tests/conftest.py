@@ -115,7 +115,7 @@ def bring_dynamodb_up_to_date(shop: Shop) -> None:
         for entity in SHOP.source_entities():
             reader = RecordReader(SHOP, entity)
             for chunk in reader.stream(conn, chunk_size=200):
-                shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+                shop.sync.sync_roots({entity.name: [reader.root_of(r) for r in chunk]})
 
 
 def make_shop(settings: Settings, *, users: int = 12, synced: bool = True) -> Shop:

@@ -49,8 +49,11 @@ from sqlalchemy.engine import Engine
 from migration.backfill.checkpoints import Checkpoint, CheckpointStore
 from migration.backfill.progress import Progress
 from migration.backfill.segments import SegmentPlan, make_plan
+from migration.backoff import pause
 from migration.contract.model import Contract, Entity, Table
+from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
+from migration.dynamodb.limits import BATCH_WRITE_ITEMS
 from migration.errors import ConditionFailed, ItemError, MigrateError, Terminal, Transient
 from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
@@ -64,17 +67,12 @@ from migration.sync.versions import VersionFloor
 from migration.sync.writer import FREE_OR_OWNED, VersionRegression
 
 Key = tuple[Any, ...]
-BATCH_WRITE_LIMIT = 25
 
 log = logging.getLogger(__name__)
 
 
 class BackfillError(MigrateError, Terminal):
     """The backfill cannot run as asked (unknown entity, bad segment...)."""
-
-
-class BatchIncomplete(MigrateError, Transient):
-    """DynamoDB kept leaving items unprocessed after every retry."""
 
 
 class ChunkOverdue(MigrateError, Transient):
@@ -383,8 +381,8 @@ def key_is_injective(entity: Entity, catalog: Catalog) -> bool:
 def batch_bodies(table: str, items: list[Item]) -> list[tuple[int, bytes]]:
     """BatchWriteItem bodies of `items` in 25s, each item encoded once: (items, body)."""
     return [(len(batch), batch_write_body(table, batch))
-            for batch in (items[start:start + BATCH_WRITE_LIMIT]
-                          for start in range(0, len(items), BATCH_WRITE_LIMIT))]
+            for batch in (items[start:start + BATCH_WRITE_ITEMS]
+                          for start in range(0, len(items), BATCH_WRITE_ITEMS))]
 
 
 @dataclass
@@ -464,7 +462,7 @@ class _EntityRun:
                 overdue = isinstance(err, ChunkOverdue) and attempts < 3
                 if not (overdue or is_retryable(err)) or attempts >= 20:
                     raise
-                time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** attempts)))
+                pause(attempts, base=0.01, cap=1.0)
         rate.settle(taken, written)
 
     def _expected_items(self, rows: int) -> int:
@@ -520,15 +518,15 @@ class _EntityRun:
         for source_key, reason in dead:
             driver.dead_letters.add(self.entity.name, source_key, reason)
         self._done(chunk, len(records), written, len(dead), sizes, units,
-                   self.reader.key_of(records[-1]) if records else chunk.until)
+                   self.reader.root_of(records[-1]) if records else chunk.until)
         return written
 
     def _record(self, records: list[dict[str, Any]], items: list[Item]) -> int:
         """The chunk's outbox row: its roots and item keys, held from repair while a request
         of the chunk may still arrive; its id is the chunk's version."""
         driver = self.driver
-        roots = {self.entity.name: [self.reader.key_of(r) for r in records]}
-        keys = [(self.table, self.mapper.key_of(item), item[OWNER_ATTRIBUTE]["S"]
+        roots = {self.entity.name: [self.reader.root_of(r) for r in records]}
+        keys = [(self.table, self.mapper.item_key(item), item[OWNER_ATTRIBUTE]["S"]
                  if OWNER_ATTRIBUTE in item else None) for item in items]
         hold = driver.options.chunk_seconds + driver.ddb.longest_call_seconds() + 60
         version = driver.outbox.record("backfill", f"backfill {self.entity.name}", roots, keys,
@@ -549,7 +547,7 @@ class _EntityRun:
                 dead.append((err.source_key, err.reason))
                 continue
             if self.collisions is not None:
-                key = json.dumps(self.mapper.key_of(mapped[0]), sort_keys=True,
+                key = json.dumps(self.mapper.item_key(mapped[0]), sort_keys=True,
                                  ensure_ascii=False)
                 owner = json.dumps(self.mapper.source_key(record), default=str)
                 if key in owners:
@@ -609,11 +607,11 @@ class _EntityRun:
                     # Ours, or no row's: refused only for a version above ours, which no
                     # writer can have written while this chunk holds its rows' locks.
                     above = int(stored.get(attribute, {}).get("N", version))
-                    raise VersionRegression(self.table, self.mapper.key_of(item), above,
+                    raise VersionRegression(self.table, self.mapper.item_key(item), above,
                                             version) from err
                 refused = owner["S"]
                 key = json.dumps({k: next(iter(v.values()))
-                                  for k, v in self.mapper.key_of(item).items()},
+                                  for k, v in self.mapper.item_key(item).items()},
                                  ensure_ascii=False)
                 dead.append((claimants.get(owner["S"], {"_owner": owner["S"]}),
                              f"maps to the key {key}, which DynamoDB holds for {held}"))
@@ -705,22 +703,17 @@ class Backfill:
         items are retried with exponential backoff and full jitter. No request is sent
         after `deadline` (see `ChunkOverdue`). (`--rate` is applied per chunk, before its
         transaction: see `RateLimiter`.)"""
+        def in_time() -> None:
+            if time.monotonic() > deadline:
+                raise ChunkOverdue(f"a chunk kept sending for more than "
+                                   f"{self.options.chunk_seconds:.0f}s")
+
         for _count, body in bodies:
-            attempt = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise ChunkOverdue(f"a chunk kept sending for more than "
-                                       f"{self.options.chunk_seconds:.0f}s")
-                response = self.ddb.call_json("BatchWriteItem", body)
-                pending = response.get("UnprocessedItems")
-                if not pending:
-                    break
-                attempt += 1
-                if attempt >= self.options.max_batch_attempts:
-                    raise BatchIncomplete(f"BatchWriteItem left items unprocessed "
-                                          f"{attempt} times")
-                time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
-                body = encode_json({"RequestItems": pending})
+            for _answer in until_processed(
+                    "BatchWriteItem", lambda request: self.ddb.call_json("BatchWriteItem", request),
+                    body, lambda left: encode_json({"RequestItems": left}),
+                    attempts=self.options.max_batch_attempts, before_send=in_time):
+                pass
 
     def run(self) -> BackfillSummary:
         started = time.monotonic()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import re
 import socket
 import ssl
@@ -27,6 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.httpsession import get_cert_path
 
+from migration.backoff import jittered
 from migration.dynamodb.sigv4 import SigV4Signer
 from migration.errors import (
     CancellationReason,
@@ -508,5 +508,4 @@ class DynamoDB:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter for the given attempt (1-based)."""
-        cap = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return random.uniform(0, cap)
+        return jittered(attempt, base=self.base_delay, cap=self.max_delay)

@@ -15,13 +15,12 @@ items through the repository (so through `ItemMapper`).
 from __future__ import annotations
 
 import json
-import random
-import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from migration.backoff import jittered, pause
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.expressions import (
@@ -35,6 +34,7 @@ from migration.dynamodb.expressions import (
     render,
     update_expression,
 )
+from migration.dynamodb.limits import TRANSACTION_ACTIONS, TRANSACTION_BYTES
 from migration.dynamodb.models import EntityModel, ModelSet
 from migration.dynamodb.repository import (
     ParameterError,
@@ -52,8 +52,8 @@ from migration.errors import (
 from migration.mapping.item import item_size
 from migration.mapping.values import AttributeValue, Item, from_attribute
 
-MAX_ACTIONS = 100
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_ACTIONS = TRANSACTION_ACTIONS
+MAX_REQUEST_BYTES = TRANSACTION_BYTES
 WRITE_OPERATIONS = ("Put", "Update", "Delete", "ConditionCheck")
 _RETRYABLE_CODES = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded",
                     "RequestLimitExceeded"}
@@ -61,6 +61,26 @@ _THROTTLE_CODES = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestL
 
 
 # -- errors refused before the call ----------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def retry_conflicts(send: Callable[[], T], *, attempts: int, base: float = 0.02,
+                    cap: float = 2.0) -> T:
+    """Call `send` (one TransactWriteItems or TransactGetItems) again, after a jittered
+    pause, while DynamoDB cancels it for transaction conflicts alone: another transaction
+    held one of its items, and a retry will likely pass. Any other cancellation (a
+    condition, a validation), or the last attempt, raises the `TransactionCancelled`."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return send()
+        except TransactionCancelled as err:
+            if not err.only_conflicts or attempt >= attempts:
+                raise
+            pause(attempt, base=base, cap=cap)
 
 
 class TransactionTooLarge(RuntimeInputError):
@@ -351,23 +371,25 @@ class TransactionBuilder:
             # One token per commit, kept on retries: a retry of a commit that did
             # succeed (its answer lost) is then not applied twice.
             params["ClientRequestToken"] = str(uuid.uuid4())
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self.ddb.call(operation, **params)
-            except TransactionCancelled as err:
-                if err.only_conflicts and attempt < self.max_attempts:
-                    time.sleep(self.backoff(attempt))
-                    continue
-                raise self.typed(err, attempt) from err
-            if not reading:
-                return []
-            return [r.get("Item") or None for r in response.get("Responses", [])]
+        attempts = 0
+
+        def send() -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            return self.ddb.call(operation, **params)
+
+        try:
+            response = retry_conflicts(send, attempts=self.max_attempts, base=self.base_delay,
+                                       cap=self.max_delay)
+        except TransactionCancelled as err:
+            raise self.typed(err, attempts) from err
+        if not reading:
+            return []
+        return [r.get("Item") or None for r in response.get("Responses", [])]
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter before retry `attempt` (1-based)."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return jittered(attempt, base=self.base_delay, cap=self.max_delay)
 
     def typed(self, err: TransactionCancelled, attempts: int = 1) -> TransactionFailed:
         """The typed error for a cancellation: the first action that failed for a
@@ -498,7 +520,7 @@ class EntityTransaction:
         if missing:
             raise ParameterError(f"{repository.entity.name} key", missing[0],
                                  f"needed to build the key of {repository.entity.name}")
-        return repository.key_of(key)
+        return repository.key_from_values(key)
 
     def commit(self) -> list[EntityModel | None]:
         """Send the transaction; gets return their models (None: no item) in order."""

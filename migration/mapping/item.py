@@ -21,26 +21,27 @@ import orjson
 
 from migration.contract.keys import KeyTemplate, Placeholder
 from migration.contract.model import Contract, Entity
+from migration.dynamodb.limits import ITEM_BYTES, PARTITION_KEY_BYTES, SORT_KEY_BYTES
 from migration.errors import ItemError, KeyTemplateError
+from migration.mapping.key_values import KeyValueError, bytes_key, text_key
 from migration.mapping.values import (
     AttributeValue,
     Converter,
     Item,
     attribute_size,
     converter_for,
-    dynamodb_number,
     from_attribute,
 )
 
-MAX_ITEM_BYTES = 400 * 1024
+MAX_ITEM_BYTES = ITEM_BYTES
 # Values whose DynamoDB size is tiny whatever they hold (numbers, dates, booleans).
 _SMALL_TYPES = frozenset({int, float, Decimal, bool, datetime, date, time, timedelta})
 GUARD_PREFIX = "UNIQUE#"
 GUARD_SORT_KEY = "UNIQUE"
 GUARD_TYPE = "_unique"
 OWNER_ATTRIBUTE = "_owner"
-MAX_PARTITION_KEY_BYTES = 2048
-MAX_SORT_KEY_BYTES = 1024
+MAX_PARTITION_KEY_BYTES = PARTITION_KEY_BYTES
+MAX_SORT_KEY_BYTES = SORT_KEY_BYTES
 
 
 def _base64(value: Any) -> str:
@@ -224,38 +225,18 @@ class ItemMapper:
             except KeyTemplateError as err:
                 raise ItemError(self.entity.name, self.source_key(record),
                                 f"{slot.attribute}: {err}") from err
-        # UTF-8 takes at most 4 bytes a character: only long keys need encoding to measure.
-        size = len(text) if len(text) * 4 <= slot.limit else len(text.encode("utf-8"))
-        if size > slot.limit:
+        try:
+            return text_key(text, slot.type, slot.limit)
+        except KeyValueError as err:
             raise ItemError(self.entity.name, self.source_key(record),
-                            f"{slot.attribute} is {size} bytes; DynamoDB allows {slot.limit}")
-        if slot.type == "N":
-            try:
-                number = Decimal(text)
-            except (ArithmeticError, ValueError) as err:  # "NaN", "Infinity": no DynamoDB number
-                raise ItemError(self.entity.name, self.source_key(record),
-                                f"{slot.attribute}: {text!r} is not a number") from err
-            try:
-                return {"N": dynamodb_number(number)}
-            except ValueError as err:
-                raise ItemError(self.entity.name, self.source_key(record),
-                                f"{slot.attribute}: {err}") from err
-        return {"S": text}
+                            f"{slot.attribute}{err.reason}") from err
 
     def _binary_key(self, slot: _KeySlot, value: Any, record: Mapping[str, Any]) -> AttributeValue:
-        # A binary key attribute is its field's bytes, never text made from a template.
-        if not isinstance(value, bytes | bytearray | memoryview):
-            got = "NULL" if value is None else f"a {type(value).__name__}"
+        try:
+            return bytes_key(value, slot.template.source, slot.limit)
+        except KeyValueError as err:
             raise ItemError(self.entity.name, self.source_key(record),
-                            f"{slot.attribute} is a binary key; {slot.template.source!r} gave {got}")
-        data = bytes(value)
-        if not data:
-            raise ItemError(self.entity.name, self.source_key(record),
-                            f"{slot.attribute}: value is empty")
-        if len(data) > slot.limit:
-            raise ItemError(self.entity.name, self.source_key(record),
-                            f"{slot.attribute} is {len(data)} bytes; DynamoDB allows {slot.limit}")
-        return {"B": data}
+                            f"{slot.attribute}{err.reason}") from err
 
     def key(self, record: Mapping[str, Any]) -> Item:
         """The item's primary key (partition key, and sort key when the table has one)."""
@@ -368,7 +349,7 @@ class ItemMapper:
             return self._owner_prefix + str(record.get(self._source_key[0]))
         return self._owner_prefix + "#".join(str(record.get(c)) for c in self._source_key)
 
-    def key_of(self, item: Mapping[str, AttributeValue]) -> Item:
+    def item_key(self, item: Mapping[str, AttributeValue]) -> Item:
         """The primary key attributes of an item of this mapper's table."""
         key = {self.partition_key: item[self.partition_key]}
         if self.sort_key:

@@ -206,7 +206,7 @@ class RecordReader:
         finally:
             cursor.close()
 
-    def key_of(self, record: Record) -> tuple[Any, ...]:
+    def root_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(record[c] for c in self.source.primary_key)
 
     # -- derived values ------------------------------------------------------------

@@ -29,8 +29,6 @@ gets `DualWriteFailed`) or `outbox` (MySQL commits; `repair` catches up).
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +37,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from migration.backoff import pause
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.errors import DynamoDBError, ItemError, MigrateError, Terminal, Transient
@@ -226,7 +225,7 @@ class SyncEngine:
                         attempt >= self.mysql_attempts:
                     raise
                 self.stats.retries += 1
-                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+                pause(attempt, base=0.005, cap=0.5)
 
     def _run_once(self, operation: str, touches: Sequence[Touch],
                   write: Callable[[Connection], T],
@@ -482,7 +481,7 @@ class SyncEngine:
             for record in self._records(conn, reader, keys, known):
                 owner = mapper.owner(record)
                 for item in mapper.items(record):
-                    key = mapper.key_of(item)
+                    key = mapper.item_key(item)
                     ident = _key_id(table, key)
                     other = image.get(ident)
                     if other is not None and other.owner != owner:
@@ -564,7 +563,7 @@ class SyncEngine:
                 if not is_retryable(err) or attempt >= self.mysql_attempts:
                     raise
                 self.stats.retries += 1
-                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+                pause(attempt, base=0.005, cap=0.5)
 
     def _sync_roots_once(self, roots: Mapping[str, set[Key]], operation: str,
                          stale: Sequence[Delete], kind: str, skip_collisions: bool) -> int:

@@ -28,14 +28,15 @@ chunked by 100 actions and 4 MB.
 
 from __future__ import annotations
 
-import random
-import time
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from migration.dynamodb.client import DynamoDB
+from migration.dynamodb.limits import TRANSACTION_ACTIONS, TRANSACTION_PAYLOAD_BYTES
+from migration.dynamodb.transactions import retry_conflicts
 from migration.errors import (
     ConditionFailed,
     MigrateError,
@@ -51,8 +52,6 @@ from migration.mapping.values import Item
 OWNED = "(attribute_not_exists(#o) OR #o = :o)"
 FREE_OR_OWNED = f"(attribute_not_exists(#k) OR {OWNED})"
 
-MAX_TRANSACTION_ACTIONS = 100
-MAX_TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024  # leave room for the envelope
 
 
 class KeyCollision(MigrateError, Terminal):
@@ -255,7 +254,6 @@ class VersionedWriter:
     def _transaction(self, chunk: list[Action], version: int, result: WriteResult,
                      skip_collisions: bool) -> None:
         pending = list(chunk)
-        attempt = 0
         while pending:
             if len(pending) == 1:
                 self._single(pending[0], version, result, skip_collisions)
@@ -270,21 +268,19 @@ class VersionedWriter:
                 # Unique per request: the choke point's own retries resend the same params,
                 # so a request that did land is not applied twice; a token must never be
                 # reused for other params (another database may have the same versions).
-                token = f"{uuid.uuid4().hex[:24]}-{version % 10**11}"
-                self.ddb.call("TransactWriteItems", TransactItems=items, ClientRequestToken=token)
+                retry_conflicts(functools.partial(
+                    self.ddb.call, "TransactWriteItems", TransactItems=items,
+                    ClientRequestToken=f"{uuid.uuid4().hex[:24]}-{version % 10**11}"),
+                    attempts=self.conflict_attempts)
             except TransactionCancelled as err:
-                attempt += 1
                 failed = {r.index: r for r in err.failed}
                 conditions = {i: r for i, r in failed.items() if r.code == "ConditionalCheckFailed"}
-                if conditions:
-                    for i, reason in conditions.items():
-                        self._refused(pending[i], reason.item, version, result, skip_collisions)
-                    pending = [a for i, a in enumerate(pending) if i not in conditions]
-                    continue
-                if err.only_conflicts and attempt < self.conflict_attempts:
-                    time.sleep(random.uniform(0, min(2.0, 0.02 * 2 ** attempt)))
-                    continue
-                raise
+                if not conditions:
+                    raise
+                for i, reason in conditions.items():
+                    self._refused(pending[i], reason.item, version, result, skip_collisions)
+                pending = [a for i, a in enumerate(pending) if i not in conditions]
+                continue
             result.written += len(pending)
             return
 
@@ -295,8 +291,8 @@ def _chunks(actions: Sequence[Action]) -> list[list[Action]]:
     size = 0
     for action in actions:
         weight = item_size(action.item) if isinstance(action, Put) else item_size(action.key)
-        if current and (len(current) == MAX_TRANSACTION_ACTIONS
-                        or size + weight > MAX_TRANSACTION_BYTES):
+        if current and (len(current) == TRANSACTION_ACTIONS
+                        or size + weight > TRANSACTION_PAYLOAD_BYTES):
             chunks.append(current)
             current, size = [], 0
         current.append(action)

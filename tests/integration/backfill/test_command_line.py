@@ -137,7 +137,7 @@ def test_restart_through_the_command_line_redoes_a_finished_entity(
         record, = RecordReader(SHOP, product).fetch(conn, [(1,)])
     mapper = ItemMapper(SHOP, product)
     ddb.call("DeleteItem", TableName=ddb.table_name("Products"),
-             Key=mapper.key_of(mapper.to_item(record)))
+             Key=mapper.item_key(mapper.to_item(record)))
     again = migrate(live_settings, "backfill", "--entity", "product")
     assert again.exit_code == 0 and "already done; --restart to redo" in again.stdout
     assert len(compare_all(SHOP, engine, ddb, entities=["Product"]).missing) == 1

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from migration.backfill.run import BackfillOptions, BatchIncomplete, backfill
+from migration.backfill.run import BackfillOptions, backfill
 from migration.contract import load_contract
+from migration.dynamodb.batches import Unprocessed
 from migration.dynamodb.client import DynamoDB
 from migration.shop import SHOP_CONTRACT
 from migration.sync.compare import compare_all
@@ -68,7 +69,7 @@ def test_items_dynamodb_never_takes_fail_the_run_and_a_rerun_finishes(
     leave_unprocessed(ddb, calls=None)
     options = BackfillOptions(entities=["product"], batch_size=5, workers=1,
                               max_batch_attempts=3)
-    with pytest.raises(BatchIncomplete):
+    with pytest.raises(Unprocessed):
         backfill(CONTRACT, engine, ddb, options)
     ddb.after.clear()
     assert not compare_all(CONTRACT, engine, ddb, entities=["Product"]).clean

@@ -148,7 +148,7 @@ def test_order_history(repos: Repositories) -> None:
 def test_parameters_the_pattern_cannot_use_are_reported(repos: Repositories,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     # The schema gives this Query start/end dates but no range_condition or filter uses them.
-    repos["UserOrderHistory"]._plans.pop("get_user_recent_orders", None)
+    repos["UserOrderHistory"]._planner._plans.pop("get_user_recent_orders", None)
     with caplog.at_level(logging.WARNING, logger="migration.dynamodb.repository"):
         page = repos["UserOrderHistory"].run("get_user_recent_orders", user_id="u1",
                                              start_date="2024-05-10", end_date="2024-05-20")

@@ -46,7 +46,7 @@ def item_key(shop: Shop, entity_name: str, root: tuple[Any, ...]) -> dict[str, s
     with shop.engine.connect() as conn:
         record, = RecordReader(shop.contract, entity).fetch(conn, [root])
     mapper = ItemMapper(shop.contract, entity)
-    return {name: value["S"] for name, value in mapper.key_of(mapper.to_item(record)).items()}
+    return {name: value["S"] for name, value in mapper.item_key(mapper.to_item(record)).items()}
 
 
 def samples(report: dict[str, Any], entity: str, kind: str) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ def shop(live_settings: Settings) -> Iterator[Shop]:
         for entity in CONTRACT.source_entities():
             reader = RecordReader(CONTRACT, entity)
             for chunk in reader.stream(conn):
-                opened.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+                opened.sync.sync_roots({entity.name: [reader.root_of(r) for r in chunk]})
     engine.dispose()
     yield opened
     opened.close()

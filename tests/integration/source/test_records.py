@@ -78,14 +78,14 @@ def test_fetch_by_composite_key_and_keyset_bounds(mysql_engine: Engine) -> None:
     reader = RecordReader(CONTRACT, CONTRACT.entity("CartItem"))
     with mysql_engine.connect() as conn:
         records = reader.fetch(conn, [(2, 1), (1, 2), (9, 9)])
-        assert [reader.key_of(r) for r in records] == [(1, 2), (2, 1)]
+        assert [reader.root_of(r) for r in records] == [(1, 2), (2, 1)]
         assert records[0]["product_name"] == "Charger"
         assert records[0]["product_price"] == Decimal("19.50")
         assert records[1]["user_email"] == "li@example.com"
-        after = [reader.key_of(r) for chunk in reader.stream(conn, chunk_size=1, after=(1, 1))
+        after = [reader.root_of(r) for chunk in reader.stream(conn, chunk_size=1, after=(1, 1))
                  for r in chunk]
         assert after == [(1, 2), (2, 1)]
-        until = [reader.key_of(r) for chunk in reader.stream(conn, chunk_size=2, until=(1, 2))
+        until = [reader.root_of(r) for chunk in reader.stream(conn, chunk_size=2, until=(1, 2))
                  for r in chunk]
         assert until == [(1, 1), (1, 2)]
 

@@ -132,7 +132,7 @@ def test_items_carry_utc_text_when_the_server_is_in_another_zone(
             for entity in shop.contract.source_entities():
                 reader = RecordReader(shop.contract, entity)
                 for chunk in reader.stream(conn, chunk_size=200):
-                    shop.sync.sync_roots({entity.name: [reader.key_of(r) for r in chunk]})
+                    shop.sync.sync_roots({entity.name: [reader.root_of(r) for r in chunk]})
         utc = create_engine(settings)
         result = compare_all(shop.contract, utc, shop.ddb)
         utc.dispose()

@@ -54,7 +54,7 @@ def test_every_shop_item_is_attributed_to_its_entity_and_source_row(ddb: DynamoD
         for item in entity.mapper.items(record):
             subject, owner = entity.table.attribute(item)
             assert (subject, owner) == (entity.index, entity), (name, item)
-            assert owner.root_of_any(item) == entity.reader.key_of(record), (name, item)
+            assert owner.root_of_any(item) == entity.reader.root_of(record), (name, item)
     guard = scope.by_name["User"].mapper.items(RECORDS["User"])[1]
     assert guard["_type"] == {"S": "_unique"} and guard["_owner"] == {"S": "User#5"}
 
