@@ -1,9 +1,9 @@
 """The shop's MySQL schema as plain functions over Alembic.
 
-`upgrade` and `downgrade` run the revisions under `alembic/` programmatically,
-the way `alembic upgrade head` would, so the CLI, the demo and the tests share
-one code path. The Alembic files are found relative to the repository root,
-not the working directory. `create_database`/`drop_database` make and remove
+`upgrade` and `downgrade` run the revisions of the shop's Alembic environment
+(`alembic/shop/`, shipped in the package: see `migration.source.schema_migrations`)
+programmatically, the way `alembic upgrade head` would, so the CLI, the demo and the
+tests share one code path, from any directory, installed or checked out. `create_database`/`drop_database` make and remove
 a whole database on a server (benchmarks and throwaway runs).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import alembic.command
 import sqlalchemy as sa
@@ -20,14 +19,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-import migration
 from migration.errors import ConfigError
 from migration.settings import Settings
 from migration.source import mysql
+from migration.source.schema_migrations import environment
 
-REPOSITORY_ROOT = Path(migration.__file__).resolve().parent.parent
-ALEMBIC_INI = REPOSITORY_ROOT / "alembic.ini"
-ALEMBIC_DIR = REPOSITORY_ROOT / "alembic"
+ALEMBIC_ENVIRONMENT = "shop"
 
 Target = Settings | URL | str | Engine | Connection
 
@@ -39,10 +36,8 @@ def alembic_config(target: Settings | URL | str | None = None) -> Config:
 
     Without a target, env.py falls back to `Settings().sqlalchemy_url()`.
     """
-    if not ALEMBIC_DIR.is_dir():
-        raise ConfigError(f"Alembic scripts not found at {ALEMBIC_DIR}")
-    config = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
-    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config = Config()
+    config.set_main_option("script_location", str(environment(ALEMBIC_ENVIRONMENT)))
     # Callers keep their own logging configuration.
     config.attributes["configure_logger"] = False
     if target is not None:
@@ -83,7 +78,8 @@ def head_revision() -> str:
     """The newest revision under `alembic/versions`."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
-        raise ConfigError(f"no Alembic revision found under {ALEMBIC_DIR / 'versions'}")
+        raise ConfigError("no Alembic revision found under "
+                          f"{environment(ALEMBIC_ENVIRONMENT) / 'versions'}")
     return head
 
 

@@ -136,3 +136,16 @@ def test_every_module_says_what_it_owns(package: str) -> None:
                and ast.get_docstring(ast.parse(path.read_text())) is None
                and path.name != "__init__.py" and "generated" not in name]
     assert missing == []
+
+
+def test_every_package_and_alembic_environment_is_shipped() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    packages = {".".join(path.parent.relative_to(ROOT).parts)
+                for package in GENERIC for path in (ROOT / package).rglob("__init__.py")}
+    environments = {"migration.schema_migrations"} | {
+        "migration.schema_migrations." + ".".join(path.relative_to(ROOT / "alembic").parts)
+        for path in (ROOT / "alembic").rglob("*") if path.is_dir() and path.name != "__pycache__"}
+    assert listed == packages | environments
