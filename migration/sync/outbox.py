@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -55,6 +56,20 @@ def _encode(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
     return value
+
+
+def _tag(value: Any) -> Any:
+    """What `_encode` makes of a value JSON has no type for (orjson's `default`)."""
+    if isinstance(value, Decimal | dt.datetime | dt.date | bytes | bytearray):
+        return _encode(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    """`json.dumps(_encode(value))`, in one pass through orjson: a backfill chunk's record
+    names hundreds of roots and item keys, and walking them in Python cost more than
+    writing them."""
+    return orjson.dumps(value, default=_tag, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def _decode(value: Any) -> Any:
@@ -112,10 +127,8 @@ class Outbox:
         row: dict[str, Any] = {
             "kind": kind,
             "operation": operation[:200],
-            "roots": json.dumps({e: [_encode(list(k)) for k in keys]
-                                 for e, keys in roots.items()}, ensure_ascii=False),
-            "item_keys": json.dumps([[t, _encode(dict(k)), o] for t, k, o in item_keys],
-                                    ensure_ascii=False),
+            "roots": dumps({e: [list(k) for k in keys] for e, keys in roots.items()}),
+            "item_keys": dumps([[t, k, o] for t, k, o in item_keys]),
             "owner": self.owner,
         }
         if hold_seconds is not None:
