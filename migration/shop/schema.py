@@ -1,9 +1,10 @@
 """The shop's MySQL schema as plain functions over Alembic.
 
 `upgrade` and `downgrade` run the revisions of the shop's Alembic environment
-(`alembic/shop/`, shipped in the package: see `migration.source.schema_migrations`)
-programmatically, the way `alembic upgrade head` would, so the CLI, the demo and the
-tests share one code path, from any directory, installed or checked out. `create_database`/`drop_database` make and remove
+(`alembic/shop/`, shipped in the package: see
+`migration.source.schema_migrations`) programmatically, the way `alembic upgrade
+head` would, so the CLI, the demo and the tests share one code path, from any
+directory, installed or checked out. `create_database`/`drop_database` make and remove
 a whole database on a server (benchmarks and throwaway runs).
 """
 

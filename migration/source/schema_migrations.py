@@ -10,6 +10,7 @@ package on the checkout's path): there the checkout's folder is used directly.
 
 from __future__ import annotations
 
+import contextlib
 from importlib import resources
 from pathlib import Path
 
@@ -22,10 +23,8 @@ PACKAGE = "migration.schema_migrations"
 def environment(name: str) -> Path:
     """The directory of the Alembic environment `name` (its env.py and versions/)."""
     candidates: list[Path] = []
-    try:
+    with contextlib.suppress(ModuleNotFoundError):  # an editable install: see above
         candidates.append(Path(str(resources.files(PACKAGE).joinpath(name))))
-    except ModuleNotFoundError:
-        pass
     candidates.append(Path(migration.__file__).resolve().parent.parent / "alembic" / name)
     for path in candidates:
         if (path / "env.py").is_file():
