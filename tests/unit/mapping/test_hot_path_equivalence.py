@@ -253,8 +253,11 @@ def test_wire_size_bounds_the_size_dynamodb_counts(value: AttributeValue) -> Non
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.fixed_dictionaries({
-    "product_id": st.integers(min_value=1), "quantity": st.integers(min_value=-5),
-    "price_at_time": st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    # the columns' own ranges: INT, INT, DECIMAL(10,2)
+    "product_id": st.integers(min_value=1, max_value=2**31 - 1),
+    "quantity": st.integers(min_value=-5, max_value=2**31 - 1),
+    "price_at_time": st.decimals(min_value=Decimal("-99999999.99"),
+                                 max_value=Decimal("99999999.99"), places=2),
     "product_name": st.one_of(st.none(), TEXT)}), max_size=30),
        st.text(min_size=1, max_size=30))
 def test_order_items_map_as_the_general_code_maps_them(embedded: list[dict[str, Any]],
