@@ -268,6 +268,15 @@ def run(settings: Settings, repeat: int, users: int) -> int:
                 if idle:  # a call that changes nothing would flatter the figures
                     raise SystemExit(f"{op}: {idle} of {repeat} timed calls sent nothing to "
                                      "DynamoDB; the benchmark must change something each time")
+    # The fence (each write transaction re-reads its phases, share-locked): the same
+    # dual-writes with it switched off, measured right after, side by side.
+    fence, enabled = shop.sync.fence, shop.sync.enabled
+    shop.sync.fence, shop.sync.enabled = None, (lambda: set(shop.sync.readers))
+    unfenced: dict[str, float] = {}
+    for op, step in ops.items():
+        measure(step, 3, ddb)
+        unfenced[op] = stats(measure(step, repeat, ddb)[0])[0]
+    shop.sync.fence, shop.sync.enabled = fence, enabled
     put_median, put_p99 = stats(raw)
     tx_median, tx_p99 = stats(raw_transaction)
     print(f"repeat={repeat}; raw DynamoDB PutItem: median {put_median:.2f} ms, p99 {put_p99:.2f} ms;"
@@ -275,14 +284,15 @@ def run(settings: Settings, repeat: int, users: int) -> int:
     print("times in ms; 'in DynamoDB' is the median time inside DynamoDB requests during the "
           "dual-write; 'rest' = added - in DynamoDB")
     print(f"{'operation':<50} {'mysql_only med/p99':>19} {'dual_write med/p99':>19} "
-          f"{'added':>7} {'in DynamoDB':>11} {'rest':>6} {'added/PutItem':>13}")
+          f"{'added':>7} {'in DynamoDB':>11} {'rest':>6} {'added/PutItem':>13} {'fence':>6}")
     for op, phases in results.items():
         m_med, m_p99 = phases["mysql_only"]
         d_med, d_p99 = phases["dual_write"]
         added = d_med - m_med
         print(f"{op:<50} {m_med:>8.2f} /{m_p99:>8.2f} {d_med:>8.2f} /{d_p99:>8.2f} "
               f"{added:>7.2f} {dynamodb_part[op]:>11.2f} {added - dynamodb_part[op]:>6.2f} "
-              f"{added / put_median:>13.2f}")
+              f"{added / put_median:>13.2f} {d_med - unfenced[op]:>6.2f}")
+    print("'fence' = dual_write median with the fence minus without it, measured just after")
     shop.close()
     return 0
 
