@@ -70,10 +70,7 @@ from migration.local.services import local_services  # noqa: E402
 from migration.mapping.item import ItemMapper  # noqa: E402
 from migration.mapping.values import Item  # noqa: E402
 from migration.settings import Settings  # noqa: E402
-from migration.shop import (
-    SHOP_CONTRACT,
-    schema,  # noqa: E402
-)
+from migration.shop import SHOP_CONTRACT, schema  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
@@ -238,7 +235,7 @@ def measure(endpoint: str, kind: str, size: str, settings: Settings, entities: S
     """Run one measurement in this (child) process, in fresh tables of its own."""
     settings = settings.model_copy(update={
         "table_prefix": f"{settings.table_prefix}{kind}{uuid.uuid4().hex[:6]}_"})
-    contract = load_contract(settings.contract)
+    contract = load_contract(settings.contract or SHOP_CONTRACT)
     ddb = DynamoDB(settings)
     apply(contract, ddb)
     engine = create_engine(settings, pool_size=workers + 2)

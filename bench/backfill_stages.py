@@ -40,7 +40,7 @@ from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.mapping.item import ItemMapper  # noqa: E402
 from migration.settings import Settings  # noqa: E402
-from migration.shop import schema  # noqa: E402
+from migration.shop import SHOP_CONTRACT, schema  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
@@ -55,7 +55,7 @@ def per_row(label: str, rows: int, work: Callable[[], Any]) -> Any:
 
 
 def stages_alone(settings: Settings, entity_name: str) -> None:
-    contract = load_contract(settings.contract)
+    contract = load_contract(settings.contract or SHOP_CONTRACT)
     entity = contract.entity(entity_name)
     reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
     ddb = DynamoDB(settings)
@@ -107,7 +107,7 @@ def inside_backfill(settings: Settings, entity_name: str, workers: int) -> None:
     timed(backfill_run.Backfill, "write_bodies", "write (send)")
     timed(Outbox, "record", "outbox row")
     timed(backfill_run._EntityRun, "_run_chunk", "chunk")
-    contract = load_contract(settings.contract)
+    contract = load_contract(settings.contract or SHOP_CONTRACT)
     ddb = DynamoDB(settings)
     engine = create_engine(settings, pool_size=pool_size(workers))
     try:
@@ -148,7 +148,7 @@ def seeded(users: int) -> Iterator[Settings]:
             engine = create_engine(settings)
             seed(engine, users)
             engine.dispose()
-            apply(load_contract(settings.contract), DynamoDB(settings))
+            apply(load_contract(settings.contract or SHOP_CONTRACT), DynamoDB(settings))
             yield settings
         finally:
             schema.drop_database(live.sqlalchemy_url(), name)

@@ -73,7 +73,7 @@ from migration.dynamodb.client import DynamoDB  # noqa: E402
 from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
-from migration.shop import schema  # noqa: E402
+from migration.shop import SHOP_CONTRACT, schema  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
@@ -130,7 +130,7 @@ def _peak() -> int:
 
 def _mysql_stream(settings: Settings, workers: int, chunk_size: int) -> tuple[int, int]:
     """Every source row, read the way reconcile reads them; returns (rows, 0)."""
-    contract = load_contract(settings.contract)
+    contract = load_contract(settings.contract or SHOP_CONTRACT)
     engine = create_engine(settings, pool_size=workers + 2)
     rows = [0]
     lock = threading.Lock()
@@ -168,7 +168,7 @@ def _mysql_stream(settings: Settings, workers: int, chunk_size: int) -> tuple[in
 def _parallel_scan(settings: Settings, segments: int, page_items: int | None
                    ) -> tuple[int, int]:
     """Every item of every table, parallel-scanned through the fast path; returns (0, items)."""
-    contract = load_contract(settings.contract)
+    contract = load_contract(settings.contract or SHOP_CONTRACT)
     ddb = DynamoDB(settings)
     tables = [ddb.table_name(t.name) for t in contract.tables]
 
@@ -211,7 +211,7 @@ def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: i
             scan = pair.submit(_parallel_scan, settings, segments, page_items)
             rows, items = stream.result()[0], scan.result()[1]
     elif kind == "reconcile":
-        contract = load_contract(settings.contract)
+        contract = load_contract(settings.contract or SHOP_CONTRACT)
         engine = create_engine(settings, pool_size=workers + 2)
         result = reconcile(contract, engine, DynamoDB(settings), ReconcileOptions(
             mysql_workers=workers, scan_segments=segments, chunk_size=chunk_size,
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     settings = base.model_copy(update={"dynamodb_endpoint": endpoint})
                     ddb = DynamoDB(settings)
                     try:
-                        contract = load_contract(settings.contract)
+                        contract = load_contract(settings.contract or SHOP_CONTRACT)
                         apply(contract, ddb)
                         engine = create_engine(settings)
                         mark = time.monotonic()
