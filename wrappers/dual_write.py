@@ -27,6 +27,7 @@ from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.errors import ConfigError
+from migration.ops.ledger import Ledger
 from migration.settings import Settings
 from migration.source.mysql import connection_failure, create_engine
 from migration.sync.dependencies import Key
@@ -70,7 +71,9 @@ class DualWrite:
         for name, value in chosen.items():
             self.flags._known(name)
             self.policies[self.flags.entities[name]] = Policy(value)
-        self.sync = SyncEngine(self.contract, self.engine, self.ddb,
+        # Every dual-write and shadow-read outcome, counted for `migrate status`.
+        self.ledger = Ledger(self.engine, flush_seconds=settings.outcome_flush_seconds)
+        self.sync = SyncEngine(self.contract, self.engine, self.ddb, ledger=self.ledger,
                                enabled=self.flags.writing_entities,
                                fence=self.flags.fenced_phases,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
@@ -94,6 +97,7 @@ class DualWrite:
         return self.sync.repair(limit=limit, older_than=older_than)
 
     def close(self) -> None:
+        self.ledger.close()
         self.sync.outbox.close()
         self.sync.floor.flush_quietly()
         self.engine.dispose()

@@ -150,12 +150,15 @@ class FlagStore:
         return [self.flag(name) for name in self.entities]
 
     def set_phase(self, name: str, phase: str | Phase, percent: int = 100, *,
-                  caught_up: bool = False) -> Flag:
+                  caught_up: bool = False,
+                  record: Callable[[Connection, Phase | None], None] | None = None) -> Flag:
         """Change an entity's phase for every process. It waits for the write transactions
         that read the old phase in share mode (`fenced_phases`) to end; from its return
         no write can commit on the old phase's path, though a process's reads follow
         within its cache time. Leaving `dynamodb_only` is refused unless `caught_up`
-        (the application's catch-up has replayed DynamoDB's changes into MySQL)."""
+        (the application's catch-up has replayed DynamoDB's changes into MySQL).
+        `record` is called on the switch's own transaction with the phase it replaces
+        (read under the row's lock): the history of phase changes commits with it."""
         name = self._known(name.lower())
         parsed, _ = parse_phase(str(phase), entity=name)
         if not 0 <= percent <= 100:
@@ -175,6 +178,8 @@ class FlagStore:
                     "(it replays DynamoDB's changes into MySQL and then switches back), or "
                     "stay in dynamodb_only")
             conn.execute(statement)
+            if record is not None:
+                record(conn, Phase(current) if current in set(Phase) else None)
         self.invalidate()
         return self.flag(name)
 
