@@ -270,7 +270,9 @@ class Collector:
                 found.consecutive_clean += 1
             else:
                 counting = False
-            if clean and backfill_at is not None and run.started_at >= backfill_at:
+            # Reconcile records its start to the second.
+            if clean and backfill_at is not None and \
+                    run.started_at >= backfill_at.replace(microsecond=0):
                 found.clean_since_backfill += 1
         return found
 

@@ -22,12 +22,12 @@ from wrappers.base import DualWriteWrapper
 from wrappers.dual_write import DualWrite
 
 CONTRACT = Path(__file__).parents[1] / "adopting" / "notes_contract.yaml"
-# title may be NULL here, though the contract requires it: such a row is a dead letter.
+# A body may be longer here than a DynamoDB item may be: such a row is a dead letter.
 SCHEMA = """
 CREATE TABLE authors (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL,
                       email VARCHAR(200) NOT NULL UNIQUE);
 CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, author_id INT NOT NULL,
-                    title VARCHAR(200) NULL, body TEXT NULL,
+                    title VARCHAR(200) NOT NULL, body MEDIUMTEXT NULL,
                     FOREIGN KEY (author_id) REFERENCES authors (id) ON DELETE CASCADE);
 """
 GATES = GateSettings(window_seconds=300, max_failure_rate=0.01, min_dual_writes=1,
