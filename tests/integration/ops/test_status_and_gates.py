@@ -25,6 +25,7 @@ from migration.sync.engine import DualWriteFailed
 from reconcile.run import ReconcileOptions, reconcile
 from tests.integration.ops.conftest import NotesApp
 from tests.integration.ops.test_ledger import refuse_writes
+from wrappers.flags import FlagError
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 AHEAD = 400.0  # past the 300 s window: what happened before is out of it
@@ -140,6 +141,8 @@ def test_status_and_gates_through_a_scripted_migration(app: NotesApp, tmp_path: 
 
     with pytest.raises(GateRefused):
         operate.set_phase(collector(app, AHEAD), settings, "note", "dynamodb_read")
+    with pytest.raises(FlagError, match="--force needs --reason"):
+        operate.set_phase(collector(app, AHEAD), settings, "note", "dynamodb_read", force=True)
     forced = operate.set_phase(collector(app, AHEAD), settings, "note", "dynamodb_read:10",
                                force=True, reason="load test window", by="bo")
     assert forced.forced and forced.flag.percent == 10
