@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from importlib.metadata import entry_points
@@ -303,9 +304,12 @@ def flags_history(overrides: Overrides, entity: str | None, limit: int, as_json:
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Also write status.html (and status.json) into this folder "
                                  "(e.g. beside the reconcile reports).")
+@click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the gauges in Prometheus's text format to this "
+                                 "file (node_exporter's textfile collector; extra `ops`).")
 @pass_overrides
 def status(overrides: Overrides, entities: tuple[str, ...], as_json: bool,
-           html_dir: Path | None) -> None:
+           html_dir: Path | None, prometheus_file: Path | None) -> None:
     """Where each entity stands: phase, backfill, dual-write outcomes, outbox, shadow reads,
     the last reconcile, and whether the gate to its next phase holds.
 
@@ -316,6 +320,15 @@ def status(overrides: Overrides, entities: tuple[str, ...], as_json: bool,
     click.echo(to_json_text(found) if as_json else render_text(found))
     if html_dir is not None:
         click.echo(f"status page: {write_page(found, html_dir)}", err=True)
+    if prometheus_file is not None:
+        try:
+            from migration.ops.metrics import Metrics
+        except ImportError:
+            raise click.UsageError("--prometheus needs prometheus-client: pip install "
+                                   "'mysql-dynamodb-migrate[ops]'") from None
+        partial = prometheus_file.with_name(prometheus_file.name + ".partial")
+        partial.write_bytes(Metrics().update(found).exposition())
+        partial.replace(prometheus_file)  # whole or not at all, for the collector
 
 
 @cli.command()
@@ -490,6 +503,10 @@ _plug_in()
 
 def main() -> None:
     """Entry point of the `migrate` console script."""
+    if os.environ.get("MIGRATE_JSON_LOGS", "").lower() in ("1", "true", "yes"):
+        from migration.ops.logs import configure
+
+        configure()
     cli.main(prog_name="migrate")
 
 

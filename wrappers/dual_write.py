@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -78,6 +78,7 @@ class DualWrite:
                                fence=self.flags.fenced_phases,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
+        self._metrics: Any = None
 
     def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
             created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
@@ -86,6 +87,15 @@ class DualWrite:
         the entities it touches say (see `SyncEngine.run`); `PhaseMoved` when `entity`
         has moved to `dynamodb_only`."""
         return self.sync.run(operation, touches, write, created=created, entity=entity)
+
+    def metrics(self, registry: Any = None) -> Any:
+        """Prometheus metrics of this process's dual-writes and shadow reads (a
+        `migration.ops.metrics.Metrics` following the ledger; needs the extra `ops`)."""
+        if self._metrics is None:
+            from migration.ops.metrics import Metrics
+
+            self._metrics = Metrics(registry).observe(self.ledger)
+        return self._metrics
 
     def read(self, read: Callable[[Connection], T]) -> T:
         """Run a read on a MySQL connection of the application's engine."""
