@@ -22,6 +22,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+from sqlalchemy.exc import SQLAlchemyError
+
+from migration.errors import MigrateError
 from migration.ops.status import Collector, EntityStatus, Gate
 from migration.settings import GateSettings
 from migration.sync.phases import Phase
@@ -126,8 +130,16 @@ def _drift_text(drift: dict[str, int]) -> str:
 
 def gate_for(collector: Collector, flag: Flag, target: Phase,
              gates: GateSettings) -> Gate:
-    """Measure and evaluate the gate from `flag`'s phase to `target`."""
-    status = collector.entity_status(flag.entity, window_for(target, gates))
+    """Measure and evaluate the gate from `flag`'s phase to `target`. Evidence that cannot
+    be read (DynamoDB unreachable...) is a reason the gate does not hold."""
+    if target in (Phase.MYSQL_ONLY, Phase.DUAL_WRITE):
+        return Gate(target.value, True, [], {"target": target.value})
+    try:
+        status = collector.entity_status(flag.entity, window_for(target, gates))
+    except (MigrateError, SQLAlchemyError, BotoCoreError) as err:
+        text = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
+        return Gate(target.value, False, [f"the evidence could not be read ({text})"],
+                    {"target": target.value, "error": text})
     return evaluate(target, status, gates, in_phase_seconds=_in_phase(collector, status))
 
 
