@@ -53,8 +53,8 @@ class _Bucket:
     last_error: str | None = None
 
 
-def _minute(epoch: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch - epoch % 60, dt.UTC).replace(tzinfo=None)
+def _minute(minute: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(minute * 60, dt.UTC).replace(tzinfo=None)
 
 
 def key_text(key: Any, width: int = 500) -> str:
@@ -72,7 +72,7 @@ class Ledger:
         self.flush_seconds = flush_seconds
         self.clock = clock
         self.observers: list[Observer] = []
-        self._pending: dict[tuple[dt.datetime, str, str, str], _Bucket] = {}
+        self._pending: dict[tuple[int, str, str, str], _Bucket] = {}  # minute since epoch
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._wake = threading.Event()
@@ -82,7 +82,7 @@ class Ledger:
     # -- counting (no I/O) ----------------------------------------------------------------
     def _add(self, entity: str, operation: str, outcome: str, *, seconds: float = 0.0,
              key: str | None = None, error: str | None = None) -> None:
-        ident = (_minute(self.clock()), entity[:64], operation[:200], outcome)
+        ident = (int(self.clock() // 60), entity, operation, outcome)
         with self._lock:
             bucket = self._pending.get(ident)
             if bucket is None:
@@ -141,7 +141,8 @@ class Ledger:
                 batch, self._pending = self._pending, {}
             if not batch:
                 return
-            rows = [{"minute": minute, "entity": entity, "operation": operation,
+            rows = [{"minute": _minute(minute), "entity": entity[:64],
+                     "operation": operation[:200],
                      "outcome": outcome, "count": b.count, "seconds": b.seconds,
                      "last_key": b.last_key, "last_error": b.last_error}
                     for (minute, entity, operation, outcome), b in batch.items()]
