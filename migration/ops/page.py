@@ -1,13 +1,20 @@
-"""The status as a person reads it: a terminal table (`render_text`) and an HTML page
-(`write_page`, beside the reconcile reports). Every value is escaped."""
+"""The status as a person reads it: a terminal table (`render_text`, with rich) and an
+HTML page (`write_page`, beside the reconcile reports, from the Jinja2 template
+`templates/status.html.j2`, autoescaped)."""
 
 from __future__ import annotations
 
-import html
+import io
 import json
 from pathlib import Path
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from migration.ops.status import EntityStatus, Status
+from reconcile.report import load_history
 
 PAGE = "status.html"
 
@@ -31,6 +38,13 @@ def _drift(drift: dict[str, int]) -> str:
     return ", ".join(found) if found else "clean"
 
 
+FIELDS = ("phase", "backfill", "dual-writes", "latest error", "outbox", "shadow", "reconcile",
+          "gate")
+_TEMPLATES = Environment(loader=PackageLoader("migration.ops", "templates"),
+                         autoescape=select_autoescape(["html", "j2"]),
+                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
 def cells(e: EntityStatus) -> dict[str, str]:
     """One entity's status as the table's cells."""
     b, w, o, s, r = e.backfill, e.dual_writes, e.outbox, e.shadow, e.reconcile
@@ -42,7 +56,6 @@ def cells(e: EntityStatus) -> dict[str, str]:
         "last phase" if e.gate.target is None else
         f"{e.gate.target}: no ({'; '.join(e.gate.reasons)})")
     return {
-        "entity": e.flag,
         "phase": f"{e.phase} {e.percent}%",
         "backfill": backfill,
         "dual-writes": f"{w.successes} ok, {w.failures} failed ({_pct(w.failure_rate)})",
@@ -55,44 +68,43 @@ def cells(e: EntityStatus) -> dict[str, str]:
     }
 
 
-def render_text(status: Status) -> str:
-    """One block per entity: aligned `name: value` lines (reasons can be long)."""
-    lines = [f"status at {status.generated_at}"]
+def render_text(status: Status, width: int = 160) -> str:
+    """The status as a terminal table (rich): one column per entity, one row per field."""
+    table = Table(title=f"migration status at {status.generated_at}", show_lines=True,
+                  title_justify="left")
+    table.add_column("", style="bold", no_wrap=True)
+    rows = [cells(e) for e in status.entities]
     for e in status.entities:
-        lines.append("")
-        for name, value in cells(e).items():
-            lines.append(f"  {name:<13} {value}")
-    return "\n".join(lines)
+        table.add_column(e.flag, overflow="fold")
+    for name in FIELDS:
+        values = []
+        for e, row in zip(status.entities, rows, strict=True):
+            text = Text(row[name])
+            if name == "gate" and e.gate is not None and e.gate.target is not None:
+                text.stylize("green" if e.gate.holds else "red")
+            values.append(text)
+        table.add_row(name, *values)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return console.export_text().rstrip()
 
 
-def render_html(status: Status) -> str:
-    e = html.escape
-    heads = list(cells(status.entities[0])) if status.entities else []
-    rows = []
-    for entity in status.entities:
-        holds = entity.gate is None or entity.gate.holds
-        values = cells(entity)
-        rows.append(f'<tr class="{"ok" if holds else "blocked"}">' + "".join(
-            f"<td>{e(values[h])}</td>" for h in heads) + "</tr>")
-    data = e(json.dumps(status.to_json(), indent=1, default=str))
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Migration status {e(status.generated_at)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
-tr.blocked td:last-child{{background:#fde2e1}}tr.ok td:last-child{{background:#e3f7e3}}
-pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
-<body><h1>Migration status</h1><p>generated {e(status.generated_at)}</p>
-<table><tr>{"".join(f"<th>{e(h)}</th>" for h in heads)}</tr>
-{chr(10).join(rows)}</table>
-<h2>Everything measured</h2><pre>{data}</pre></body></html>
-"""
+def render_html(status: Status, reports: str | None = None) -> str:
+    """The status page (Jinja2, autoescaped)."""
+    rows = [{"cells": cells(e), "holds": e.gate is None or e.gate.holds}
+            for e in status.entities]
+    return _TEMPLATES.get_template("status.html.j2").render(
+        status=status, fields=FIELDS, rows=rows, reports=reports,
+        data=json.dumps(status.to_json(), indent=1, default=str))
 
 
 def write_page(status: Status, directory: Path) -> Path:
     """Write `status.html` (and `status.json`) into `directory`; returns the page."""
     directory.mkdir(parents=True, exist_ok=True)
     page = directory / PAGE
-    page.write_text(render_html(status), encoding="utf-8")
+    history = load_history(directory)  # beside the reconcile reports: link the latest
+    reports = f"{history[-1]['run']}/report.html" if history else None
+    page.write_text(render_html(status, reports), encoding="utf-8")
     (directory / "status.json").write_text(
         json.dumps(status.to_json(), indent=2, default=str), encoding="utf-8")
     return page
