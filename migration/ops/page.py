@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import sys
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -48,9 +50,15 @@ _TEMPLATES = Environment(loader=PackageLoader("migration.ops", "templates"),
 def cells(e: EntityStatus) -> dict[str, str]:
     """One entity's status as the table's cells."""
     b, w, o, s, r = e.backfill, e.dual_writes, e.outbox, e.shadow, e.reconcile
-    backfill = "not run" if not b.started else (
-        f"{b.rows_done}/{b.rows_total} rows, {b.segments_done}/{b.segments} seg"
-        + (f", {b.dead_letters} dead" if b.dead_letters else ""))
+    if not b.started:
+        backfill = "not run"
+    elif b.complete:
+        backfill = f"done: {b.rows_done} rows copied (the table has {b.rows_total} now)"
+    else:
+        backfill = (f"{b.rows_done} of {b.rows_total} rows, {b.segments_done} of "
+                    f"{b.segments} segment(s) done")
+    if b.dead_letters:
+        backfill += f", {b.dead_letters} dead letter(s)"
     gate = "-" if e.gate is None else (
         f"{e.gate.target}: holds" if e.gate.holds and e.gate.target else
         "last phase" if e.gate.target is None else
@@ -68,8 +76,11 @@ def cells(e: EntityStatus) -> dict[str, str]:
     }
 
 
-def render_text(status: Status, width: int = 160) -> str:
-    """The status as a terminal table (rich): one column per entity, one row per field."""
+def render_text(status: Status, width: int | None = None) -> str:
+    """The status as a terminal table (rich): one column per entity, one row per field;
+    as wide as the terminal (160 columns when not one)."""
+    if width is None:
+        width = shutil.get_terminal_size((160, 40)).columns if sys.stdout.isatty() else 160
     table = Table(title=f"migration status at {status.generated_at}", show_lines=True,
                   title_justify="left")
     table.add_column("", style="bold", no_wrap=True)
