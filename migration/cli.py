@@ -416,10 +416,14 @@ def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> Non
               help="JSON-lines file for rows that cannot become items.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "json"]),
               default="auto", show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve rows and items copied as Prometheus metrics on this port while the "
+                   "backfill runs (extra `ops`).")
 @pass_overrides
 def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batch_size: int,
              processes: int, rate: float | None, restart: bool, dry_run: bool, segment: str,
-             shuffle: bool, dead_letters: Path | None, progress_mode: str) -> None:
+             shuffle: bool, dead_letters: Path | None, progress_mode: str,
+             metrics_port: int | None) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
     Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
@@ -430,9 +434,25 @@ def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batc
         restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
         dead_letters=dead_letters,
         progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
+    if metrics_port is not None:
+        options.progress = _serving_progress(metrics_port, progress_mode)
     summary = commands.backfill(overrides.settings, options, processes=processes)
     click.echo(summary.text())
     sys.exit(summary.exit_code)
+
+
+def _serving_progress(port: int, progress_mode: str) -> Progress:
+    """A backfill progress that counts in Prometheus metrics served on `port`."""
+    try:
+        from prometheus_client import start_http_server
+
+        from migration.ops.metrics import BackfillProgress, Metrics
+    except ImportError:
+        raise click.UsageError("--metrics-port needs prometheus-client: pip install "
+                               "'mysql-dynamodb-migrate[ops]'") from None
+    metrics = Metrics()
+    start_http_server(port, registry=metrics.registry)
+    return BackfillProgress(metrics, mode=None if progress_mode == "auto" else progress_mode)
 
 
 @cli.command()

@@ -6,6 +6,9 @@ Two sources, two kinds of metric:
   ledger counts: dual-writes per entity, operation and outcome, their latency as a
   histogram, shadow-read comparisons and mismatches. Serve them as the process
   already serves metrics, or with `prometheus_client.start_http_server`.
+- In a backfill's process, `BackfillProgress` (a `Progress` that also counts) gives
+  rows and items copied per entity as counters, so `rate()` is the backfill's rate;
+  `migrate backfill --metrics-port PORT` serves them while it runs.
 - From the toolkit's records, `Metrics.update(status)` sets gauges: outbox depth and
   the age of its oldest row, backfill rows done and total, dead letters, the last
   reconcile's drift per kind, whether each gate holds. `migrate status --prometheus`
@@ -15,8 +18,11 @@ Two sources, two kinds of metric:
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from migration.backfill.progress import Progress
 from migration.ops.ledger import COMPARED, FAILED, MISMATCHED, OK, Ledger
 from migration.ops.status import Status
 from migration.sync.phases import Phase
@@ -55,6 +61,12 @@ class Metrics:
                                 "Consecutive clean reconciles", ["entity"], registry=r)
         self.gate = Gauge("migrate_gate_holds", "1 when the gate to the next phase holds",
                           ["entity", "target"], registry=r)
+        self.copied_rows = Counter("migrate_backfill_copied_rows",
+                                   "Rows the backfill copied in this process", ["entity"],
+                                   registry=r)
+        self.copied_items = Counter("migrate_backfill_copied_items",
+                                    "Items the backfill wrote in this process", ["entity"],
+                                    registry=r)
         self.window_failures = Gauge("migrate_dual_write_failure_rate",
                                      "Dual-write failure rate over the gate window",
                                      ["entity"], registry=r)
@@ -93,3 +105,17 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus's text format."""
         return generate_latest(self.registry)
+
+
+class BackfillProgress(Progress):
+    """A backfill's progress (bars or lines, as `Progress`) that also counts the rows and
+    items copied per entity in `metrics`."""
+
+    def __init__(self, metrics: Metrics, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
+    def advance(self, entity: str, rows: int, items: int) -> None:
+        super().advance(entity, rows, items)
+        self.metrics.copied_rows.labels(entity).inc(rows)
+        self.metrics.copied_items.labels(entity).inc(items)

@@ -5,6 +5,7 @@ mismatch, a forced switch and a way back; every field checked, every switch reco
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from migration.backfill.run import BackfillOptions, backfill
 from migration.cli import cli
 from migration.ops import operate
+from migration.ops.metrics import BackfillProgress, Metrics
 from migration.ops.operate import GateRefused
 from migration.ops.records import phase_history
 from migration.ops.status import Collector, utcnow
@@ -67,9 +69,14 @@ def test_status_and_gates_through_a_scripted_migration(app: NotesApp, tmp_path: 
     assert fresh.gate.target == "dual_write" and fresh.gate.holds
 
     operate.set_phase(collector(app), settings, "note", "dual_write", by="ana")
+    metrics = Metrics()
     summary = backfill(app.contract, app.engine, app.ddb, BackfillOptions(
-        entities=("Note",), workers=1, dead_letters=tmp_path / "dead.jsonl"))
+        entities=("Note",), workers=1, dead_letters=tmp_path / "dead.jsonl",
+        progress=BackfillProgress(metrics, stream=io.StringIO(), mode="plain")))
     assert summary.dead_lettered == 1
+    copied = metrics.registry.get_sample_value
+    assert copied("migrate_backfill_copied_rows_total", {"entity": "Note"}) == 13
+    assert copied("migrate_backfill_copied_items_total", {"entity": "Note"}) == 12
     for n in range(3):
         app.notes.create(1, f"new {n}")
     refuse_writes(app)
