@@ -174,3 +174,13 @@ def test_status_and_gates_through_a_scripted_migration(app: NotesApp, tmp_path: 
     page = (tmp_path / "page" / "status.html").read_text()
     assert "Migration status" in page and "dual_write" in page
     assert migrate(settings, "status").exit_code == 0
+
+
+def test_a_change_made_through_the_flag_store_is_in_the_history_too(app: NotesApp) -> None:
+    app.flags.set_phase("author", "dual_write")
+    app.flags.set_phase("author", "dual_write")  # no change: nothing to record
+    app.flags.set_phase("author", "dynamodb_read", 20)
+    history = phase_history(app.engine, "author")
+    assert [(c.from_phase, c.to_phase, c.percent) for c in history] == [
+        ("dual_write", "dynamodb_read", 20), ("mysql_only", "dual_write", 100)]
+    assert "no gate checked" in (history[0].reason or "") and not history[0].forced
