@@ -50,12 +50,13 @@ _TEMPLATES = Environment(loader=PackageLoader("migration.ops", "templates"),
 def cells(e: EntityStatus) -> dict[str, str]:
     """One entity's status as the table's cells."""
     b, w, o, s, r = e.backfill, e.dual_writes, e.outbox, e.shadow, e.reconcile
+    total = f"~{b.rows_total}" if b.rows_total_estimated else str(b.rows_total)
     if not b.started:
         backfill = "not run"
     elif b.complete:
-        backfill = f"done: {b.rows_done} rows copied (the table has {b.rows_total} now)"
+        backfill = f"done: {b.rows_done} rows copied (the table has {total} now)"
     else:
-        backfill = (f"{b.rows_done} of {b.rows_total} rows, {b.segments_done} of "
+        backfill = (f"{b.rows_done} of {total} rows, {b.segments_done} of "
                     f"{b.segments} segment(s) done")
     if b.dead_letters:
         backfill += f", {b.dead_letters} dead letter(s)"

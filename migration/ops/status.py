@@ -30,6 +30,8 @@ from migration.sync.state import flags as flags_table
 from migration.sync.state import outbox, outcomes
 from wrappers.flags import Flag, FlagStore
 
+EXACT_COUNT_ROWS = 5_000_000
+
 
 def utcnow() -> dt.datetime:
     """Now, as the toolkit's tables store times: naive UTC."""
@@ -47,6 +49,7 @@ class Backfill:
     segments_done: int = 0
     rows_done: int = 0
     rows_total: int = 0
+    rows_total_estimated: bool = False  # the server's estimate (a large table)
     items_written: int = 0
     dead_letters: int = 0
     dead_letter_files: list[str] = field(default_factory=list)
@@ -169,8 +172,16 @@ class Collector:
         source = self.contract.entity(entity).source
         assert source is not None
         with self.engine.connect() as conn:
-            found.rows_total = int(conn.execute(sa.text(
-                f"SELECT COUNT(*) FROM {quote_name(source.table)}")).scalar_one())
+            # InnoDB counts by reading an index whole: exact up to EXACT_COUNT_ROWS, the
+            # server's own estimate beyond (said so).
+            estimate = conn.execute(sa.text(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                "DATABASE() AND TABLE_NAME = :t"), {"t": source.table}).scalar()
+            if estimate is not None and int(estimate) > EXACT_COUNT_ROWS:
+                found.rows_total, found.rows_total_estimated = int(estimate), True
+            else:
+                found.rows_total = int(conn.execute(sa.text(
+                    f"SELECT COUNT(*) FROM {quote_name(source.table)}")).scalar_one())
         if self.ddb is not None:
             store = CheckpointStore(self.ddb)
             try:
