@@ -145,7 +145,9 @@ class Ledger:
                      "operation": operation[:200],
                      "outcome": outcome, "count": b.count, "seconds": b.seconds,
                      "last_key": b.last_key, "last_error": b.last_error}
-                    for (minute, entity, operation, outcome), b in batch.items()]
+                    # In key order: flushers of several processes lock shared rows in
+                    # one order, so they queue rather than deadlock.
+                    for (minute, entity, operation, outcome), b in sorted(batch.items())]
             statement = mysql_insert(outcomes_table)
             statement = statement.on_duplicate_key_update(
                 count=outcomes_table.c.count + statement.inserted["count"],

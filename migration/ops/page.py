@@ -69,7 +69,8 @@ def cells(e: EntityStatus) -> dict[str, str]:
         "backfill": backfill,
         "dual-writes": f"{w.successes} ok, {w.failures} failed ({_pct(w.failure_rate)})",
         "latest error": (w.latest_error or "-")[:80],
-        "outbox": f"{o.rows} (oldest {_age(o.oldest_age_seconds)})",
+        "outbox": f"{o.rows} (oldest {_age(o.oldest_age_seconds)})" + (
+            f", repairs failing: {o.latest_error[:80]}" if o.latest_error else ""),
         "shadow": f"{s.comparisons} cmp, {s.mismatches} diff ({_pct(s.mismatch_rate)})",
         "reconcile": "never" if r.last_at is None else
         f"{r.last_at} {_drift(r.last_drift)}, {r.consecutive_clean} clean in a row",

@@ -85,6 +85,8 @@ class DualWrites:
 class Backlog:
     rows: int = 0
     oldest_age_seconds: float | None = None
+    most_attempts: int = 0  # repairs tried on one row
+    latest_error: str | None = None  # why the last failed repair failed
 
 
 @dataclass
@@ -253,13 +255,17 @@ class Collector:
     def outbox(self, entity: str) -> Backlog:
         # The roots column is a JSON object keyed by entity name: `{"User": [[1]]}`.
         pattern = '%"' + entity.replace("%", r"\%").replace("_", r"\_") + '":%'
-        query = (sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
-                 .where(outbox.c.roots.like(pattern))
-                 .where(outbox.c.kind != "probe"))
+        mine = sa.and_(outbox.c.roots.like(pattern), outbox.c.kind != "probe")
+        query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at),
+                          sa.func.max(outbox.c.attempts)).where(mine)
         with self.engine.connect() as conn:
-            rows, oldest = conn.execute(query).one()
+            rows, oldest, attempts = conn.execute(query).one()
+            error = conn.execute(sa.select(outbox.c.last_error).where(
+                mine, outbox.c.last_error.is_not(None)).order_by(outbox.c.id.desc()).limit(1)
+            ).scalar() if rows else None
         age = None if oldest is None else max(0.0, (self.now - oldest).total_seconds())
-        return Backlog(rows=int(rows), oldest_age_seconds=age)
+        return Backlog(rows=int(rows), oldest_age_seconds=age, most_attempts=int(attempts or 0),
+                       latest_error=error)
 
     def reconciles(self, entity: str) -> Reconciles:
         if self._reconciles is None:

@@ -94,6 +94,7 @@ def test_status_and_gates_through_a_scripted_migration(app: NotesApp, tmp_path: 
     assert "key schema mismatch" in status.dual_writes.latest_error
     # The failed write's outbox row stays (its immediate repair failed too): young yet.
     assert status.outbox.rows == 1 and status.outbox.oldest_age_seconds < 60
+    assert status.outbox.most_attempts == 1 and "key schema" in status.outbox.latest_error
     assert status.reconcile.last_drift["unmappable"] == 1
     assert status.reconcile.consecutive_clean == 0
     gate = status.gate
