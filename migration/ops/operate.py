@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from migration.errors import MigrateError, Terminal
 from migration.ops.gates import gate_for, next_gate
 from migration.ops.records import operator, record_phase_change
-from migration.ops.status import Collector, EntityStatus, Gate, Status
+from migration.ops.status import Collector, Gate, Status
 from migration.settings import Settings
 from migration.sync.phases import Phase
 from wrappers.flags import Flag, FlagError, parse_phase
@@ -107,6 +107,7 @@ def set_phase(collector: Collector, settings: Settings, entity: str, phase: str,
     if force and not (reason and reason.strip()):
         raise FlagError("--force needs --reason TEXT: say why the gate is passed over; it is "
                         "recorded with the change")
+    flags.invalidate()  # the gates judge the phase as it stands, not a cached one
     current = flags.flag(name).phase
     switch = PhaseSwitch(flag=flags.flag(name), from_phase=current, forced=False)
     if target.position > current.position:
@@ -131,4 +132,4 @@ def set_phase(collector: Collector, settings: Settings, entity: str, phase: str,
     return switch
 
 
-__all__ = ["EntityStatus", "GateRefused", "PhaseSwitch", "going_back", "set_phase", "status"]
+__all__ = ["GateRefused", "PhaseSwitch", "going_back", "set_phase", "status"]
