@@ -351,7 +351,8 @@ def repair(overrides: Overrides, limit: int | None, older_than: float) -> None:
 
 @cli.group()
 def state() -> None:
-    """The toolkit's own MySQL tables (outbox, flags, shadow-read mismatches)."""
+    """The toolkit's own MySQL tables (outbox, flags, shadow-read mismatches, outcome counts,
+    phase changes, reconcile runs)."""
 
 
 @state.command("init")

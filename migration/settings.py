@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     outcome_flush_seconds: float = Field(
         default=2.0, gt=0,
         description="How often a process adds its dual-write and shadow-read counts to MySQL.")
+    outcome_retention_days: float = Field(
+        default=14.0, gt=0,
+        description="How long dual-write and shadow-read counts are kept (longer than any "
+                    "gate window).")
     json_logs: bool = Field(
         default=False, description="Log one JSON object per line (migration.ops.logs).")
 

@@ -72,7 +72,8 @@ class DualWrite:
             self.flags._known(name)
             self.policies[self.flags.entities[name]] = Policy(value)
         # Every dual-write and shadow-read outcome, counted for `migrate status`.
-        self.ledger = Ledger(self.engine, flush_seconds=settings.outcome_flush_seconds)
+        self.ledger = Ledger(self.engine, flush_seconds=settings.outcome_flush_seconds,
+                             retention_days=settings.outcome_retention_days)
         self.sync = SyncEngine(self.contract, self.engine, self.ddb, ledger=self.ledger,
                                enabled=self.flags.writing_entities,
                                fence=self.flags.fenced_phases,

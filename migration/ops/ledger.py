@@ -16,7 +16,9 @@ worth); its failures were logged already, and the outbox still names every chang
 DynamoDB may lack.
 
 Outcomes: `ok` and `failed` (dual-writes), `compared` and `mismatched` (shadow
-reads: a mismatch is also a comparison).
+reads: a mismatch is also a comparison). Counts older than `retention_days`
+(`MIGRATE_OUTCOME_RETENTION_DAYS`, 14: longer than any gate's window) are deleted
+hourly by the same thread.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ log = logging.getLogger("migration.ops.ledger")
 
 OK, FAILED, COMPARED, MISMATCHED = "ok", "failed", "compared", "mismatched"
 OUTCOMES = (OK, FAILED, COMPARED, MISMATCHED)
+PRUNE_EVERY_SECONDS = 3600.0
 
 Observer = Callable[[str, str, str, float | None], None]
 """Called with (entity, operation, outcome, seconds or None) on every outcome: metrics."""
@@ -67,10 +70,12 @@ class Ledger:
     """Counts outcomes in memory and adds them to `migrate_outcomes` in batches."""
 
     def __init__(self, engine: Engine, *, flush_seconds: float = 2.0,
-                 clock: Callable[[], float] = time.time):
+                 retention_days: float = 14.0, clock: Callable[[], float] = time.time):
         self.engine = engine
         self.flush_seconds = flush_seconds
+        self.retention_days = retention_days
         self.clock = clock
+        self._pruned_at = float("-inf")
         self.observers: list[Observer] = []
         self._pending: dict[tuple[int, str, str, str], _Bucket] = {}  # minute since epoch
         self._lock = threading.Lock()
@@ -131,8 +136,25 @@ class Ledger:
             self._wake.clear()
             try:
                 self.flush()
+                if self.clock() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                    self._pruned_at = self.clock()
+                    self.prune()
             except Exception as err:  # noqa: BLE001 - kept for the next flush, and said
                 log.warning("outcome counts not written yet (%s); retrying", err)
+
+    def prune(self) -> int:
+        """Delete counts older than `retention_days` (a few thousand rows at a time, so
+        no long lock); returns how many went. The flushing thread does it hourly."""
+        before = _minute(int((self.clock() - self.retention_days * 86400) // 60))
+        gone = 0
+        while True:
+            with self.engine.begin() as conn:
+                deleted = conn.execute(outcomes_table.delete().where(
+                    outcomes_table.c.minute < before).with_dialect_options(mysql_limit=5000)
+                ).rowcount
+            gone += deleted
+            if deleted < 5000:
+                return gone
 
     def flush(self) -> None:
         """Add every count taken so far to `migrate_outcomes` (one statement)."""

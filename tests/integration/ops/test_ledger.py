@@ -5,6 +5,8 @@ is logged with the entity, the operation and the key. Counting adds no query to 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import botocore.exceptions
@@ -75,10 +77,12 @@ def test_counting_adds_no_query_to_a_write(app: NotesApp) -> None:
     app.ledger.flush()
     statements: list[str] = []
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+    caller = threading.get_ident()
 
-    app.ledger.flush_seconds = 3600  # no background flush during the measurement
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == caller:  # the write's own path, not the flushers'
+            statements.append(statement)
+
     sa.event.listen(app.engine, "before_cursor_execute", count)
     try:
         app.notes.create(1, "measured")
@@ -105,3 +109,17 @@ def test_a_flush_that_fails_keeps_its_counts_for_the_next(app: NotesApp) -> None
     ledger.succeeded(["Note"], "op", 0.01)
     ledger.close()
     assert counts(app)[("Note", "op", "ok")] == 3
+
+
+def test_counts_older_than_the_retention_are_pruned(app: NotesApp) -> None:
+    now = time.time()
+    ledger = Ledger(app.engine, flush_seconds=3600, retention_days=1)
+    ledger.clock = lambda: now - 2 * 86400
+    ledger.succeeded(["Note"], "old", 0.01)
+    ledger.clock = lambda: now
+    ledger.succeeded(["Note"], "recent", 0.01)
+    ledger.flush()
+    assert ledger.prune() == 1
+    ledger.close()
+    found = counts(app)
+    assert ("Note", "old", "ok") not in found and found[("Note", "recent", "ok")] == 1
