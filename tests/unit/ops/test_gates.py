@@ -102,3 +102,15 @@ def test_entity_gates_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings()
     assert settings.gates.window_seconds == 120
     assert settings.gates_for("user").max_failure_rate == 0.05
+
+
+def test_going_back_says_what_it_leaves_behind_and_what_to_run() -> None:
+    from migration.ops.operate import going_back
+
+    to_start = " ".join(going_back("note", Phase.SHADOW_READ, Phase.MYSQL_ONLY))
+    assert "go stale" in to_start and "migrate backfill --entity note --restart" in to_start
+    assert "the gate to dual_write" in to_start
+    reads = " ".join(going_back("note", Phase.DYNAMODB_READ, Phase.SHADOW_READ))
+    assert "MySQL answers note's reads again" in reads and "the gate to dynamodb_read" in reads
+    assert "shadow reads stop" in " ".join(going_back("note", Phase.SHADOW_READ,
+                                                       Phase.DUAL_WRITE))
