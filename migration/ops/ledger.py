@@ -12,8 +12,8 @@ entity, operation and outcome, and a background thread adds them to the MySQL ta
 count + ...`) every `flush_seconds`, or at once after a failure. Each process adds
 its own counts to the shared rows, so any number of processes sum correctly. Counts
 of a process that dies before its next flush are lost (at most `flush_seconds`
-worth); its failures were logged already, and the outbox still names every change
-DynamoDB may lack.
+worth; a process that exits normally flushes them); its failures were logged
+already, and the outbox still names every change DynamoDB may lack.
 
 Outcomes: `ok` and `failed` (dual-writes), `compared` and `mismatched` (shadow
 reads: a mismatch is also a comparison). Counts older than `retention_days`
@@ -23,11 +23,13 @@ hourly by the same thread.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +104,7 @@ class Ledger:
                 self._thread = threading.Thread(target=self._run, name="ops-ledger",
                                                 daemon=True)
                 self._thread.start()
+                atexit.register(_flush_at_exit, weakref.ref(self))
         for observe in self.observers:
             observe(entity, operation, outcome, seconds if outcome in (OK, FAILED) else None)
 
@@ -195,3 +198,14 @@ class Ledger:
         self._closed = True
         self._wake.set()
         self.flush()
+
+
+def _flush_at_exit(ref: weakref.ref[Ledger]) -> None:
+    """A process that ends without closing its `DualWrite` still writes its last counts."""
+    ledger = ref()
+    if ledger is None:
+        return
+    try:
+        ledger.flush()
+    except Exception as err:  # noqa: BLE001 - exiting: say so, never raise
+        log.warning("outcome counts lost at exit (%s)", err)
