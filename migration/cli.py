@@ -10,7 +10,9 @@ the `mysql_dynamodb_migrate.commands` entry point group; this module imports non
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 import time
 from importlib.metadata import entry_points
@@ -27,6 +29,7 @@ from migration.contract.draft import DraftOptions
 from migration.dynamodb.schema import format_apply_result, format_plan
 from migration.errors import ContractError
 from migration.failures import Group, debug_option, remember_settings
+from migration.ops.operate import GateRefused
 from migration.settings import Overrides
 from migration.sync.state import state_ddl
 
@@ -237,16 +240,95 @@ def flags_show(overrides: Overrides) -> None:
 @click.argument("phase")
 @click.option("--percent", type=click.IntRange(0, 100), default=100, show_default=True,
               help="For dynamodb_read: the share of keys DynamoDB answers.")
+@click.option("--force", is_flag=True, help="Move forward although the gate does not hold.")
+@click.option("--reason", default=None, help="Why (needed with --force; recorded).")
+@click.option("--by", default=None, help="Who makes the change (default: the OS user).")
 @pass_overrides
-def flags_set(overrides: Overrides, entity: str, phase: str, percent: int) -> None:
-    """Change one entity's phase. It waits for writes in flight that read the old phase;
-    reads follow within each process's flag cache time."""
-    change = commands.flags_set(overrides.settings, entity, phase, percent)
+def flags_set(overrides: Overrides, entity: str, phase: str, percent: int, force: bool,
+              reason: str | None, by: str | None) -> None:
+    """Change one entity's phase. Moving forward is refused unless the gate to each phase
+    on the way holds (`migrate status` shows it); going back is always allowed. Every
+    change is recorded (`migrate flags history`). It waits for writes in flight that
+    read the old phase; reads follow within each process's flag cache time.
+
+    Exit status: 0 changed, 1 refused by a gate (the evidence on standard error), 2 error."""
+    try:
+        change = commands.flags_set(overrides.settings, entity, phase, percent, force=force,
+                                    reason=reason, by=by)
+    except GateRefused as refused:
+        click.echo(f"refused: {refused.entity} stays in {refused.current.value}; the gate to "
+                   f"{refused.target.value} does not hold:", err=True)
+        for reason_line in refused.reasons:
+            click.echo(f"  - {reason_line}", err=True)
+        for gate in refused.gates:
+            click.echo(f"evidence ({gate.target}): "
+                       + json.dumps(gate.evidence, default=str, sort_keys=True), err=True)
+        click.echo("wait for the evidence, or pass --force --reason TEXT (recorded)", err=True)
+        sys.exit(1)
     for warning in change.warnings:
         click.echo(f"warning: {warning}", err=True)
     flag = change.flag
     click.echo(f"{flag.entity}: {flag.phase.value} ({flag.percent}%)"
                + ("  [overridden by the environment]" if flag.source == "environment" else ""))
+    switch = change.switch
+    if switch is not None:
+        if switch.forced:
+            click.echo("FORCED past: " + "; ".join(
+                r for g in switch.gates for r in g.reasons), err=True)
+        for note in switch.notes:
+            click.echo(f"note: {note}")
+
+
+@flags.command("history")
+@click.argument("entity", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, evidence included.")
+@pass_overrides
+def flags_history(overrides: Overrides, entity: str | None, limit: int, as_json: bool) -> None:
+    """Every recorded phase change, newest first: when, who, from, to, forced, why."""
+    changes = commands.flags_history(overrides.settings, entity, limit)
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in changes], indent=2, default=str))
+        return
+    if not changes:
+        click.echo("no phase changes recorded yet")
+    for c in changes:
+        forced = f"  FORCED: {c.reason}" if c.forced else (f"  ({c.reason})" if c.reason else "")
+        click.echo(f"{c.changed_at:%Y-%m-%d %H:%M:%S}  {c.entity:<12} {c.from_phase:>13} -> "
+                   f"{c.to_phase:<13} {c.percent:>3}%  by {c.changed_by}{forced}")
+
+
+@cli.command("status")
+@click.option("--entity", "entities", multiple=True, help="Only this entity; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Everything measured, as JSON.")
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Also write status.html (and status.json) into this folder "
+                                 "(e.g. beside the reconcile reports).")
+@click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the gauges in Prometheus's text format to this "
+                                 "file (node_exporter's textfile collector; extra `ops`).")
+@pass_overrides
+def status(overrides: Overrides, entities: tuple[str, ...], as_json: bool,
+           html_dir: Path | None, prometheus_file: Path | None) -> None:
+    """Where each entity stands: phase, backfill, dual-write outcomes, outbox, shadow reads,
+    the last reconcile, and whether the gate to its next phase holds.
+
+    Exit status: 0 shown, 2 error."""
+    from migration.ops.page import render_text, to_json_text, write_page
+
+    found = commands.status(overrides.settings, entities)
+    click.echo(to_json_text(found) if as_json else render_text(found))
+    if html_dir is not None:
+        click.echo(f"status page: {write_page(found, html_dir)}", err=True)
+    if prometheus_file is not None:
+        try:
+            from migration.ops.metrics import Metrics
+        except ImportError:
+            raise click.UsageError("--prometheus needs prometheus-client: pip install "
+                                   "'mysql-dynamodb-migrate[ops]'") from None
+        partial = prometheus_file.with_name(prometheus_file.name + ".partial")
+        partial.write_bytes(Metrics().update(found).exposition())
+        partial.replace(prometheus_file)  # whole or not at all, for the collector
 
 
 @cli.command()
@@ -269,7 +351,8 @@ def repair(overrides: Overrides, limit: int | None, older_than: float) -> None:
 
 @cli.group()
 def state() -> None:
-    """The toolkit's own MySQL tables (outbox, flags, shadow-read mismatches)."""
+    """The toolkit's own MySQL tables (outbox, flags, shadow-read mismatches, outcome counts,
+    phase changes, reconcile runs)."""
 
 
 @state.command("init")
@@ -334,10 +417,14 @@ def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> Non
               help="JSON-lines file for rows that cannot become items.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "json"]),
               default="auto", show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve rows and items copied as Prometheus metrics on this port while the "
+                   "backfill runs (extra `ops`).")
 @pass_overrides
 def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batch_size: int,
              processes: int, rate: float | None, restart: bool, dry_run: bool, segment: str,
-             shuffle: bool, dead_letters: Path | None, progress_mode: str) -> None:
+             shuffle: bool, dead_letters: Path | None, progress_mode: str,
+             metrics_port: int | None) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
     Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
@@ -348,9 +435,25 @@ def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batc
         restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
         dead_letters=dead_letters,
         progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
+    if metrics_port is not None:
+        options.progress = _serving_progress(metrics_port, progress_mode)
     summary = commands.backfill(overrides.settings, options, processes=processes)
     click.echo(summary.text())
     sys.exit(summary.exit_code)
+
+
+def _serving_progress(port: int, progress_mode: str) -> Progress:
+    """A backfill progress that counts in Prometheus metrics served on `port`."""
+    try:
+        from prometheus_client import start_http_server
+
+        from migration.ops.metrics import BackfillProgress, Metrics
+    except ImportError:
+        raise click.UsageError("--metrics-port needs prometheus-client: pip install "
+                               "'mysql-dynamodb-migrate[ops]'") from None
+    metrics = Metrics()
+    start_http_server(port, registry=metrics.registry)
+    return BackfillProgress(metrics, mode=None if progress_mode == "auto" else progress_mode)
 
 
 @cli.command()
@@ -421,6 +524,10 @@ _plug_in()
 
 def main() -> None:
     """Entry point of the `migrate` console script."""
+    if os.environ.get("MIGRATE_JSON_LOGS", "").lower() in ("1", "true", "yes"):
+        from migration.ops.logs import configure
+
+        configure()
     cli.main(prog_name="migrate")
 
 

@@ -30,6 +30,10 @@ from migration.contract.modernizer import ImportResult, import_modernizer
 from migration.dynamodb import schema as dynamodb_schema
 from migration.dynamodb.codegen import generate
 from migration.errors import ContractError, ContractIssue, ServiceError
+from migration.ops import operate
+from migration.ops.operate import PhaseSwitch
+from migration.ops.records import PhaseChange, phase_history
+from migration.ops.status import Collector, Status
 from migration.resources import Resources
 from migration.settings import Settings
 from migration.source.catalog import read_catalog
@@ -268,6 +272,7 @@ class FlagChange:
 
     flag: Flag
     warnings: list[str]
+    switch: PhaseSwitch | None = None
 
 
 def _flag_store(resources: Resources) -> FlagStore:
@@ -284,17 +289,43 @@ def flags_show(settings: Settings) -> list[FlagRow]:
         return [FlagRow(flag, counts.get(flag.entity, 0)) for flag in store.all()]
 
 
-def flags_set(settings: Settings, entity: str, phase: str, percent: int = 100) -> FlagChange:
-    """Set one entity's phase; it waits for writes in flight that read the old phase."""
+def flags_set(settings: Settings, entity: str, phase: str, percent: int = 100, *,
+              force: bool = False, reason: str | None = None,
+              by: str | None = None) -> FlagChange:
+    """Set one entity's phase; it waits for writes in flight that read the old phase.
+    Moving forward passes the gates (`migration.ops.gates`) or is refused
+    (`GateRefused`), unless `force` with a `reason`; every change is recorded
+    (`flags_history`)."""
     with Resources(settings, pool_size=2) as resources:
         store = _flag_store(resources)
-        flag = store.set_phase(entity, phase, percent)
+        collector = Collector(resources.contract, resources.engine, resources.ddb, store)
+        switch = operate.set_phase(collector, settings, entity, phase, percent, force=force,
+                                   reason=reason, by=by)
+        flag = switch.flag
         warnings: list[str] = []
         if flag.phase.writes_dynamodb:
             with resources.engine.connect() as conn:
                 catalog = read_catalog(conn)
             warnings = unprotected(resources.contract, catalog, [store.entities[flag.entity]])
-        return FlagChange(flag, warnings)
+        return FlagChange(flag, warnings, switch)
+
+
+def flags_history(settings: Settings, entity: str | None = None,
+                  limit: int = 50) -> list[PhaseChange]:
+    """Recorded phase changes, newest first (of one entity when given)."""
+    with Resources(settings, pool_size=2) as resources:
+        store = _flag_store(resources)
+        name = store._known(entity.lower()) if entity is not None else None
+        return phase_history(resources.engine, name, limit)
+
+
+def status(settings: Settings, entities: Sequence[str] = ()) -> Status:
+    """Where each entity stands and whether the gate to its next phase holds
+    (`migration.ops.status`)."""
+    with Resources(settings, pool_size=2) as resources:
+        store = _flag_store(resources)
+        collector = Collector(resources.contract, resources.engine, resources.ddb, store)
+        return operate.status(collector, settings, list(entities))
 
 
 @dataclass

@@ -11,11 +11,37 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from migration.errors import ConfigError
+
+
+class GateSettings(BaseModel):
+    """What must hold before an entity moves forward (see `migration.ops.gates`).
+
+    The defaults are AWS's stated ones: under 1% dual-write failures over 24 h
+    before shadow reads, under 0.1% shadow mismatches over 24 h before DynamoDB
+    answers reads, 48 h stable before DynamoDB alone. Tests use short windows."""
+
+    window_seconds: float = Field(default=86400.0, gt=0, description=(
+        "Window over which dual-write failures and shadow mismatches are counted."))
+    max_failure_rate: float = Field(default=0.01, ge=0, le=1, description=(
+        "Dual-write failures / dual-writes must stay under this (to shadow_read and on)."))
+    min_dual_writes: int = Field(default=1, ge=0, description=(
+        "Dual-writes the window must hold for its failure rate to count as evidence."))
+    outbox_max_age_seconds: float = Field(default=60.0, ge=0, description=(
+        "No outbox row may be older than this."))
+    max_mismatch_rate: float = Field(default=0.001, ge=0, le=1, description=(
+        "Shadow mismatches / comparisons must stay under this (to dynamodb_read and on)."))
+    min_comparisons: int = Field(default=1, ge=0, description=(
+        "Shadow comparisons the window must hold (to dynamodb_read)."))
+    clean_reconciles: int = Field(default=3, ge=1, description=(
+        "Consecutive clean reconciles needed (to dynamodb_read and dynamodb_only); "
+        "to shadow_read, one clean reconcile after the backfill."))
+    final_window_seconds: float = Field(default=172800.0, gt=0, description=(
+        "To dynamodb_only: time in dynamodb_read, and the window of the same checks."))
 
 
 class Settings(BaseSettings):
@@ -61,6 +87,28 @@ class Settings(BaseSettings):
     flag_cache_seconds: float = Field(
         default=2.0, description="How long a process trusts the flags it read from MySQL."
     )
+    gates: GateSettings = Field(
+        default_factory=GateSettings,
+        description="Gates between phases, e.g. MIGRATE_GATES__MAX_FAILURE_RATE=0.01.")
+    entity_gates: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per entity (flag name), gate settings over `gates`, e.g. "
+                    "MIGRATE_ENTITY_GATES__USER__CLEAN_RECONCILES=5.")
+    outcome_flush_seconds: float = Field(
+        default=2.0, gt=0,
+        description="How often a process adds its dual-write and shadow-read counts to MySQL.")
+    outcome_retention_days: float = Field(
+        default=14.0, gt=0,
+        description="How long dual-write and shadow-read counts are kept (longer than any "
+                    "gate window).")
+    json_logs: bool = Field(
+        default=False, description="Log one JSON object per line (migration.ops.logs).")
+
+    def gates_for(self, flag: str) -> GateSettings:
+        """The gate settings of one entity (its flag name): `gates`, overridden per entity."""
+        extra = {n.lower(): o for n, o in self.entity_gates.items()}.get(flag.lower(), {})
+        return GateSettings.model_validate(
+            {**self.gates.model_dump(), **{k.lower(): v for k, v in extra.items()}})
 
     def sqlalchemy_url(self) -> URL:
         """The MySQL URL as a SQLAlchemy URL object, password applied; a URL that does not

@@ -3,7 +3,9 @@ of their own under the report directory, plus `history.json` (one entry per run)
 the HTML page charts.
 
 The HTML page is self-contained (inline CSS and SVG, no script, nothing fetched
-from the network), so it opens from a file on a machine without internet.
+from the network), so it opens from a file on a machine without internet. It is
+rendered from the Jinja2 template `templates/report.html.j2` with autoescaping; the
+SVG chart is built here, every value escaped.
 Nothing here reads settings: a result holds the MySQL URL already redacted and
 the DynamoDB endpoint, and never a credential.
 """
@@ -20,6 +22,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from migration.errors import MigrateError, Terminal
 from reconcile.result import DRIFT_KINDS, ReconcileResult, Sample
@@ -275,100 +280,42 @@ def _e(value: Any) -> str:
 
 
 def render_html(result: ReconcileResult, history: Sequence[dict[str, Any]]) -> str:
-    """The run as one self-contained HTML page (history: the runs to chart, oldest first)."""
-    totals = result.totals
-    status_class = {"clean": "clean", "drift": "drift"}.get(result.status, "failed")
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Reconcile {_e(result.run_id)}: {_e(result.status)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f'<h1>Reconcile {_e(result.run_id)}<span class="badge {status_class}">'
-        f"{_e(result.status)}</span></h1>",
-        f'<p class="meta">MySQL <code>{_e(result.mysql)}</code> · DynamoDB '
-        f"<code>{_e(result.dynamodb)}</code>"
-        + (f" · table prefix <code>{_e(result.table_prefix)}</code>" if result.table_prefix
-           else "")
-        + f" · segment {_e(result.segment)} · {result.seconds:.1f} s · started "
-        f"{_e(result.started_at)}</p>",
-        '<div class="cards">',
-    ]
-    for kind in DRIFT_KINDS:
-        parts.append(f'<div class="card" style="border-top:4px solid {KIND_COLORS[kind]}">'
-                     f"<b>{totals[kind]}</b>{_e(KIND_LABELS[kind])}</div>")
-    parts.append(f'<div class="card"><b>{totals["cleared_in_flight"]}</b>cleared in flight'
-                 "</div></div>")
-    parts += ["<h2>Entities</h2>", _entity_table(result)]
-    title = f"Drift over the last {len(history)} runs" if len(history) > 1 else \
-        "Drift of the one run recorded so far"
-    parts += [f"<h2>{title}</h2>", drift_chart(history)]
+    """The run as one self-contained HTML page (history: the runs to chart, oldest first),
+    from the Jinja2 template `templates/report.html.j2`, every value autoescaped."""
+    repair = None
     if result.repair is not None:
-        parts.append(_repair_html(result))
-    parts.append("<h2>Samples</h2>")
-    if not any(e.samples for e in result.entities):
-        parts.append("<p>No drift: nothing to show.</p>")
-    for e in result.entities:
-        if e.samples:
-            parts.append(_samples_html(e.entity, e.samples))
-    if result.notes:
-        parts += ["<h2>Notes</h2><ul>", *[f"<li>{_e(n)}</li>" for n in result.notes], "</ul>"]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+        r = result.repair
+        roots = ", ".join(f"{n} {name}" for name, n in r.roots.items()) or "none"
+        items = [f"source rows to re-sync: {roots}", f"stored items to delete: {r.deletes}",
+                 f"collisions not repaired: {r.collisions_skipped}",
+                 f"unmappable rows not repaired: {r.unmappable_skipped}"]
+        if r.applied:
+            items.append(f"{r.repaired_keys} key(s) repaired with {r.actions} DynamoDB "
+                         f"write(s); still differing afterwards: {r.remaining}")
+        items += [f"FAILED {what}: {why}" for what, why in r.failures]
+        repair = {"title": "Repair (applied)" if r.applied else
+                  "Repair plan (run with --yes to apply)",
+                  "lines": items, "plan": "\n".join(r.plan)}
+    samples = [(e.entity, [{"kind": s.kind, "key": _key_text(s), "sources": _sources_text(s),
+                            "fields": [(name, _value(d["expected"]), _value(d["actual"]))
+                                       for name, d in s.fields.items()],
+                            "detail": _detail_text(s)} for s in e.samples])
+               for e in result.entities if e.samples]
+    return _TEMPLATES.get_template("report.html.j2").render(
+        result=result, totals=result.totals, kinds=DRIFT_KINDS, labels=KIND_LABELS,
+        colors=KIND_COLORS, css=Markup(_CSS),
+        status_class={"clean": "clean", "drift": "drift"}.get(result.status, "failed"),
+        heads=["entity", "table", "slice", "MySQL rows", "expected items", "DynamoDB items"]
+        + [KIND_LABELS[k] for k in DRIFT_KINDS] + ["cleared in flight"],
+        chart_title=f"Drift over the last {len(history)} runs" if len(history) > 1
+        else "Drift of the one run recorded so far",
+        chart=Markup(drift_chart(history)),  # built with every value escaped (`_e`)
+        repair=repair, samples=samples)
 
 
-def _entity_table(result: ReconcileResult) -> str:
-    head = ["entity", "table", "slice", "MySQL rows", "expected items", "DynamoDB items"] + \
-        [KIND_LABELS[k] for k in DRIFT_KINDS] + ["cleared in flight"]
-    rows = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
-    for e in result.entities:
-        cells = [f"<td>{_e(e.entity)}</td>", f"<td>{_e(e.table)}</td>",
-                 f"<td>{_e(e.slice)}</td>"]
-        cells += [f'<td class="n">{v}</td>' for v in (e.rows, e.expected_items, e.actual_items)]
-        for kind in DRIFT_KINDS:
-            value = getattr(e, kind)
-            cells.append(f'<td class="n{" hot" if value else ""}">{value}</td>')
-        cells.append(f'<td class="n">{e.cleared}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def _repair_html(result: ReconcileResult) -> str:
-    repair = result.repair
-    assert repair is not None
-    title = "Repair (applied)" if repair.applied else "Repair plan (run with --yes to apply)"
-    roots = ", ".join(f"{n} {name}" for name, n in repair.roots.items()) or "none"
-    items = [f"source rows to re-sync: {roots}", f"stored items to delete: {repair.deletes}",
-             f"collisions not repaired: {repair.collisions_skipped}",
-             f"unmappable rows not repaired: {repair.unmappable_skipped}"]
-    if repair.applied:
-        items.append(f"{repair.repaired_keys} key(s) repaired with {repair.actions} DynamoDB "
-                     f"write(s); still differing afterwards: {repair.remaining}")
-    items += [f"FAILED {what}: {why}" for what, why in repair.failures]
-    out = [f"<h2>{_e(title)}</h2><ul>", *[f"<li>{_e(i)}</li>" for i in items], "</ul>"]
-    if repair.plan:
-        out.append('<pre class="mono">' + _e("\n".join(repair.plan)) + "</pre>")
-    return "\n".join(out)
-
-
-def _samples_html(entity: str, samples: Sequence[Sample]) -> str:
-    out = [f"<h3>{_e(entity)}</h3>", "<table><tr><th>kind</th><th>key</th><th>source rows</th>"
-           "<th>details</th></tr>"]
-    for sample in samples:
-        if sample.fields:
-            detail = '<table class="diff"><tr><th>field</th><th>MySQL says</th>' \
-                     "<th>DynamoDB holds</th></tr>" + "".join(
-                         f'<tr><td class="mono">{_e(name)}</td><td class="mono"><ins>'
-                         f"{_e(_value(diff['expected']))}</ins></td><td class=\"mono\"><del>"
-                         f"{_e(_value(diff['actual']))}</del></td></tr>"
-                         for name, diff in sample.fields.items()) + "</table>"
-        else:
-            detail = _e(_detail_text(sample))
-        out.append(f'<tr><td><span style="color:{KIND_COLORS[sample.kind]}">■</span> '
-                   f"{_e(KIND_LABELS[sample.kind])}</td>"
-                   f'<td class="mono">{_e(_key_text(sample))}</td>'
-                   f'<td class="mono">{_e(_sources_text(sample))}</td><td>{detail}</td></tr>')
-    out.append("</table>")
-    return "\n".join(out)
+_TEMPLATES = Environment(loader=PackageLoader("reconcile", "templates"),
+                         autoescape=select_autoescape(["html", "j2"]),
+                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 CLEAN_COLOR = "#2e7d32"

@@ -42,6 +42,7 @@ from migration.dynamodb.limits import BATCH_GET_KEYS
 from migration.errors import ItemError
 from migration.mapping.item import OWNER_ATTRIBUTE
 from migration.mapping.values import Item
+from migration.ops.records import record_reconcile_run
 from migration.source.conformance import require_conformance
 from reconcile.canonical import (
     Root,
@@ -91,7 +92,12 @@ def reconcile(contract: Contract, engine: Engine, ddb: DynamoDB,
     of the contract (or `options.entities`), and repair it when asked; see the module
     docstring. Raises a `MigrateError` (or the database's error) when the run itself
     fails; drift is never an exception."""
-    return _Run(contract, engine, ddb, options or ReconcileOptions()).run()
+    result = _Run(contract, engine, ddb, options or ReconcileOptions()).run()
+    try:  # what the phase gates read (migrate status, migrate flags set)
+        record_reconcile_run(engine, result)
+    except Exception as err:  # noqa: BLE001 - the run's findings stand; the report says so
+        result.notes.append(f"this run could not be recorded for the phase gates: {err}")
+    return result
 
 
 class _Run:

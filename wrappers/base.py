@@ -85,6 +85,7 @@ class DualWriteWrapper:
                 differences = (compare or _default_compare)(answer, shadow)
             except Exception as err:  # noqa: BLE001 - a shadow read never fails the caller
                 differences = {"_error": f"{type(err).__name__}: {err}"}
+            self.app.ledger.compared(self.entity, operation, list(key), bool(differences))
             if differences:
                 self.app.shadow_mismatches += 1
                 log.warning("shadow read %s %s differs: %s", operation, list(key), differences)

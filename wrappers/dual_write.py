@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +27,7 @@ from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.errors import ConfigError
+from migration.ops.ledger import Ledger
 from migration.settings import Settings
 from migration.source.mysql import connection_failure, create_engine
 from migration.sync.dependencies import Key
@@ -70,11 +71,15 @@ class DualWrite:
         for name, value in chosen.items():
             self.flags._known(name)
             self.policies[self.flags.entities[name]] = Policy(value)
-        self.sync = SyncEngine(self.contract, self.engine, self.ddb,
+        # Every dual-write and shadow-read outcome, counted for `migrate status`.
+        self.ledger = Ledger(self.engine, flush_seconds=settings.outcome_flush_seconds,
+                             retention_days=settings.outcome_retention_days)
+        self.sync = SyncEngine(self.contract, self.engine, self.ddb, ledger=self.ledger,
                                enabled=self.flags.writing_entities,
                                fence=self.flags.fenced_phases,
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
+        self._metrics: Any = None
 
     def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
             created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
@@ -83,6 +88,15 @@ class DualWrite:
         the entities it touches say (see `SyncEngine.run`); `PhaseMoved` when `entity`
         has moved to `dynamodb_only`."""
         return self.sync.run(operation, touches, write, created=created, entity=entity)
+
+    def metrics(self, registry: Any = None) -> Any:
+        """Prometheus metrics of this process's dual-writes and shadow reads (a
+        `migration.ops.metrics.Metrics` following the ledger; needs the extra `ops`)."""
+        if self._metrics is None:
+            from migration.ops.metrics import Metrics
+
+            self._metrics = Metrics(registry).observe(self.ledger)
+        return self._metrics
 
     def read(self, read: Callable[[Connection], T]) -> T:
         """Run a read on a MySQL connection of the application's engine."""
@@ -94,6 +108,7 @@ class DualWrite:
         return self.sync.repair(limit=limit, older_than=older_than)
 
     def close(self) -> None:
+        self.ledger.close()
         self.sync.outbox.close()
         self.sync.floor.flush_quietly()
         self.engine.dispose()

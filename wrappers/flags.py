@@ -37,6 +37,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import Connection, Engine
 
 from migration.errors import MigrateError, Terminal
+from migration.ops.records import operator, record_phase_change
 from migration.sync.phases import Phase
 from migration.sync.state import flags as flags_table
 from migration.sync.state import shadow_mismatches
@@ -150,12 +151,16 @@ class FlagStore:
         return [self.flag(name) for name in self.entities]
 
     def set_phase(self, name: str, phase: str | Phase, percent: int = 100, *,
-                  caught_up: bool = False) -> Flag:
+                  caught_up: bool = False,
+                  record: Callable[[Connection, Phase | None], None] | None = None) -> Flag:
         """Change an entity's phase for every process. It waits for the write transactions
         that read the old phase in share mode (`fenced_phases`) to end; from its return
         no write can commit on the old phase's path, though a process's reads follow
         within its cache time. Leaving `dynamodb_only` is refused unless `caught_up`
-        (the application's catch-up has replayed DynamoDB's changes into MySQL)."""
+        (the application's catch-up has replayed DynamoDB's changes into MySQL).
+        `record` is called on the switch's own transaction with the phase it replaces
+        (read under the row's lock): the history of phase changes commits with it. Without
+        one, the change is recorded as made here, no gate asked."""
         name = self._known(name.lower())
         parsed, _ = parse_phase(str(phase), entity=name)
         if not 0 <= percent <= 100:
@@ -165,8 +170,9 @@ class FlagStore:
         statement = statement.on_duplicate_key_update(phase=parsed.value, percent=percent,
                                                       updated_at=sa.func.now(6))
         with self.engine.begin() as conn:
-            current = conn.execute(sa.select(flags_table.c.phase).where(
-                flags_table.c.entity == name).with_for_update()).scalar()
+            row = conn.execute(sa.select(flags_table.c.phase, flags_table.c.percent).where(
+                flags_table.c.entity == name).with_for_update()).first()
+            current, was = (row[0], int(row[1])) if row is not None else (None, 100)
             if current == Phase.DYNAMODB_ONLY.value and parsed is not Phase.DYNAMODB_ONLY \
                     and not caught_up:
                 raise FlagError(
@@ -175,6 +181,17 @@ class FlagStore:
                     "(it replays DynamoDB's changes into MySQL and then switches back), or "
                     "stay in dynamodb_only")
             conn.execute(statement)
+            replaced = Phase(current) if current in set(Phase) else None
+            if record is not None:
+                record(conn, replaced)
+            elif (replaced or self.default, was) != (parsed, percent):
+                # Every change is in the history, those made here directly too (no gate
+                # was asked: `migration.ops.operate.set_phase` is the gated way).
+                record_phase_change(
+                    conn, entity=name, from_phase=(replaced or self.default).value,
+                    to_phase=parsed.value, percent=percent, changed_by=operator(),
+                    forced=False, reason="set through FlagStore.set_phase (no gate checked)"
+                    + (" by the catch-up" if caught_up else ""), evidence={})
         self.invalidate()
         return self.flag(name)
 

@@ -1,4 +1,5 @@
-"""Backfill progress: a bar per entity on a terminal, plain or JSON log lines for cron."""
+"""Backfill progress: a bar per entity on a terminal (rich), plain or JSON log lines for
+cron."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as Bars
 
 
 @dataclass
@@ -32,6 +44,14 @@ class Progress:
         self.states: dict[str, _State] = {}
         self.lock = threading.Lock()
         self.last_render = 0.0
+        self._bars: Bars | None = None
+        self._tasks: dict[str, TaskID] = {}
+        if self.mode == "bar":
+            self._bars = Bars(TextColumn("{task.description}"), BarColumn(),
+                              TaskProgressColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[speed]} items/s"), TimeRemainingColumn(),
+                              console=Console(file=self.stream),
+                              refresh_per_second=max(1.0, 1 / self.interval))
 
     def start(self, entity: str, total: int, already: int = 0) -> None:
         with self.lock:
@@ -66,9 +86,9 @@ class Progress:
         self._render(force=True)
 
     def close(self) -> None:
-        if self.mode == "bar":
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bars is not None:
+            self._render(force=True)
+            self._bars.stop()
 
     def _line(self, entity: str, state: _State) -> dict[str, object]:
         elapsed = max(time.monotonic() - state.started, 1e-9)
@@ -97,15 +117,13 @@ class Progress:
                 self.stream.write(f"backfill {line['entity']}: {line['rows']}/{line['total']} rows,"
                                   f" {line['items_per_s']} items/s, eta {eta}"
                                   f"{' (done)' if line['done'] else ''}\n")
-        else:
-            parts = []
+        elif self._bars is not None:
+            self._bars.start()  # once; rich redraws from its own thread
             for line in lines:
-                total = int(str(line["total"])) or 1
-                share = min(int(str(line["rows"])) / total, 1.0)
-                bar = "#" * int(share * 20) + "." * (20 - int(share * 20))
-                eta = "done" if line["done"] else (
-                    "-" if line["eta_s"] is None else f"{line['eta_s']}s left")
-                parts.append(f"{line['entity']} [{bar}] {share:4.0%} "
-                             f"{line['items_per_s']}/s {eta}")
-            self.stream.write("\r" + " | ".join(parts) + "\x1b[K")
+                entity = str(line["entity"])
+                if entity not in self._tasks:
+                    self._tasks[entity] = self._bars.add_task(entity, speed=0)
+                self._bars.update(self._tasks[entity], total=int(str(line["total"])),
+                                  completed=int(str(line["rows"])),
+                                  speed=line["items_per_s"])
         self.stream.flush()

@@ -22,13 +22,16 @@ versions only grow in that order, so DynamoDB sees the same order. A child row
 found through a lookup or embed cannot slip in unseen because inserting it takes a
 shared lock on its parent (the foreign key check), which the writer holds. If DynamoDB
 fails, the entity's policy decides: `rollback` (MySQL rolls back, the caller
-gets `DualWriteFailed`) or `outbox` (MySQL commits; `repair` catches up).
+gets `DualWriteFailed`) or `outbox` (MySQL commits; `repair` catches up). Either
+way the failure is logged with its entities, operation and roots, and counted
+in the ledger (`migration.ops.ledger`) beside every success, for `migrate status`.
 `repair` re-syncs whatever an outbox row names, from MySQL, idempotently.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,6 +46,7 @@ from migration.dynamodb.client import DynamoDB
 from migration.errors import DynamoDBError, ItemError, MigrateError, Terminal, Transient
 from migration.mapping.item import ItemMapper
 from migration.mapping.values import Item
+from migration.ops.ledger import Ledger
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
 from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
@@ -162,7 +166,8 @@ class SyncEngine:
                  enabled: Callable[[], set[str]] | None = None,
                  fence: Callable[[Connection], Mapping[str, Phase]] | None = None,
                  policy: Callable[[str], Policy] | None = None,
-                 outbox: Outbox | None = None, mysql_attempts: int = 20):
+                 outbox: Outbox | None = None, mysql_attempts: int = 20,
+                 ledger: Ledger | None = None):
         self.contract = contract
         self.engine = engine
         self.ddb = ddb
@@ -180,6 +185,7 @@ class SyncEngine:
         self.writer = VersionedWriter(ddb, contract.version_attribute,
                                       type_attribute=contract.entity_type_attribute)
         self.mysql_attempts = mysql_attempts
+        self.ledger = ledger
         self.stats = SyncStats()
         self._catalog: Catalog | None = None
         # migration.source.mysql engines are READ COMMITTED already: no per-checkout SET.
@@ -234,6 +240,9 @@ class SyncEngine:
         everything = set(self.readers)
         version: int | None = None
         failure: BaseException | None = None
+        started = time.perf_counter()
+        roots: dict[str, set[Key]] = {}
+        counted = False
         with self.connect() as conn:
             transaction = conn.begin()
             try:
@@ -280,9 +289,13 @@ class SyncEngine:
                     self.stats.items_written += sum(isinstance(a, Put) for a in actions)
                     self.stats.items_deleted += sum(isinstance(a, Delete) for a in actions)
                     self.stats.superseded += len(outcome.superseded)
+                    if self.ledger is not None:
+                        self.ledger.succeeded(_entities(roots, entity), operation,
+                                              time.perf_counter() - started)
                 except (DynamoDBError, KeyCollision, VersionRegression) as err:
                     self.stats.dynamodb_failures += 1
                     failure = err
+                    counted = self._count_failure(operation, roots, entity, err, started)
                     # Two rows on one key, or versions gone backwards, is no outage that
                     # repair could catch up on: the caller must hear of it.
                     if isinstance(err, KeyCollision | VersionRegression) or \
@@ -293,6 +306,8 @@ class SyncEngine:
                     self.outbox.note_failure(version, err)
             except (DynamoDBError, KeyCollision, VersionRegression, ItemError) as err:
                 transaction.rollback()
+                if not counted:
+                    self._count_failure(operation, roots, entity, err, started)
                 repaired = self._repair_after_rollback(version)
                 raise DualWriteFailed(operation, err, repaired) from err
             except BaseException:
@@ -310,6 +325,22 @@ class SyncEngine:
         if version is not None and failure is None:
             self.outbox.clear_later(version)
         return result
+
+    def _count_failure(self, operation: str, roots: Mapping[str, Iterable[Key]],
+                       entity: str | None, error: BaseException, started: float) -> bool:
+        """Log and count a failed dual-write, whatever the policy (never silent)."""
+        if self.ledger is None:
+            log.error("dual-write failed: operation=%s roots=%s error=%s: %s", operation,
+                      {e: list(k)[:5] for e, k in roots.items()}, type(error).__name__, error)
+            return True
+        entities = _entities(roots, entity)
+        policy = self._policy(roots).value
+        if isinstance(error, KeyCollision | VersionRegression | ItemError):
+            policy = Policy.ROLLBACK.value
+        self.ledger.failed(entities, operation,
+                           {e: [list(k) for k in keys][:5] for e, keys in roots.items()},
+                           error, policy=policy, seconds=time.perf_counter() - started)
+        return True
 
     def _write(self, actions: Sequence[Action], version: int, *,
                skip_collisions: bool = False) -> Any:
@@ -636,6 +667,12 @@ class SyncEngine:
 
 _KnownRows = dict[str, dict[Key, Mapping[str, Any] | None]]
 """Whole rows by table and primary key (None: known absent)."""
+
+
+def _entities(roots: Mapping[str, Iterable[Key]], entity: str | None) -> list[str]:
+    """The entities a change wrote items of (the wrapper's own when it names none)."""
+    found = sorted(name for name, keys in roots.items() if keys)
+    return found or ([entity] if entity else ["?"])
 
 
 def _equal(values: Mapping[str, Any], prefix: str) -> tuple[str, dict[str, Any]]:

@@ -5,6 +5,10 @@
   item written for that change carries.
 - ``migrate_flags``: the phase of each entity, changeable at runtime.
 - ``migrate_shadow_mismatches``: every difference a shadow read found.
+- ``migrate_outcomes``: dual-write and shadow-read outcomes counted per minute,
+  entity, operation and outcome (see `migration.ops.ledger`).
+- ``migrate_phase_changes``: every phase change, who made it and on what evidence.
+- ``migrate_reconcile_runs``: each reconcile run's drift per entity and kind.
 
 `ensure_state_tables` creates what is missing (CREATE TABLE IF NOT EXISTS), so
 the toolkit can start against any database; `state_ddl` prints the statements
@@ -62,6 +66,49 @@ shadow_mismatches = sa.Table(
     sa.Column("detected_at", mysql.DATETIME(fsp=6), nullable=False,
               server_default=sa.text("CURRENT_TIMESTAMP(6)")),
     sa.Index("ix_migrate_shadow_mismatches_entity", "entity"),
+    **_OPTIONS,
+)
+
+outcomes = sa.Table(
+    "migrate_outcomes", metadata,
+    sa.Column("minute", mysql.DATETIME(fsp=0), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("operation", sa.String(200), primary_key=True),
+    sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("seconds", sa.Float, nullable=False, server_default=sa.text("0")),
+    sa.Column("last_key", sa.Text, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_migrate_outcomes_entity_minute", "entity", "minute"),
+    **_OPTIONS,
+)
+
+phase_changes = sa.Table(
+    "migrate_phase_changes", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("changed_at", mysql.DATETIME(fsp=6), nullable=False,
+              server_default=sa.text("CURRENT_TIMESTAMP(6)")),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("from_phase", sa.String(32), nullable=False),
+    sa.Column("to_phase", sa.String(32), nullable=False),
+    sa.Column("percent", sa.Integer, nullable=False, server_default=sa.text("100")),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.text("0")),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("evidence", mysql.LONGTEXT, nullable=False),
+    sa.Index("ix_migrate_phase_changes_entity", "entity", "id"),
+    **_OPTIONS,
+)
+
+reconcile_runs = sa.Table(
+    "migrate_reconcile_runs", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("started_at", mysql.DATETIME(fsp=6), nullable=False),
+    sa.Column("finished_at", mysql.DATETIME(fsp=6), nullable=False),
+    sa.Column("segment", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("entities", mysql.LONGTEXT, nullable=False),  # {entity: {kind: count}}
     **_OPTIONS,
 )
 

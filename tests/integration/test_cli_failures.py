@@ -141,6 +141,8 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     "shop seed": (["shop", "seed", "--users", "5"], MYSQL_FAULTS),
     "flags show": (["flags", "show"], MYSQL_FAULTS),
     "flags set": (["flags", "set", "cart", "dual_write"], MYSQL_FAULTS),
+    "flags history": (["flags", "history"], MYSQL_FAULTS),
+    "status": (["status"], MYSQL_FAULTS + DYNAMODB_FAULTS[:1]),
     "repair": (["repair"], MYSQL_FAULTS),
     "state init": (["state", "init"], MYSQL_FAULTS),
     "contract draft": (["contract", "draft", "--statements", "none"], MYSQL_FAULTS),

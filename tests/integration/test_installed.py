@@ -58,9 +58,11 @@ def test_installed_from_another_directory(live_settings: Settings, mysql_url: UR
         [migrate, "reconcile", "--quiet", "--fail-on-drift", "--report-dir", "reports"],
         [str(bin_dir / "reconcile"), "--quiet", "--fail-on-drift", "--report-dir", "reports"],
         [migrate, "flags", "show"],
+        [migrate, "status", "--html", "reports"],  # its template ships with the package
     ]
     for args in steps:
         result = run(args, env, elsewhere)
         assert result.returncode == 0, (args[1:], result.stdout[-1500:], result.stderr[-1500:])
         assert "Traceback" not in result.stderr
     assert (elsewhere / "reports" / "history.json").is_file()
+    assert "Migration status" in (elsewhere / "reports" / "status.html").read_text()

@@ -73,8 +73,11 @@ def test_cli_show_and_set(live_settings: Settings) -> None:
            "MIGRATE_MYSQL_URL": live_settings.sqlalchemy_url().render_as_string(
         hide_password=False)}
     runner = CliRunner()
-    result = runner.invoke(cli, ["flags", "set", "cart", "dynamodb_read", "--percent", "10"],
-                           env=env)
+    refused = runner.invoke(cli, ["flags", "set", "cart", "dynamodb_read", "--percent", "10"],
+                            env=env)
+    assert refused.exit_code == 1 and "refused: cart stays in mysql_only" in refused.output
+    result = runner.invoke(cli, ["flags", "set", "cart", "dynamodb_read", "--percent", "10",
+                                 "--force", "--reason", "test"], env=env)
     assert result.exit_code == 0, result.output
     assert "cart: dynamodb_read (10%)" in result.output
     shown = runner.invoke(cli, ["flags", "show"], env=env)
