@@ -28,6 +28,7 @@ from pydantic import SecretStr  # noqa: E402
 
 from migration.contract import load_contract  # noqa: E402
 from migration.dynamodb.client import DynamoDB  # noqa: E402
+from migration.dynamodb.ids import IdAllocator  # noqa: E402
 from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
@@ -293,8 +294,24 @@ def run(settings: Settings, repeat: int, users: int) -> int:
               f"{added:>7.2f} {dynamodb_part[op]:>11.2f} {added - dynamodb_part[op]:>6.2f} "
               f"{added / put_median:>13.2f} {d_med - unfenced[op]:>6.2f}")
     print("'fence' = dual_write median with the fence minus without it, measured just after")
+    print_allocation(shop, repeat)
     shop.close()
     return 0
+
+
+def print_allocation(shop: Shop, repeat: int) -> None:
+    """The cost of an id in `dynamodb_only` (see `migration.dynamodb.ids`): one counter
+    update per block, so per id it falls with the block size."""
+    count = max(repeat * 5, 500)
+    for block in (1, 100):
+        allocator = IdAllocator(shop.ddb, "orders", engine=shop.engine, block=block)
+        allocator.next()  # the first call reads MySQL and raises the counter: not timed
+        started = time.perf_counter()
+        for _ in range(count):
+            allocator.next()
+        per_id = (time.perf_counter() - started) / count * 1e6
+        print(f"dynamodb_only id allocation, block {block:>3}: {per_id:8.1f} us per id "
+              f"({allocator.counter_updates} counter updates for {count + 1} ids)")
 
 
 if __name__ == "__main__":
