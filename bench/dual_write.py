@@ -33,7 +33,7 @@ from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
 from migration.shop import schema  # noqa: E402
-from migration.shop.dual_write import SHOP_ENTITIES, Shop  # noqa: E402
+from migration.shop.dual_write import SHOP_ENTITIES, Shop, shop_contract_path  # noqa: E402
 from migration.shop.repositories import NotFound  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
@@ -209,7 +209,7 @@ def dual_writing_shop(settings: Settings, users: int) -> Shop:
     engine = create_engine(settings)
     seed(engine, users)
     engine.dispose()
-    contract = load_contract(settings.contract)
+    contract = load_contract(shop_contract_path(settings))
     ddb = DynamoDB(settings)
     apply(contract, ddb)
     shop = Shop(settings, contract=contract, ddb=ddb)

@@ -1,0 +1,207 @@
+"""The shop in `dynamodb_only`: writes go to DynamoDB alone, with the shop's guarantees kept
+by DynamoDB transactions (ids above MySQL's, unique usernames and emails, an email change
+moving orders and cart lines, a product change rewriting the lines and orders holding it,
+the 100-action limit). Against MariaDB (seeded, then left alone) and DynamoDB Local."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from migration.shop.dual_write import Shop
+from migration.shop.dynamodb_only import ShopNotReady, TooManyItems
+from migration.shop.repositories import Conflict, InUse, NotFound, NotOwner
+from wrappers.flags import FlagError
+
+pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
+
+
+def mysql_counts(shop: Shop) -> dict[str, int]:
+    with shop.engine.connect() as conn:
+        return {table: int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+                for table in ("users", "products", "orders", "order_items", "shopping_carts",
+                              "categories")}
+
+
+def mysql_max(shop: Shop, table: str) -> int:
+    with shop.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT MAX(id) FROM {table}")).scalar_one())
+
+
+def partition(shop: Shop, email: str) -> list[str]:
+    answer = shop.ddb.call("Query", TableName=shop.ddb.table_name("Users"),
+                           KeyConditionExpression="PK = :pk", ConsistentRead=True,
+                           ExpressionAttributeValues={":pk": {"S": email}})
+    return sorted(item["SK"]["S"] for item in answer["Items"])
+
+
+def a_user_with_orders_and_cart(shop: Shop) -> int:
+    with shop.engine.connect() as conn:
+        return int(conn.execute(sa.text(
+            "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id) "
+            "AND EXISTS (SELECT 1 FROM shopping_carts c WHERE c.user_id = u.id) "
+            "ORDER BY u.id LIMIT 1")).scalar_one())
+
+
+def a_product_in_carts_and_orders(shop: Shop) -> tuple[int, int]:
+    with shop.engine.connect() as conn:
+        product_id, seller_id = conn.execute(sa.text(
+            "SELECT p.id, p.seller_id FROM products p "
+            "WHERE EXISTS (SELECT 1 FROM shopping_carts c WHERE c.product_id = p.id) "
+            "AND EXISTS (SELECT 1 FROM order_items i WHERE i.product_id = p.id) "
+            "ORDER BY p.id LIMIT 1")).one()
+    return int(product_id), int(seller_id)
+
+
+@pytest.fixture
+def native(shop: Shop) -> Shop:
+    """The seeded, synced shop moved to dynamodb_only as a whole."""
+    with shop.engine.connect() as conn:
+        expected = int(conn.execute(sa.text("SELECT COUNT(*) FROM shopping_carts")).scalar_one()) \
+            + int(conn.execute(sa.text(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT order_id, product_id FROM order_items) d"
+            )).scalar_one())
+    assert shop.enter_dynamodb_only() == expected
+    return shop
+
+
+def test_native_writes_wait_for_the_shop_to_be_ready(shop: Shop) -> None:
+    shop.flags.set_phase("user", "dynamodb_only")
+    with pytest.raises(ShopNotReady, match="entering dynamodb_only"):
+        shop.users.create({"username": "early", "email": "early@example.org",
+                           "password_hash": "h"})
+
+
+def test_writes_go_to_dynamodb_alone_with_ids_above_mysql(native: Shop) -> None:
+    before = mysql_counts(native)
+    seller = native.users.create({"username": "native_seller", "email": "ns@example.org",
+                                  "password_hash": "h"})
+    assert seller > mysql_max(native, "users")
+    native.users.upgrade_to_seller(seller)
+    user = native.users.get(seller)
+    assert user is not None and user.is_seller and user.email == "ns@example.org"
+    category = native.categories.create({"name": "native things"})
+    assert category > mysql_max(native, "categories")
+    product = native.products.create_product(seller, {"category_id": category,
+                                                      "name": "Native", "price": "3.50"})
+    assert product > mysql_max(native, "products")
+    native.cart.add_item(seller, product, 2)
+    native.cart.add_item(seller, product, 3)
+    line = native.cart.get_item(seller, product)
+    assert line is not None and line.quantity == 5
+    order = native.orders.create_order(seller, Decimal("17.50"))
+    item = native.orders.create_order_item(order, product, 5, Decimal("3.50"))
+    assert order > mysql_max(native, "orders") and item > mysql_max(native, "order_items")
+    native.orders.update_order_status(order, "completed")
+    got = native.orders.get_order(order)
+    assert got is not None and got.status == "completed"
+    assert [(i.id, i.product_id, i.quantity, i.price_at_time) for i in got.items] == \
+        [(item, product, 5, Decimal("3.50"))]
+    assert mysql_counts(native) == before, "MySQL is no longer written"
+    with pytest.raises(NotOwner):
+        native.products.update_product(product, seller + 1000, {"price": "1.00"})
+    with pytest.raises(NotFound):
+        native.cart.add_item(seller, 10**9, 1)
+
+
+def test_usernames_and_emails_stay_unique(native: Shop) -> None:
+    first = native.users.create({"username": "unique_one", "email": "u1@example.org",
+                                 "password_hash": "h"})
+    with pytest.raises(Conflict, match="username 'unique_one' is already taken"):
+        native.users.create({"username": "unique_one", "email": "u2@example.org",
+                             "password_hash": "h"})
+    with pytest.raises(Conflict, match="email 'u1@example.org' is already taken"):
+        native.users.create({"username": "unique_two", "email": "u1@example.org",
+                             "password_hash": "h"})
+    second = native.users.create({"username": "unique_two", "email": "u2@example.org",
+                                  "password_hash": "h"})
+    with pytest.raises(Conflict, match="username"):
+        native.users.update(second, {"username": "unique_one"})
+    native.users.update(first, {"username": "renamed_one"})  # frees unique_one
+    native.users.update(second, {"username": "unique_one"})
+    got = native.users.get_by_username("unique_one")
+    assert got is not None and got.id == second
+    assert native.users.get_by_username("renamed_one").id == first  # type: ignore[union-attr]
+
+
+def test_an_email_change_moves_orders_and_cart_lines(native: Shop) -> None:
+    user_id = a_user_with_orders_and_cart(native)
+    user = native.users.get(user_id)
+    assert user is not None
+    orders = native.orders.list_for_user(user_id)
+    lines = native.cart.list_items(user_id)
+    assert orders and lines
+    native.users.update(user_id, {"email": "moved@example.org"})
+    assert partition(native, user.email) == []
+    assert native.users.get_by_email("moved@example.org").id == user_id  # type: ignore[union-attr]
+    assert {o.id for o in native.orders.list_for_user(user_id)} == {o.id for o in orders}
+    assert native.cart.list_items(user_id) == lines
+    assert len(partition(native, "moved@example.org")) == 1 + len(orders) + len(lines)
+    # And another user cannot take the new email.
+    with pytest.raises(Conflict, match="email"):
+        native.users.create({"username": "late", "email": "moved@example.org",
+                             "password_hash": "h"})
+
+
+def test_a_product_change_rewrites_the_carts_and_orders_holding_it(native: Shop) -> None:
+    product_id, seller_id = a_product_in_carts_and_orders(native)
+    native.products.update_product(product_id, seller_id, {"price": "123.45",
+                                                           "name": "Renamed product"})
+    with native.engine.connect() as conn:
+        holders = [int(u) for u in conn.scalars(sa.text(
+            "SELECT user_id FROM shopping_carts WHERE product_id = :p"), {"p": product_id})]
+        orders = [int(o) for o in conn.scalars(sa.text(
+            "SELECT DISTINCT order_id FROM order_items WHERE product_id = :p"), {"p": product_id})]
+    repos = native.dynamodb.repos
+    for user_id in holders:
+        user = native.users.get(user_id)
+        assert user is not None
+        line: Any = repos.cart_item.get_cart_item(user.email, product_id)
+        assert (line.product_name, line.product_price) == ("Renamed product", Decimal("123.45"))
+    for order_id in orders:
+        order: Any = repos.order.get_order_by_id(order_id)
+        names = {i["product_name"] for i in order.order_items if int(i["product_id"]) == product_id}
+        assert names == {"Renamed product"}
+    # A new cart line takes the new values; removing it drops its holder link too.
+    buyer = native.users.create({"username": "buyer_x", "email": "bx@example.org",
+                                 "password_hash": "h"})
+    native.cart.add_item(buyer, product_id, 1)
+    assert repos.cart_item.get_cart_item("bx@example.org", product_id).product_price == \
+        Decimal("123.45")  # type: ignore[union-attr]
+    native.cart.remove_item(buyer, product_id)
+    assert native.cart.get_item(buyer, product_id) is None
+    links = native.writes._holders(product_id)
+    assert f"HELD#CART#{buyer}" not in {link["SK"]["S"] for link in links}
+    with pytest.raises(InUse):
+        native.products.delete_product(product_id, seller_id)
+
+
+def test_beyond_one_transaction_nothing_is_written(native: Shop) -> None:
+    user_id = native.users.create({"username": "many_orders", "email": "many@example.org",
+                                   "password_hash": "h"})
+    for _ in range(50):  # the user item and 50 orders, each deleted and created: 102 actions
+        native.orders.create_order(user_id, Decimal("1.00"))
+    with pytest.raises(TooManyItems, match="takes 100"):
+        native.users.update(user_id, {"email": "elsewhere@example.org"})
+    assert len(partition(native, "many@example.org")) == 51
+    assert partition(native, "elsewhere@example.org") == []
+    # clear_cart alone is split: every line goes.
+    seller = native.users.create({"username": "many_seller", "email": "ms@example.org",
+                                  "password_hash": "h"})
+    category = native.categories.create({"name": "many"})
+    for n in range(60):
+        product = native.products.create_product(seller, {"category_id": category,
+                                                          "name": f"p{n}", "price": "1.00"})
+        native.cart.add_item(user_id, product, 1)
+    assert native.cart.clear_cart(user_id) == 60
+    assert native.cart.list_items(user_id) == []
+
+
+def test_writes_without_a_dynamodb_path_are_refused_in_one_line(native: Shop) -> None:
+    user_id = a_user_with_orders_and_cart(native)
+    with pytest.raises(FlagError, match="users.delete: user is dynamodb_only and this write "
+                                        "has no DynamoDB path"):
+        native.users.delete(user_id)
