@@ -54,7 +54,7 @@ from migration.contract.model import Contract
 from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.ids import IdAllocator
-from migration.dynamodb.limits import BATCH_WRITE_ITEMS, TRANSACTION_ACTIONS
+from migration.dynamodb.limits import BATCH_GET_KEYS, BATCH_WRITE_ITEMS, TRANSACTION_ACTIONS
 from migration.dynamodb.toolkit_table import ToolkitTable
 from migration.dynamodb.transactions import (
     TransactionBuilder,
@@ -174,11 +174,19 @@ class ShopWrites:
         id counters above MySQL's ids, and mark the shop ready; returns the links written.
         Run once the flags are all `dynamodb_only` (MySQL no longer changes)."""
         with self.engine.connect() as conn:
-            lines = conn.execute(sa.select(CARTS.c.product_id, CARTS.c.user_id)).all()
-            ordered = conn.execute(sa.select(ORDER_ITEMS.c.product_id, ORDER_ITEMS.c.order_id)
-                                   .distinct()).all()
-        links = [self._link(p, "CART", u) for p, u in lines] + \
-            [self._link(p, "ORDER", o) for p, o in ordered]
+            lines = conn.execute(sa.select(CARTS.c.product_id, CARTS.c.user_id, USERS.c.email)
+                                 .join(USERS, USERS.c.id == CARTS.c.user_id)).all()
+            ordered = conn.execute(
+                sa.select(ORDER_ITEMS.c.product_id, ORDERS.c.id, ORDERS.c.created_at,
+                          USERS.c.email).distinct()
+                .join(ORDERS, ORDERS.c.id == ORDER_ITEMS.c.order_id)
+                .join(USERS, USERS.c.id == ORDERS.c.user_id)).all()
+        order_key = self.mappers["Order"].key
+        links = [self._link(p, "CART", u, {"PK": {"S": email}, "SK": {"S": f"CART#{p}"}})
+                 for p, u, email in lines] + \
+            [self._link(p, "ORDER", o, order_key({"id": o, "created_at": created,
+                                                  "user_email": email}))
+             for p, o, created, email in ordered]
         table = self.ddb.table_name("Products")
         for start in range(0, len(links), BATCH_WRITE_ITEMS):
             first = {table: [{"PutRequest": {"Item": link}}
@@ -234,16 +242,28 @@ class ShopWrites:
             params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def _by_id(self, table: str, index: str, entity_type: str, value: int) -> Item | None:
-        """The item of an entity by its id, through an index (eventually consistent), then
-        read again at its key (consistent); an index behind its table means a retry."""
+        """The item of an entity by its id, through an index (projecting every attribute).
+        An index may lag its table: every write built from such a copy is conditional on
+        its `_version`, so a stale copy cancels the write, which reads again."""
         for found in self._query(table, str(value), index=index):
-            if found.get("_type", {}).get("S") != entity_type:
-                continue
-            current = self._get(table, {"PK": found["PK"], "SK": found["SK"]})
-            if current is None or current.get("id") != found.get("id"):
-                raise _Retry
-            return current
+            if found.get("_type", {}).get("S") == entity_type:
+                return found
         return None
+
+    def _batch_get(self, table: str, keys: Sequence[Item]) -> dict[tuple[str, str], Item]:
+        """Items at `keys`, read consistently, by (PK, SK)."""
+        found: dict[tuple[str, str], Item] = {}
+        name = self.ddb.table_name(table)
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            first = {name: {"Keys": list(keys[start:start + BATCH_GET_KEYS]),
+                            "ConsistentRead": True}}
+            for answer in until_processed(
+                    "BatchGetItem", lambda request: self.ddb.call("BatchGetItem",
+                                                                  RequestItems=request),
+                    first, lambda left: left):
+                for item in answer.get("Responses", {}).get(name, []):
+                    found[(item["PK"]["S"], item["SK"]["S"])] = item
+        return found
 
     def _user(self, user_id: int) -> Item:
         user = self._by_id("Users", "GSI1", "USER", user_id)
@@ -276,9 +296,15 @@ class ShopWrites:
         return _with_version(self.mappers[entity].to_item(record), version)
 
     @staticmethod
-    def _link(product_id: int, kind: str, holder: int) -> Item:
-        return {"PK": {"S": str(product_id)}, "SK": {"S": f"{HELD_PREFIX}{kind}#{holder}"},
-                "_type": {"S": HELD_TYPE}, "holder": {"N": str(holder)}}
+    def _link(product_id: int, kind: str, holder: int, at: Item | None = None) -> Item:
+        """A holder link; `at` is the holder's key when written (a hint: an email change
+        moves the holder and leaves the hint behind, and readers fall back to the index)."""
+        link: Item = {"PK": {"S": str(product_id)}, "SK": {"S": f"{HELD_PREFIX}{kind}#{holder}"},
+                      "_type": {"S": HELD_TYPE}, "holder": {"N": str(holder)}}
+        if at is not None:
+            link["at"] = at["PK"]
+            link["sk"] = at["SK"]
+        return link
 
     # -- transactions ----------------------------------------------------------------------
     def _tx(self) -> TransactionBuilder:
@@ -458,24 +484,52 @@ class ShopWrites:
     def _cart_line(self, user_id: int, product_id: int) -> tuple[Item, Item | None]:
         user = self._user(user_id)
         line = self._get("Users", {"PK": user["PK"], "SK": {"S": f"CART#{product_id}"}})
+        if line is None:
+            # No line where the index says the user is: make sure the user is still there
+            # (an index behind an email change would send us to the old partition).
+            current = self._get("Users", {"PK": user["PK"], "SK": user["SK"]})
+            if current is None or _version(current) != _version(user):
+                raise _Retry
         return user, line
+
+    def _held(self, product_id: int, links: Sequence[Item]) -> list[Item]:
+        """The cart lines and orders the links name, read consistently: first where each
+        link says its holder is, then, for holders that moved since (an email change),
+        through the index."""
+        def where(link: Item) -> Item:
+            kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
+            sk = f"CART#{product_id}" if kind == "CART" else link["sk"]["S"]
+            return {"PK": link["at"], "SK": {"S": sk}}
+
+        keys = [where(link) for link in links if "at" in link]
+        found = self._batch_get("Users", keys)
+        held = []
+        for link in links:
+            kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
+            item = found.get((link["at"]["S"], where(link)["SK"]["S"])) if "at" in link else None
+            if item is None:
+                if kind == "CART":
+                    item = self._cart_line(int(holder), product_id)[1]
+                else:
+                    item = self._by_id("Users", "GSI3", "ORDER", int(holder))
+                if item is None:
+                    raise _Retry  # a holder the index has not caught up with
+            held.append(item)
+        return held
 
     def _rewrite_holders(self, operation: str, tx: TransactionBuilder, product_id: int,
                          product: Mapping[str, Any]) -> None:
         links = self._holders(product_id)
         self._count(operation, len(tx) + len(links))
-        for link in links:
-            kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
-            if kind == "CART":
-                _, line = self._cart_line(int(holder), product_id)
-                if line is None:
-                    raise _Retry  # the user moved since the index was read
+        for held in self._held(product_id, links):
+            if held["SK"]["S"].startswith("CART#"):
+                line = held
                 record = {**self._values("CartItem", line), "user_email": line["PK"]["S"],
                           "product_name": product["name"], "product_price": product["price"]}
                 self._replace(tx, "Users", self._item("CartItem", record, _version(line) + 1),
                               line)
             else:
-                order = self._order(int(holder))
+                order = held
                 record = {**self._values("Order", order), "user_email": order["PK"]["S"]}
                 record["order_items"] = [
                     {**line, "product_name": product["name"]}
@@ -542,7 +596,7 @@ class ShopWrites:
             tx = self._tx()
             self._replace(tx, "Users", self._item("Order", record, _version(order) + 1), order)
             self._touch(tx, "Products", product)
-            tx.put("Products", self._link(product_id, "ORDER", order_id))
+            tx.put("Products", self._link(product_id, "ORDER", order_id, order))
             tx.commit()
             return item_id
 
@@ -611,7 +665,8 @@ class ShopWrites:
             tx.create("Users", self._item("CartItem", record, 1), entity="CartItem")
             self._touch(tx, "Users", user)
             self._touch(tx, "Products", product)
-            tx.put("Products", self._link(product_id, "CART", user_id))
+            tx.put("Products", self._link(product_id, "CART", user_id,
+                                          {"PK": user["PK"], "SK": {"S": f"CART#{product_id}"}}))
             tx.commit()
 
         self._attempt("cart.add_item", write)
@@ -644,15 +699,18 @@ class ShopWrites:
 
         self._attempt("cart.remove_item", write)
 
+    # Lines a `clear_cart` transaction removes (each line and its link: two actions).
+    clear_chunk = TRANSACTION_ACTIONS // 2
+
     def clear_cart(self, user_id: int) -> int:
         # Each line's removal stands on its own, so a cart of any size is cleared in
-        # transactions of up to 50 lines (a line and its link each).
+        # transactions of up to `clear_chunk` lines.
         def write() -> int:
             user = self._user(user_id)
             lines = list(self._query("Users", user["PK"]["S"], "CART#"))
-            for start in range(0, len(lines), TRANSACTION_ACTIONS // 2):
+            for start in range(0, len(lines), self.clear_chunk):
                 tx = self._tx()
-                for line in lines[start:start + TRANSACTION_ACTIONS // 2]:
+                for line in lines[start:start + self.clear_chunk]:
                     self._remove(tx, "Users", line)
                     product_id = int(line["SK"]["S"].removeprefix("CART#"))
                     tx.delete("Products", {"PK": {"S": str(product_id)},
