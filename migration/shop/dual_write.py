@@ -73,7 +73,8 @@ class UsersWrapper(ShopWrapper):
 
     def delete(self, user_id: int) -> None:
         self._write("users.delete", [Touch("users", (user_id,), delete=True)],
-                    lambda conn: MySQLUserRepository(conn).delete(user_id))
+                    lambda conn: MySQLUserRepository(conn).delete(user_id),
+                    dynamodb=lambda: self.shop.writes.delete_user(user_id))
 
     def upgrade_to_seller(self, user_id: int) -> None:
         self._write("users.upgrade_to_seller", [Touch("users", (user_id,), {"is_seller": 1})],
@@ -204,11 +205,13 @@ class CategoriesWrapper(ShopWrapper):
 
     def update(self, category_id: int, data: Mapping[str, Any]) -> None:
         self._write("categories.update", [Touch("categories", (category_id,), dict(data))],
-                    lambda conn: MySQLCategoryRepository(conn).update(category_id, data))
+                    lambda conn: MySQLCategoryRepository(conn).update(category_id, data),
+                    dynamodb=lambda: self.shop.writes.update_category(category_id, data))
 
     def delete(self, category_id: int) -> None:
         self._write("categories.delete", [Touch("categories", (category_id,), delete=True)],
-                    lambda conn: MySQLCategoryRepository(conn).delete(category_id))
+                    lambda conn: MySQLCategoryRepository(conn).delete(category_id),
+                    dynamodb=lambda: self.shop.writes.delete_category(category_id))
 
     def get(self, category_id: int) -> CategoryRecord | None:
         return self._read(

@@ -27,8 +27,12 @@ constraints, row locks and the sync engine did, DynamoDB transactions do here:
   rewriting more than ~98 holders) is refused before anything is written
   (`TooManyItems`); `clear_cart` alone is split into several transactions, each line
   removal being valid on its own.
-- Not in this phase yet: deleting a user, a category, and updating a category (their
-  cascades reach rows no key addresses); the wrappers refuse them with one line.
+- MySQL's cascades are followed: deleting a user takes their products (and every
+  cart line holding one), orders, cart lines and username guard (InUse when one of
+  their products was ordered); a category rename moves its children (keyed by its
+  name), a deleted category's children become roots (InUse while it holds products).
+  Creating a product or a child category moves its seller's / category's / parent's
+  `_version`, so a delete or rename that listed them before cannot commit after it.
 
 The shop enters the phase as one unit, `enter_dynamodb_only`: its entities share
 denormalized values and foreign keys, so a mix (carts in DynamoDB alone, products
@@ -57,6 +61,7 @@ from migration.dynamodb.ids import IdAllocator
 from migration.dynamodb.limits import BATCH_GET_KEYS, BATCH_WRITE_ITEMS, TRANSACTION_ACTIONS
 from migration.dynamodb.toolkit_table import ToolkitTable
 from migration.dynamodb.transactions import (
+    DuplicateItemInTransaction,
     TransactionBuilder,
     TransactionConditionFailed,
     TransactionItemExists,
@@ -79,6 +84,7 @@ from migration.shop.repositories import (
     USERS,
     Conflict,
     InUse,
+    InvalidInput,
     NotFound,
     NotOwner,
     ShopError,
@@ -140,6 +146,16 @@ def _with_version(item: Item, version: int) -> Item:
 
 def _text(item: Mapping[str, Any], name: str) -> str:
     return str(next(iter(item[name].values())))
+
+
+@contextlib.contextmanager
+def _one_key_each(entity: str, value: Any) -> Iterator[None]:
+    """Two categories a change would key alike (a parent and a child both named as the
+    other's parent): the shop's `Conflict`, not a malformed transaction."""
+    try:
+        yield
+    except DuplicateItemInTransaction as err:
+        raise Conflict(entity, "name", value) from err
 
 
 class ShopWrites:
@@ -422,6 +438,61 @@ class ShopWrites:
             moved = {**old, "PK": {"S": new_email}, VERSION: {"N": str(_version(old) + 1)}}
             tx.create("Users", moved)
 
+    def delete_user(self, user_id: int) -> None:
+        """Delete a user with what MySQL's cascades took: their products (and every cart
+        line holding one), orders, cart lines, username guard and holder links. InUse
+        when one of their products was ordered."""
+        operation = "users.delete"
+
+        def write() -> None:
+            read = self._user(user_id)
+            old = self._values("User", read)
+            tx = self._tx()
+            removed: set[tuple[str, str, str]] = set()
+
+            def remove(table: str, item: Item) -> None:
+                key = (table, item["PK"]["S"], item["SK"]["S"])
+                if key not in removed:
+                    removed.add(key)
+                    self._remove(tx, table, item)
+
+            def unlink(product_id: str, sk: str) -> None:
+                key = ("Products", product_id, sk)
+                if key not in removed:
+                    removed.add(key)
+                    tx.delete("Products", {"PK": {"S": product_id}, "SK": {"S": sk}})
+
+            remove("Users", read)
+            mapper = self.mappers["User"]
+            for guard in mapper.guard_items(old):
+                tx.delete("Users", {"PK": guard["PK"], "SK": guard["SK"]},
+                          condition="_owner = :o", values={"o": mapper.owner(old)})
+            for product in self._query("Products", str(user_id), index="GSI2"):
+                if product.get("_type", {}).get("S") != "PRODUCT":
+                    continue
+                product_id = int(product["id"]["N"])
+                links = self._holders(product_id)
+                if any(link["SK"]["S"].startswith(f"{HELD_PREFIX}ORDER#") for link in links):
+                    raise InUse("user", {"id": user_id}, "order_items")
+                remove("Products", product)
+                for line in self._held(product_id, links):
+                    remove("Users", line)
+                for link in links:
+                    unlink(str(product_id), link["SK"]["S"])
+            for held in self._query("Users", old["email"]):
+                sk = held["SK"]["S"]
+                if sk.startswith("CART#"):
+                    remove("Users", held)
+                    unlink(sk.removeprefix("CART#"), f"{HELD_PREFIX}CART#{user_id}")
+                elif sk.startswith("ORDER#"):
+                    remove("Users", held)
+                    for line in self._values("Order", held)["order_items"]:
+                        unlink(str(line["product_id"]), f"{HELD_PREFIX}ORDER#{held['id']['N']}")
+            self._count(operation, len(tx))
+            tx.commit()
+
+        self._attempt(operation, write)
+
     def upgrade_to_seller(self, user_id: int) -> None:
         self.update_user(user_id, {"is_seller": True}, "users.upgrade_to_seller")
 
@@ -439,9 +510,10 @@ class ShopWrites:
             category = self._category(record["category_id"])
             tx = self._tx()
             tx.create("Products", self._item("Product", record, 1), entity="Product")
-            for read, table in ((seller, "Users"), (category, "Categories")):
-                tx.condition_check(table, {"PK": read["PK"], "SK": read["SK"]},
-                                   "attribute_exists(PK)")
+            # Moving the seller's and the category's versions on serializes this create
+            # with their deletion (which lists their products first).
+            self._touch(tx, "Users", seller)
+            self._touch(tx, "Categories", category)
             tx.commit()
             return product_id
 
@@ -469,8 +541,7 @@ class ShopWrites:
             tx = self._tx()
             self._replace(tx, "Products", self._item("Product", record, _version(read) + 1), read)
             if category is not None:
-                tx.condition_check("Categories", {"PK": category["PK"], "SK": category["SK"]},
-                                   "attribute_exists(PK)")
+                self._touch(tx, "Categories", category)
             if record["name"] != old["name"] or record["price"] != old["price"]:
                 self._rewrite_holders(operation, tx, product_id, record)
             self._count(operation, len(tx))
@@ -622,6 +693,10 @@ class ShopWrites:
         record = {"parent_id": None, **values, "id": category_id, "created_at": _now()}
 
         def write() -> int:
+            with _one_key_each("category", record["name"]):
+                return create()
+
+        def create() -> int:
             tx = self._tx()
             parent = None
             if record["parent_id"] is not None:
@@ -630,9 +705,8 @@ class ShopWrites:
             else:
                 record["parent_name"] = None
             tx.create("Categories", self._item("Category", record, 1), entity="Category")
-            if parent is not None:
-                tx.condition_check("Categories", {"PK": parent["PK"], "SK": parent["SK"]},
-                                   "attribute_exists(PK)")
+            if parent is not None:  # a rename of the parent lists its children first
+                self._touch(tx, "Categories", parent)
             try:
                 tx.commit()
             except TransactionItemExists as err:
@@ -640,6 +714,93 @@ class ShopWrites:
             return category_id
 
         return self._attempt("categories.create", write)
+
+    def update_category(self, category_id: int, data: Mapping[str, Any]) -> None:
+        """Rename or move a category; a rename moves its children (keyed by its name)."""
+        changes = _checked(CATEGORIES, data, CATEGORY_WRITABLE)
+        operation = "categories.update"
+
+        def write() -> None:
+            with _one_key_each("category", changes.get("name")):
+                update(self._category(category_id))
+
+        def update(read: Item) -> None:
+            old = self._values("Category", read)
+            record = {"parent_id": None, "parent_name": None, **old, **changes}
+            parent = None
+            if record["parent_id"] != old.get("parent_id"):
+                if record["parent_id"] is not None:
+                    self._refuse_cycle(category_id, record["parent_id"])
+                    parent = self._category(record["parent_id"])
+                    record["parent_name"] = self._values("Category", parent)["name"]
+                else:
+                    record["parent_name"] = None
+            item = self._item("Category", record, _version(read) + 1)
+            tx = self._tx()
+            if (item["PK"], item["SK"]) == (read["PK"], read["SK"]):
+                self._replace(tx, "Categories", item, read)
+            else:
+                self._remove(tx, "Categories", read)
+                tx.create("Categories", item, entity="Category")
+            if parent is not None:
+                self._touch(tx, "Categories", parent)
+            if record["name"] != old["name"]:
+                children = self._children(category_id, old["name"])
+                self._count(operation, len(tx) + 2 * len(children))
+                for child in children:
+                    moved = {**self._values("Category", child), "parent_name": record["name"]}
+                    self._remove(tx, "Categories", child)
+                    tx.create("Categories", self._item("Category", moved, _version(child) + 1))
+            self._count(operation, len(tx))
+            try:
+                tx.commit()
+            except TransactionItemExists as err:
+                raise Conflict("category", "name", record["name"]) from err
+
+        self._attempt(operation, write)
+
+    def _children(self, category_id: int, name: str) -> list[Item]:
+        # Two parents with one name share a partition: this parent's children only.
+        return [child for child in self._query("Categories", name)
+                if child.get("parent_id", {}).get("N") == str(category_id)]
+
+    def _refuse_cycle(self, category_id: int, parent_id: int) -> None:
+        seen: set[int] = set()
+        current: int | None = parent_id
+        while current is not None and current not in seen:
+            if current == category_id:
+                raise InvalidInput("category", "parent_id", f"{parent_id} is category "
+                                   f"{category_id} or one of its descendants")
+            seen.add(current)
+            current = self._values("Category", self._category(current)).get("parent_id")
+
+    def delete_category(self, category_id: int) -> None:
+        """Delete a category; its children become roots. InUse while it holds products."""
+        operation = "categories.delete"
+
+        def write() -> None:
+            with _one_key_each("category", "a child's name among the roots"):
+                delete(self._category(category_id))
+
+        def delete(read: Item) -> None:
+            if any(p.get("_type", {}).get("S") == "PRODUCT"
+                   for p in self._query("Products", str(category_id), index="GSI1")):
+                raise InUse("category", {"id": category_id}, "products")
+            children = self._children(category_id, self._values("Category", read)["name"])
+            self._count(operation, 1 + 2 * len(children))
+            tx = self._tx()
+            self._remove(tx, "Categories", read)
+            for child in children:
+                root = {**self._values("Category", child), "parent_id": None,
+                        "parent_name": None}
+                self._remove(tx, "Categories", child)
+                tx.create("Categories", self._item("Category", root, _version(child) + 1))
+            try:
+                tx.commit()
+            except TransactionItemExists as err:
+                raise Conflict("category", "name", "a child's name among the roots") from err
+
+        self._attempt(operation, write)
 
     # -- the cart ----------------------------------------------------------------------------
     def add_item(self, user_id: int, product_id: int, quantity: int) -> None:

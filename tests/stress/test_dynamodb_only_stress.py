@@ -5,9 +5,10 @@ is orphaned, every acknowledged order item is in its order exactly once, and no 
 collides with one MySQL issued or with another.
 
 The races are staged, not hoped for: the threads start at a barrier with a round in
-which all of them add to one new cart line and append to one order at once, so all but
-one must be cancelled and read again; the retry counter says they were, and the line and
-the order hold every contribution exactly once.
+which all of them add to one new cart line and then append to one order, each commit
+held (a hook at the client's choke point) until every thread has read and built its own;
+so in each race all but one are cancelled and read again, the retry counter says they
+were, and the line and the order hold every contribution exactly once.
 
 Against MariaDB and DynamoDB Local. `MIGRATE_STRESS_DYNAMODB_ONLY_OPS` sets the
 operations per thread: the default is 40 (8 × 2,000 takes many minutes on the shared
@@ -30,13 +31,13 @@ import sqlalchemy as sa
 from migration.mapping.values import from_attribute
 from migration.shop.dual_write import Shop
 from migration.shop.dynamodb_only import Contended
-from migration.shop.repositories import Conflict, InUse, NotFound, NotOwner
+from migration.shop.repositories import Conflict, InUse, InvalidInput, NotFound, NotOwner
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb, pytest.mark.slow]
 
 THREADS = 8
 OPS = int(os.environ.get("MIGRATE_STRESS_DYNAMODB_ONLY_OPS", "40"))
-EXPECTED = (Conflict, NotFound, NotOwner, InUse)
+EXPECTED = (Conflict, NotFound, NotOwner, InUse, InvalidInput)
 
 
 def scan(shop: Shop, table: str) -> list[dict[str, Any]]:
@@ -77,6 +78,8 @@ class World:
         self.lock = threading.Lock()
         self.order_items: list[tuple[int, int]] = []  # acknowledged (order, item)
         self.created_users: list[int] = []
+        self.deleted_users: set[int] = set()
+        self.categories: list[int] = []  # created natively, renamed and moved below
 
     def users(self) -> list[int]:
         return self.movers + self.buyers
@@ -100,12 +103,29 @@ def operation(shop: Shop, world: World, rng: random.Random) -> None:
         shop.users.update(mover, {"email": f"m{mover}-{rng.randrange(3)}@stress.example"})
     elif kind < 57:
         shop.users.update(rng.choice(users), {"username": f"taken{rng.randrange(6)}"})
-    elif kind < 60:
+    elif kind < 59:
         created = shop.users.create({"username": f"taken{rng.randrange(6)}",
                                      "email": f"new{rng.randrange(6)}@stress.example",
                                      "password_hash": "h"})
         with world.lock:
             world.created_users.append(created)
+    elif kind < 60:
+        with world.lock:
+            victim = rng.choice(world.created_users) if world.created_users else None
+        if victim is not None:
+            shop.users.delete(victim)
+            with world.lock:
+                world.deleted_users.add(victim)
+    elif kind < 62:
+        shop.categories.update(rng.choice(world.categories), {"name": f"sc{rng.randrange(4)}"})
+    elif kind < 64:
+        parent = rng.choice(world.categories)
+        shop.categories.update(rng.choice(world.categories), {"parent_id": parent})
+    elif kind < 65:
+        created = shop.categories.create({"name": f"sc{rng.randrange(8)}",
+                                          "parent_id": rng.choice(world.categories)})
+        with world.lock:
+            world.categories.append(created)
     elif kind < 70:
         shop.products.update_product(product, world.sellers[product], {
             "price": f"{rng.randint(1, 40)}.{rng.randrange(100):02d}",
@@ -136,7 +156,22 @@ def test_dynamodb_only_under_contention(shop: Shop) -> None:
     with contextlib.suppress(NotFound):
         shop.cart.remove_item(staged_user, staged_product)
     staged_order = shop.orders.create_order(staged_user, Decimal("1.00"))
+    root = shop.categories.create({"name": "stress root"})
+    world.categories = [root] + [shop.categories.create({"name": f"sc{n}", "parent_id": root})
+                                 for n in range(3)]
     barrier = threading.Barrier(THREADS)
+    staged_done = threading.Barrier(THREADS + 1)  # the main thread checks the staged round
+    # In the staged round each thread's first commit waits until every thread has built
+    # its own: all have read the line (absent) and the order before any writes.
+    commit_gate = threading.Barrier(THREADS)
+    staging = threading.local()
+
+    def hold(operation: str, _params: dict[str, Any]) -> None:
+        if operation == "TransactWriteItems" and getattr(staging, "holds", 0):
+            staging.holds = 0
+            commit_gate.wait(timeout=120)
+
+    shop.ddb.before.append(hold)
     unexpected: list[BaseException] = []
     counts: Counter[str] = Counter()
 
@@ -145,11 +180,14 @@ def test_dynamodb_only_under_contention(shop: Shop) -> None:
         try:
             barrier.wait()
             # The staged round: everyone at once on one new line and one order.
+            staging.holds = 1
             shop.cart.add_item(staged_user, staged_product, 1)
+            staging.holds = 1
             item = shop.orders.create_order_item(staged_order, staged_product, 1, Decimal("1"))
             with world.lock:
                 world.order_items.append((staged_order, item))
-            barrier.wait()
+            staged_done.wait(timeout=300)
+            staged_done.wait(timeout=300)
             for _ in range(OPS):
                 try:
                     operation(shop, world, rng)
@@ -160,20 +198,33 @@ def test_dynamodb_only_under_contention(shop: Shop) -> None:
                     counts["Contended"] += 1
         except BaseException as err:  # noqa: BLE001 - reported by the main thread
             unexpected.append(err)
+            staged_done.abort()
+            commit_gate.abort()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
     retries_before = shop.writes.retries
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        staged_done.wait(timeout=300)
+        # Every thread's add and append landed once, though all read before any wrote.
+        assert shop.writes.retries - retries_before >= 2 * (THREADS - 1), \
+            "in each staged race all but one writer started again"
+        line = shop.cart.get_item(staged_user, staged_product)
+        assert line is not None and line.quantity == THREADS
+        got = shop.orders.get_order(staged_order)
+        assert got is not None and len(got.items) == THREADS
+    except threading.BrokenBarrierError:
+        pass  # a thread failed: reported below
+    finally:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            staged_done.wait(timeout=300)
+        for thread in threads:
+            thread.join()
+        shop.ddb.before.remove(hold)
     assert not unexpected, unexpected[:3]
-    assert shop.writes.retries > retries_before, "the staged round made writers start again"
     assert counts["ok"] > THREADS * OPS // 2, counts
     assert counts["Contended"] <= THREADS * OPS // 100, counts
-
-    line = shop.cart.get_item(staged_user, staged_product)
-    assert line is not None
 
     users_table = [plain(i) for i in scan(shop, "Users")]
     products_table = [plain(i) for i in scan(shop, "Products")]
@@ -191,7 +242,8 @@ def test_dynamodb_only_under_contention(shop: Shop) -> None:
     item_ids = [int(i["id"]) for o in orders for i in o["order_items"]]
     assert len(item_ids) == len(set(item_ids)), "no two order items share an id"
     for created in world.created_users:
-        assert created > world.mysql_max["users"] and created in by_id
+        assert created > world.mysql_max["users"]
+        assert (created in by_id) is (created not in world.deleted_users)
     for _order, item in world.order_items:
         assert item > world.mysql_max["order_items"]
     assert staged_order > world.mysql_max["orders"]
@@ -228,5 +280,15 @@ def test_dynamodb_only_under_contention(shop: Shop) -> None:
         {(int(i["product_id"]), f"HELD#ORDER#{o['id']}") for o in orders
          for i in o["order_items"]}
     assert links == holders, "every link names a holder, every holder has its link"
+    # Categories: keyed by their parent's current name, ids unique, parents present.
+    categories = [plain(i) for i in scan(shop, "Categories") if plain(i)["_type"] == "CATEGORY"]
+    by_category = {int(c["id"]): c for c in categories}
+    assert len(by_category) == len(categories)
+    for category in categories:
+        parent = by_category.get(int(category["parent_id"])) \
+            if category.get("parent_id") is not None else None
+        assert category["PK"] == (parent["name"] if parent is not None else "ROOT"), category
+        assert category.get("parent_name") == (parent["name"] if parent else None)
+    assert all(c > world.mysql_max["categories"] for c in world.categories)
     staged = next(o for o in orders if int(o["id"]) == staged_order)
     assert len(staged["order_items"]) >= THREADS

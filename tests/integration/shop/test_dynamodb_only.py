@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 from migration.shop.dual_write import Shop
 from migration.shop.dynamodb_only import ShopNotReady, TooManyItems
-from migration.shop.repositories import Conflict, InUse, NotFound, NotOwner
-from wrappers.flags import FlagError
+from migration.shop.repositories import Conflict, InUse, InvalidInput, NotFound, NotOwner
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
@@ -108,9 +107,6 @@ def test_writes_go_to_dynamodb_alone_with_ids_above_mysql(shop: Shop) -> None:
         native.products.update_product(product, seller + 1000, {"price": "1.00"})
     with pytest.raises(NotFound):
         native.cart.add_item(seller, 10**9, 1)
-    with pytest.raises(FlagError, match="users.delete: user is dynamodb_only and this write "
-                                        "has no DynamoDB path"):
-        native.users.delete(seller)
 
     # Usernames and emails stay unique.
     first = native.users.create({"username": "unique_one", "email": "u1@example.org",
@@ -202,3 +198,58 @@ def test_beyond_one_transaction_nothing_is_written(native: Shop) -> None:
     assert native.cart.clear_cart(user_id) == 5
     assert native.ddb.calls["TransactWriteItems"] - calls == 3
     assert native.cart.list_items(user_id) == []
+
+
+def test_cascades_follow_mysqls_foreign_keys(native: Shop) -> None:
+    categories = native.categories
+    parent = categories.create({"name": "cascade parent"})
+    first = categories.create({"name": "first", "parent_id": parent})
+    second = categories.create({"name": "second", "parent_id": parent})
+    grandchild = categories.create({"name": "grandchild", "parent_id": first})
+    # A rename moves the children (keyed by the parent's name), not the grandchildren.
+    categories.update(parent, {"name": "cascade parent renamed"})
+    assert {c.id for c in categories.list_children(parent)} == {first, second}
+    assert native.dynamodb.repos.category.get_category("cascade parent", "first") is None
+    assert [c.id for c in categories.list_children(first)] == [grandchild]
+    categories.update(second, {"parent_id": first})
+    assert {c.id for c in categories.list_children(first)} == {grandchild, second}
+    with pytest.raises(InvalidInput, match="descendants"):
+        categories.update(parent, {"parent_id": grandchild})
+    # A category holding a product stays; without it, its children become roots.
+    seller = native.users.create({"username": "cascade_seller", "email": "cs@example.org",
+                                  "password_hash": "h"})
+    product = native.products.create_product(seller, {"category_id": first, "name": "Held",
+                                                      "price": "2.00"})
+    with pytest.raises(InUse, match="products"):
+        categories.delete(first)
+    buyer = native.users.create({"username": "cascade_buyer", "email": "cb@example.org",
+                                 "password_hash": "h"})
+    native.cart.add_item(buyer, product, 2)
+    native.cart.add_item(seller, product, 1)
+    with native.engine.connect() as conn:
+        other = int(conn.execute(sa.text("SELECT id FROM products LIMIT 1")).scalar_one())
+    order = native.orders.create_order(seller, Decimal("4.00"))
+    native.orders.create_order_item(order, other, 1, Decimal("4.00"))
+    # Deleting the seller takes their product, every cart line holding it, their orders,
+    # their username guard and the links of all of them.
+    native.users.delete(seller)
+    assert native.users.get(seller) is None
+    assert native.products.get_product(product) is None
+    assert native.cart.list_items(buyer) == []
+    assert native.orders.get_order(order) is None
+    assert native.writes._holders(product) == []
+    assert f"HELD#ORDER#{order}" not in {link["SK"]["S"] for link in native.writes._holders(other)}
+    assert native.users.create({"username": "cascade_seller", "email": "cs2@example.org",
+                                "password_hash": "h"}) > seller
+    categories.delete(first)
+    roots = {c.id: c.parent_id for c in categories.list_children(None)}
+    assert roots[grandchild] is None and roots[second] is None
+    # A seller one of whose products was ordered stays (order items RESTRICT).
+    ordered_seller = native.users.create({"username": "ordered_seller",
+                                          "email": "os@example.org", "password_hash": "h"})
+    sold = native.products.create_product(ordered_seller, {"category_id": second,
+                                                           "name": "Sold", "price": "1.00"})
+    native.orders.create_order_item(native.orders.create_order(buyer, Decimal("1.00")), sold, 1,
+                                    Decimal("1.00"))
+    with pytest.raises(InUse, match="order_items"):
+        native.users.delete(ordered_seller)
