@@ -295,8 +295,27 @@ def run(settings: Settings, repeat: int, users: int) -> int:
               f"{added / put_median:>13.2f} {d_med - unfenced[op]:>6.2f}")
     print("'fence' = dual_write median with the fence minus without it, measured just after")
     print_allocation(shop, repeat)
+    print_dynamodb_only(shop, ops, repeat, {op: phases["dual_write"][0]
+                                            for op, phases in results.items()})
     shop.close()
     return 0
+
+
+def print_dynamodb_only(shop: Shop, ops: dict[str, tuple[Step, Step]], repeat: int,
+                        dual_write: dict[str, float]) -> None:
+    """The same operations once the shop is `dynamodb_only` (DynamoDB alone, through
+    transactions; see `migration.shop.dynamodb_only`), next to their dual-write medians."""
+    links = shop.enter_dynamodb_only()
+    print(f"dynamodb_only (entered: {links} holder links written); times in ms")
+    print(f"{'operation':<50} {'dynamodb_only med/p99':>22} {'dual_write med':>15} "
+          f"{'calls incl. prep':>17}")
+    for op, step in ops.items():
+        measure(step, 3, shop.ddb)
+        calls = sum(shop.ddb.calls.values())
+        samples, _ = measure(step, repeat, shop.ddb)
+        per_call = (sum(shop.ddb.calls.values()) - calls) / repeat
+        median, p99 = stats(samples)
+        print(f"{op:<50} {median:>10.2f} /{p99:>10.2f} {dual_write[op]:>15.2f} {per_call:>17.1f}")
 
 
 def print_allocation(shop: Shop, repeat: int) -> None:

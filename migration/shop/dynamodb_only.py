@@ -187,22 +187,42 @@ class ShopWrites:
 
     def prepare(self) -> int:
         """Write the holder links of every cart line and order item MySQL holds, start the
-        id counters above MySQL's ids, and mark the shop ready; returns the links written.
-        Run once the flags are all `dynamodb_only` (MySQL no longer changes)."""
-        with self.engine.connect() as conn:
-            lines = conn.execute(sa.select(CARTS.c.product_id, CARTS.c.user_id, USERS.c.email)
-                                 .join(USERS, USERS.c.id == CARTS.c.user_id)).all()
-            ordered = conn.execute(
-                sa.select(ORDER_ITEMS.c.product_id, ORDERS.c.id, ORDERS.c.created_at,
-                          USERS.c.email).distinct()
-                .join(ORDERS, ORDERS.c.id == ORDER_ITEMS.c.order_id)
-                .join(USERS, USERS.c.id == ORDERS.c.user_id)).all()
+        id counters above MySQL's ids, and mark the shop ready; returns the links written
+        (0 when the shop was ready already: MySQL's rows are stale by then). Run once the
+        flags are all `dynamodb_only` (MySQL no longer changes). The rows are streamed, so
+        memory does not grow with the tables."""
+        if self.is_ready():
+            return 0
         order_key = self.mappers["Order"].key
-        links = [self._link(p, "CART", u, {"PK": {"S": email}, "SK": {"S": f"CART#{p}"}})
-                 for p, u, email in lines] + \
-            [self._link(p, "ORDER", o, order_key({"id": o, "created_at": created,
-                                                  "user_email": email}))
-             for p, o, created, email in ordered]
+        lines = (sa.select(CARTS.c.product_id, CARTS.c.user_id, USERS.c.email)
+                 .join(USERS, USERS.c.id == CARTS.c.user_id))
+        ordered = (sa.select(ORDER_ITEMS.c.product_id, ORDERS.c.id, ORDERS.c.created_at,
+                             USERS.c.email).distinct()
+                   .join(ORDERS, ORDERS.c.id == ORDER_ITEMS.c.order_id)
+                   .join(USERS, USERS.c.id == ORDERS.c.user_id))
+        written = 0
+        with self.engine.connect() as conn:
+            streamed = conn.execution_options(yield_per=BATCH_WRITE_ITEMS)
+            for rows in streamed.execute(lines).partitions():
+                written += self._put_links([
+                    self._link(p, "CART", u, {"PK": {"S": email}, "SK": {"S": f"CART#{p}"}})
+                    for p, u, email in rows])
+        with self.engine.connect() as conn:
+            streamed = conn.execution_options(yield_per=BATCH_WRITE_ITEMS)
+            for chunk in streamed.execute(ordered).partitions():
+                written += self._put_links([
+                    self._link(p, "ORDER", o, order_key({"id": o, "created_at": created,
+                                                         "user_email": email}))
+                    for p, o, created, email in chunk])
+        for allocator in self.ids.values():
+            allocator.start()
+        self._toolkit.ensure()
+        self.ddb.call("PutItem", TableName=self._toolkit.name,
+                      Item={**self._ready_key(), "at": {"S": _now().isoformat() + "Z"}})
+        self._ready = True
+        return written
+
+    def _put_links(self, links: list[Item]) -> int:
         table = self.ddb.table_name("Products")
         for start in range(0, len(links), BATCH_WRITE_ITEMS):
             first = {table: [{"PutRequest": {"Item": link}}
@@ -212,12 +232,6 @@ class ShopWrites:
                                                                    RequestItems=request),
                                      first, lambda left: left):
                 pass
-        for allocator in self.ids.values():
-            allocator.start()
-        self._toolkit.ensure()
-        self.ddb.call("PutItem", TableName=self._toolkit.name,
-                      Item={**self._ready_key(), "at": {"S": _now().isoformat() + "Z"}})
-        self._ready = True
         return len(links)
 
     def forget_ready(self) -> None:

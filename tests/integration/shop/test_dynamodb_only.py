@@ -64,6 +64,7 @@ def enter(shop: Shop) -> Shop:
                 "SELECT COUNT(*) FROM (SELECT DISTINCT order_id, product_id FROM order_items) d"
             )).scalar_one())
     assert shop.enter_dynamodb_only() == expected
+    assert shop.enter_dynamodb_only() == 0, "entered once: MySQL's rows are stale since"
     return shop
 
 
