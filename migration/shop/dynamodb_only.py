@@ -489,8 +489,9 @@ class ShopWrites:
                 if any(link["SK"]["S"].startswith(f"{HELD_PREFIX}ORDER#") for link in links):
                     raise InUse("user", {"id": user_id}, "order_items")
                 remove("Products", product)
-                for line in self._held(product_id, links):
-                    remove("Users", line)
+                for _, line in self._held(product_id, links):
+                    if line is not None:
+                        remove("Users", line)
                 for link in links:
                     unlink(str(product_id), link["SK"]["S"])
             for held in self._query("Users", old["email"]):
@@ -577,10 +578,12 @@ class ShopWrites:
                 raise _Retry
         return user, line
 
-    def _held(self, product_id: int, links: Sequence[Item]) -> list[Item]:
-        """The cart lines and orders the links name, read consistently: first where each
-        link says its holder is, then, for holders that moved since (an email change),
-        through the index."""
+    def _held(self, product_id: int, links: Sequence[Item]) -> list[tuple[Item, Item | None]]:
+        """Each link with the cart line or order it names, read consistently: first where
+        the link says its holder is, then, for holders that moved since (an email change),
+        through the index. None: the holder is gone (a stale link, say from rows MySQL held
+        at the switch that DynamoDB never had); its writer drops the link, its product's
+        version guarding against a holder added meanwhile."""
         def where(link: Item) -> Item:
             kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
             sk = f"CART#{product_id}" if kind == "CART" else link["sk"]["S"]
@@ -588,26 +591,27 @@ class ShopWrites:
 
         keys = [where(link) for link in links if "at" in link]
         found = self._batch_get("Users", keys)
-        held = []
+        held: list[tuple[Item, Item | None]] = []
         for link in links:
             kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
             item = found.get((link["at"]["S"], where(link)["SK"]["S"])) if "at" in link else None
             if item is None:
                 if kind == "CART":
-                    item = self._cart_line(int(holder), product_id)[1]
+                    with contextlib.suppress(NotFound):  # the user is gone
+                        item = self._cart_line(int(holder), product_id)[1]
                 else:
                     item = self._by_id("Users", "GSI3", "ORDER", int(holder))
-                if item is None:
-                    raise _Retry  # a holder the index has not caught up with
-            held.append(item)
+            held.append((link, item))
         return held
 
     def _rewrite_holders(self, operation: str, tx: TransactionBuilder, product_id: int,
                          product: Mapping[str, Any]) -> None:
         links = self._holders(product_id)
         self._count(operation, len(tx) + len(links))
-        for held in self._held(product_id, links):
-            if held["SK"]["S"].startswith("CART#"):
+        for link, held in self._held(product_id, links):
+            if held is None:
+                tx.delete("Products", {"PK": link["PK"], "SK": link["SK"]})
+            elif held["SK"]["S"].startswith("CART#"):
                 line = held
                 record = {**self._values("CartItem", line), "user_email": line["PK"]["S"],
                           "product_name": product["name"], "product_price": product["price"]}
@@ -636,11 +640,9 @@ class ShopWrites:
             self._count(operation, 1 + 2 * len(links))
             tx = self._tx()
             self._remove(tx, "Products", read)
-            for link in links:
-                _, line = self._cart_line(int(link["holder"]["N"]), product_id)
-                if line is None:
-                    raise _Retry
-                self._remove(tx, "Users", line)
+            for link, line in self._held(product_id, links):
+                if line is not None:
+                    self._remove(tx, "Users", line)
                 tx.delete("Products", {"PK": link["PK"], "SK": link["SK"]})
             tx.commit()
 

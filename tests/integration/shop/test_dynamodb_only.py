@@ -149,8 +149,13 @@ def test_an_email_change_and_a_product_change_keep_the_copies_current(native: Sh
 
     # A product change rewrites the cart lines and orders holding it.
     product_id, seller_id = a_product_in_carts_and_orders(native)
+    # A link whose holder is gone (a row MySQL held that DynamoDB never had) is dropped.
+    stale = native.writes._link(product_id, "CART", 10**8,
+                                {"PK": {"S": "nobody@example.org"}, "SK": {"S": "CART#1"}})
+    native.ddb.call("PutItem", TableName=native.ddb.table_name("Products"), Item=stale)
     native.products.update_product(product_id, seller_id, {"price": "123.45",
                                                            "name": "Renamed product"})
+    assert stale["SK"] not in [link["SK"] for link in native.writes._holders(product_id)]
     with native.engine.connect() as conn:
         holders = [int(u) for u in conn.scalars(sa.text(
             "SELECT user_id FROM shopping_carts WHERE product_id = :p"), {"p": product_id})]
