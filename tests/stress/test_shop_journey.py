@@ -31,7 +31,7 @@ from tests.conftest import make_shop
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb, pytest.mark.slow]
 
 WRITERS = 3
-PER_PHASE = 6  # writes each writer has acknowledged in a phase before the next switch
+PER_PHASE = 4  # writes each writer has acknowledged in a phase before the next switch
 
 
 class Writer:
