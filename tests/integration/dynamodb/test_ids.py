@@ -71,7 +71,7 @@ def test_without_mysql_the_counter_must_have_been_started(things: Engine, ddb: D
 
 def test_concurrent_allocators_in_threads_never_share_an_id(things: Engine,
                                                             ddb: DynamoDB) -> None:
-    threads, per_thread = 8, 80
+    threads, per_thread = 8, 50
     barrier = threading.Barrier(threads)
     taken: list[list[int]] = [[] for _ in range(threads)]
 
@@ -121,7 +121,7 @@ def _allocate(settings: Settings, url: str, block: int, count: int,
 def test_concurrent_allocators_in_processes_never_share_an_id(things: Engine,
                                                               ddb: DynamoDB) -> None:
     context = multiprocessing.get_context("spawn")
-    processes = 3
+    processes = 2
     barrier = context.Barrier(processes)
     out = context.Queue()
     url = things.url.render_as_string(hide_password=False)
