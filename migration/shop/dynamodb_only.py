@@ -64,6 +64,7 @@ from migration.dynamodb.transactions import (
     DuplicateItemInTransaction,
     TransactionBuilder,
     TransactionConditionFailed,
+    TransactionConflicted,
     TransactionItemExists,
 )
 from migration.errors import Terminal, Transient
@@ -372,7 +373,7 @@ class ShopWrites:
         for attempt in range(1, self.attempts + 1):
             try:
                 return write()
-            except (TransactionConditionFailed, _Retry):
+            except (TransactionConditionFailed, TransactionConflicted, _Retry):
                 # A create that found its item (two writers adding one cart line) too:
                 # read again and the line is there to add to.
                 self.retries += 1
