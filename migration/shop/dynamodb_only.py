@@ -368,8 +368,9 @@ class ShopWrites:
         """Run `write` (reads, then one transaction) until it commits: a condition that
         failed means another writer changed what it read, so it reads again."""
         if not self.is_ready():
-            raise ShopNotReady(f"{operation}: the shop is entering dynamodb_only (its holder "
-                               "links are being written); retry shortly")
+            raise ShopNotReady(f"{operation}: the shop is not ready for dynamodb_only: it is "
+                               "entering it (retry shortly), or a flag was moved by hand; "
+                               "the shop enters as a whole with Shop.enter_dynamodb_only()")
         for attempt in range(1, self.attempts + 1):
             try:
                 return write()
