@@ -28,11 +28,12 @@ from pydantic import SecretStr  # noqa: E402
 
 from migration.contract import load_contract  # noqa: E402
 from migration.dynamodb.client import DynamoDB  # noqa: E402
+from migration.dynamodb.ids import IdAllocator  # noqa: E402
 from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
 from migration.settings import Settings  # noqa: E402
-from migration.shop import SHOP_CONTRACT, schema  # noqa: E402
-from migration.shop.dual_write import SHOP_ENTITIES, Shop  # noqa: E402
+from migration.shop import schema  # noqa: E402
+from migration.shop.dual_write import SHOP_ENTITIES, Shop, shop_contract_path  # noqa: E402
 from migration.shop.repositories import NotFound  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
@@ -233,7 +234,7 @@ def dual_writing_shop(settings: Settings, users: int) -> Shop:
     engine = create_engine(settings)
     seed(engine, users)
     engine.dispose()
-    contract = load_contract(settings.contract or SHOP_CONTRACT)
+    contract = load_contract(shop_contract_path(settings))
     ddb = DynamoDB(settings)
     apply(contract, ddb)
     shop = Shop(settings, contract=contract, ddb=ddb)
@@ -316,8 +317,52 @@ def run(settings: Settings, repeat: int, users: int) -> int:
               f"{added / put_median:>13.2f} {fenced[op] - unfenced[op]:>6.2f}")
     print("'fence' = median with the fence minus median without it, the two alternating call "
           "by call")
+    print_allocation(shop, repeat)
+    print_dynamodb_only(shop, ops, repeat, {op: phases["dual_write"][0]
+                                            for op, phases in results.items()})
     shop.close()
     return 0
+
+
+def print_dynamodb_only(shop: Shop, ops: dict[str, tuple[Step, Step]], repeat: int,
+                        dual_write: dict[str, float]) -> None:
+    """The same operations once the shop is `dynamodb_only` (DynamoDB alone, through
+    transactions; see `migration.shop.dynamodb_only`), next to their dual-write medians."""
+    # The mysql_only rounds above left DynamoDB behind MySQL: bring it up to date first,
+    # as a migration does (reconcile clean) before its last step.
+    for flag in SHOP_ENTITIES:
+        shop.flags.set_phase(flag, "dual_write")
+    with shop.engine.connect() as conn:
+        for entity in shop.contract.source_entities():
+            reader = RecordReader(shop.contract, entity)
+            for chunk in reader.stream(conn, chunk_size=500):
+                shop.sync.sync_roots({entity.name: [reader.root_of(r) for r in chunk]})
+    links = shop.enter_dynamodb_only()
+    print(f"dynamodb_only (entered: {links} holder links written); times in ms")
+    print(f"{'operation':<50} {'dynamodb_only med/p99':>22} {'dual_write med':>15} "
+          f"{'calls incl. prep':>17}")
+    for op, step in ops.items():
+        measure(step, 3, shop.ddb)
+        calls = sum(shop.ddb.calls.values())
+        samples, _ = measure(step, repeat, shop.ddb)
+        per_call = (sum(shop.ddb.calls.values()) - calls) / repeat
+        median, p99 = stats(samples)
+        print(f"{op:<50} {median:>10.2f} /{p99:>10.2f} {dual_write[op]:>15.2f} {per_call:>17.1f}")
+
+
+def print_allocation(shop: Shop, repeat: int) -> None:
+    """The cost of an id in `dynamodb_only` (see `migration.dynamodb.ids`): one counter
+    update per block, so per id it falls with the block size."""
+    count = max(repeat * 5, 500)
+    for block in (1, 100):
+        allocator = IdAllocator(shop.ddb, "orders", engine=shop.engine, block=block)
+        allocator.next()  # the first call reads MySQL and raises the counter: not timed
+        started = time.perf_counter()
+        for _ in range(count):
+            allocator.next()
+        per_id = (time.perf_counter() - started) / count * 1e6
+        print(f"dynamodb_only id allocation, block {block:>3}: {per_id:8.1f} us per id "
+              f"({allocator.counter_updates} counter updates for {count + 1} ids)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ transaction, then to every DynamoDB item the contract says the change affects
 order and cart line of theirs; a product rename rewrites the carts and orders
 holding it; a category rename moves its children; MySQL's own cascades are
 followed. Each entity's phase (`wrappers.flags`) says whether DynamoDB follows
-and where reads come from.
+and where reads come from. In `dynamodb_only` the writes go to DynamoDB alone
+(`migration.shop.dynamodb_only`); the whole shop enters it together
+(`Shop.enter_dynamodb_only`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from migration.dynamodb.client import DynamoDB
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.dynamodb import DynamoDBShopReads
+from migration.shop.dynamodb_only import ShopWrites, enter_dynamodb_only
 from migration.shop.repositories import (
     CartLine,
     CategoryRecord,
@@ -60,19 +63,23 @@ class UsersWrapper(ShopWrapper):
     def create(self, data: Mapping[str, Any]) -> int:
         return self._write("users.create", [Touch("users", values=dict(data))],
                            lambda conn: MySQLUserRepository(conn).create(data),
-                           created=lambda user_id: [("users", (user_id,))])
+                           created=lambda user_id: [("users", (user_id,))],
+                           dynamodb=lambda: self.shop.writes.create_user(data))
 
     def update(self, user_id: int, data: Mapping[str, Any]) -> None:
         self._write("users.update", [Touch("users", (user_id,), dict(data))],
-                    lambda conn: MySQLUserRepository(conn).update(user_id, data))
+                    lambda conn: MySQLUserRepository(conn).update(user_id, data),
+                    dynamodb=lambda: self.shop.writes.update_user(user_id, data))
 
     def delete(self, user_id: int) -> None:
         self._write("users.delete", [Touch("users", (user_id,), delete=True)],
-                    lambda conn: MySQLUserRepository(conn).delete(user_id))
+                    lambda conn: MySQLUserRepository(conn).delete(user_id),
+                    dynamodb=lambda: self.shop.writes.delete_user(user_id))
 
     def upgrade_to_seller(self, user_id: int) -> None:
         self._write("users.upgrade_to_seller", [Touch("users", (user_id,), {"is_seller": 1})],
-                    lambda conn: MySQLUserRepository(conn).upgrade_to_seller(user_id))
+                    lambda conn: MySQLUserRepository(conn).upgrade_to_seller(user_id),
+                    dynamodb=lambda: self.shop.writes.upgrade_to_seller(user_id))
 
     def get(self, user_id: int) -> UserRecord | None:
         return self._read("users.get", (user_id,),
@@ -100,23 +107,27 @@ class ProductsWrapper(ShopWrapper):
         return self._write(
             "products.create_product", [Touch("products", values={**data, "seller_id": seller_id})],
             lambda conn: MySQLProductRepository(conn).create_product(seller_id, data),
-            created=lambda product_id: [("products", (product_id,))])
+            created=lambda product_id: [("products", (product_id,))],
+            dynamodb=lambda: self.shop.writes.create_product(seller_id, data))
 
     def update_product(self, product_id: int, seller_id: int, data: Mapping[str, Any]) -> None:
         self._write("products.update_product", [Touch("products", (product_id,), dict(data))],
                     lambda conn: MySQLProductRepository(conn).update_product(
-                        product_id, seller_id, data))
+                        product_id, seller_id, data),
+                    dynamodb=lambda: self.shop.writes.update_product(product_id, seller_id, data))
 
     def delete_product(self, product_id: int, seller_id: int) -> None:
         self._write("products.delete_product", [Touch("products", (product_id,), delete=True)],
                     lambda conn: MySQLProductRepository(conn).delete_product(product_id,
-                                                                             seller_id))
+                                                                             seller_id),
+                    dynamodb=lambda: self.shop.writes.delete_product(product_id, seller_id))
 
     def update_inventory(self, product_id: int, quantity: int) -> None:
         self._write("products.update_inventory",
                     [Touch("products", (product_id,), {"inventory_quantity": quantity})],
                     lambda conn: MySQLProductRepository(conn).update_inventory(product_id,
-                                                                               quantity))
+                                                                               quantity),
+                    dynamodb=lambda: self.shop.writes.update_inventory(product_id, quantity))
 
     def get_product(self, product_id: int) -> ProductRecord | None:
         return self._read(
@@ -147,7 +158,8 @@ class OrdersWrapper(ShopWrapper):
             "orders.create_order",
             [Touch("orders", values={"user_id": user_id, "total_amount": total_amount})],
             lambda conn: MySQLOrderRepository(conn).create_order(user_id, total_amount),
-            created=lambda order_id: [("orders", (order_id,))])
+            created=lambda order_id: [("orders", (order_id,))],
+            dynamodb=lambda: self.shop.writes.create_order(user_id, total_amount))
 
     def create_order_item(self, order_id: int, product_id: int, quantity: int,
                           price_at_time: Decimal) -> int:
@@ -157,12 +169,15 @@ class OrdersWrapper(ShopWrapper):
             "orders.create_order_item", [Touch("order_items", values=values)],
             lambda conn: MySQLOrderRepository(conn).create_order_item(
                 order_id, product_id, quantity, price_at_time),
-            created=lambda item_id: [("order_items", (item_id,))])
+            created=lambda item_id: [("order_items", (item_id,))],
+            dynamodb=lambda: self.shop.writes.create_order_item(order_id, product_id, quantity,
+                                                                price_at_time))
 
     def update_order_status(self, order_id: int, status: str) -> None:
         self._write("orders.update_order_status", [Touch("orders", (order_id,),
                                                          {"status": status})],
-                    lambda conn: MySQLOrderRepository(conn).update_order_status(order_id, status))
+                    lambda conn: MySQLOrderRepository(conn).update_order_status(order_id, status),
+                    dynamodb=lambda: self.shop.writes.update_order_status(order_id, status))
 
     def get_order(self, order_id: int) -> OrderRecord | None:
         return self._read(
@@ -185,15 +200,18 @@ class CategoriesWrapper(ShopWrapper):
     def create(self, data: Mapping[str, Any]) -> int:
         return self._write("categories.create", [Touch("categories", values=dict(data))],
                            lambda conn: MySQLCategoryRepository(conn).create(data),
-                           created=lambda category_id: [("categories", (category_id,))])
+                           created=lambda category_id: [("categories", (category_id,))],
+                           dynamodb=lambda: self.shop.writes.create_category(data))
 
     def update(self, category_id: int, data: Mapping[str, Any]) -> None:
         self._write("categories.update", [Touch("categories", (category_id,), dict(data))],
-                    lambda conn: MySQLCategoryRepository(conn).update(category_id, data))
+                    lambda conn: MySQLCategoryRepository(conn).update(category_id, data),
+                    dynamodb=lambda: self.shop.writes.update_category(category_id, data))
 
     def delete(self, category_id: int) -> None:
         self._write("categories.delete", [Touch("categories", (category_id,), delete=True)],
-                    lambda conn: MySQLCategoryRepository(conn).delete(category_id))
+                    lambda conn: MySQLCategoryRepository(conn).delete(category_id),
+                    dynamodb=lambda: self.shop.writes.delete_category(category_id))
 
     def get(self, category_id: int) -> CategoryRecord | None:
         return self._read(
@@ -217,19 +235,23 @@ class CartWrapper(ShopWrapper):
         key = {"user_id": user_id, "product_id": product_id}
         self._write("cart.add_item", [Touch("shopping_carts", (user_id, product_id), key)],
                     lambda conn: MySQLShoppingCartRepository(conn).add_item(
-                        user_id, product_id, quantity))
+                        user_id, product_id, quantity),
+                    dynamodb=lambda: self.shop.writes.add_item(user_id, product_id, quantity))
 
     def update_item_quantity(self, user_id: int, product_id: int, quantity: int) -> None:
         self._write("cart.update_item_quantity",
                     [Touch("shopping_carts", (user_id, product_id), {"quantity": quantity})],
                     lambda conn: MySQLShoppingCartRepository(conn).update_item_quantity(
-                        user_id, product_id, quantity))
+                        user_id, product_id, quantity),
+                    dynamodb=lambda: self.shop.writes.update_item_quantity(user_id, product_id,
+                                                                           quantity))
 
     def remove_item(self, user_id: int, product_id: int) -> None:
         self._write("cart.remove_item",
                     [Touch("shopping_carts", (user_id, product_id), delete=True)],
                     lambda conn: MySQLShoppingCartRepository(conn).remove_item(user_id,
-                                                                               product_id))
+                                                                               product_id),
+                    dynamodb=lambda: self.shop.writes.remove_item(user_id, product_id))
 
     def get_item(self, user_id: int, product_id: int) -> CartLine | None:
         return self._read(
@@ -250,7 +272,8 @@ class CartWrapper(ShopWrapper):
         return self._write("cart.clear_cart",
                            [Touch("users", (user_id,)),
                             Touch("shopping_carts", where={"user_id": user_id}, delete=True)],
-                           lambda conn: MySQLShoppingCartRepository(conn).clear_cart(user_id))
+                           lambda conn: MySQLShoppingCartRepository(conn).clear_cart(user_id),
+                           dynamodb=lambda: self.shop.writes.clear_cart(user_id))
 
 
 class Shop(DualWrite):
@@ -262,11 +285,18 @@ class Shop(DualWrite):
         super().__init__(settings, contract or load_contract(shop_contract_path(settings)),
                          ddb=ddb, policies=policies)
         self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
+        self.writes = ShopWrites(self.contract, self.ddb, self.engine)
         self.users = UsersWrapper(self)
         self.products = ProductsWrapper(self)
         self.orders = OrdersWrapper(self)
         self.categories = CategoriesWrapper(self)
         self.cart = CartWrapper(self)
+
+
+    def enter_dynamodb_only(self) -> int:
+        """Move the whole shop to `dynamodb_only` (see `migration.shop.dynamodb_only`):
+        the flags, sources first, then the holder links; returns the links written."""
+        return enter_dynamodb_only(self.flags, self.writes)
 
 
 def shop_contract_path(settings: Settings) -> Path:
