@@ -316,7 +316,7 @@ def _parse_template(source: str) -> tuple[str | Placeholder, ...]:
         name = name.strip()
         width: int | None = None
         if colon:
-            matched = _SPEC.match(spec.strip())
+            matched = _SPEC.match(spec)
             if matched is None:
                 raise KeyTemplateError(
                     source, f"placeholder {{{inner}}} has the format spec {spec!r}; the one "

@@ -99,12 +99,14 @@ class RegistrationEvents(DualWriteWrapper, EventRepository):
 
     def unregister(self, event_id: str, user_id: str,
                    idempotency_key: str | None = None) -> str | None:
-        # The whole waitlist of the event is touched: which entry is promoted (and so which
-        # registration appears) is only known under the lock.
+        # The touches say what may change, so that the before-image holds every item that
+        # may go: the user's registration, if any, is deleted; which waitlist entry leaves
+        # (theirs, or the first one, promoted) is only known under the lock, so the whole
+        # waitlist of the event is touched as leaving; the rows are re-read afterwards.
         touches = [Touch("events", (event_id,), {"event_id": event_id}),
-                   Touch("registrations", (event_id, user_id),
-                         {"event_id": event_id, "user_id": user_id}),
-                   Touch("waitlist_entries", where={"event_id": event_id})]
+                   Touch("registrations", (event_id, user_id), delete=True),
+                   Touch("waitlist_entries", where={"event_id": event_id},
+                         values={"position": None})]
         return self._write(
             "registrations.unregister", touches,
             lambda conn: _store.unregister(conn, event_id, user_id),
