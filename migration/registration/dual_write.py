@@ -16,7 +16,11 @@ wrapper follows the `event` flag, the user wrapper the `user` flag.
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from migration.contract import load_contract
 from migration.contract.model import Contract
@@ -30,9 +34,12 @@ from migration.registration.repositories import (
     UserRepository,
 )
 from migration.settings import Settings
+from migration.sync.dependencies import Key
 from migration.sync.engine import Touch
 from wrappers.base import DualWriteWrapper
 from wrappers.dual_write import DualWrite
+
+T = TypeVar("T")
 
 # Flag names (the contract's entity types in lower case) and the entities they govern.
 REGISTRATION_ENTITIES = {"user": "User", "event": "Event", "registration": "Registration",
@@ -147,18 +154,35 @@ def _as_sets(mysql: list[str], dynamodb: list[str]) -> dict[str, Any]:
 
 
 class RegistrationApp(DualWrite):
-    """The registration service's dual-write: `users` and `events` are its repositories."""
+    """The registration service's dual-write: `users` and `events` are its repositories.
+
+    A dual-write holds up to three connections of the engine's pool at once (its
+    transaction, the outbox's, the check for rows raced in), and writes of one event
+    queue on its row lock while holding the first. So that a burst of requests for one
+    event cannot take every connection and leave each holder waiting for a second, at
+    most a third of the pool's connections' worth of writes run at once; the others
+    wait for a slot before taking any.
+    """
 
     def __init__(self, settings: Settings | None = None,
-                 contract: Contract | None = None, **kwargs: Any):
+                 contract: Contract | None = None, *, pool_size: int = 20, **kwargs: Any):
         settings = settings or Settings()
         contract = contract or load_contract(settings.contract or REGISTRATION_CONTRACT)
-        super().__init__(settings, contract, **kwargs)
+        super().__init__(settings, contract, pool_size=pool_size, **kwargs)
+        # create_engine allows pool_size more connections as overflow.
+        self.write_slots = threading.BoundedSemaphore(max(1, 2 * pool_size // 3))
         table = contract.tables[0].name
         self.dynamodb_users = DynamoDBUserRepository(self.ddb, self.ddb.table_name(table))
         self.dynamodb_events = DynamoDBEventRepository(self.ddb, self.ddb.table_name(table))
         self.users = RegistrationUsers(self)
         self.events = RegistrationEvents(self)
+
+
+    def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
+            created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
+            entity: str | None = None) -> T:
+        with self.write_slots:
+            return super().run(operation, touches, write, created=created, entity=entity)
 
 
 def open_registration(settings: Settings | None = None, **kwargs: Any) -> RegistrationApp:
