@@ -10,14 +10,17 @@ Items (as the seed shows them, plus `next_position` on the event):
 
 How the rules hold with many writers and no lock:
 
-- Capacity: a registration is one TransactWriteItems of the event's counter update,
+- Capacity: a registration is one TransactWriteItems of the event's atomic counter
+  update,
   conditioned on `registered_count < capacity`, and the registration's put, conditioned
   on its absence (no double registration).
-- Waitlist: a position is taken from the event's atomic counter `next_position`; the
-  entry is put in one transaction with `waitlist_count + 1`, conditioned on the event
-  still being full, and with a check that the user holds no registration. A waitlist is
-  never left behind a free place: an unregistration that promotes nobody is conditioned
-  on `waitlist_count = 0`.
+- Waitlist: the entry takes the event's `next_position`, read before the user was
+  looked for in the line, and is put in one transaction with `waitlist_count + 1` and
+  `next_position + 1`, conditioned on the event still being full and its
+  `next_position` unchanged (optimistic locking on the tail of the line: positions are
+  taken in commit order, and a user cannot join twice), and with a check that the user
+  holds no registration. A waitlist is never left behind a free place: an
+  unregistration that promotes nobody is conditioned on `waitlist_count = 0`.
 - Promotion: one transaction deletes the leaving registration and the first waitlist
   entry (conditioned on both still existing: optimistic locking on the head of the
   line, so two unregistrations never promote one user twice), puts the promoted
@@ -224,21 +227,23 @@ class DynamoDBEventRepository(EventRepository):
             event = self._event_item(event_id)
             if event is None:
                 raise EntityNotFoundError(f"event {event_id!r} not found")
-            if self._registration(event_id, user_id) is not None:
-                raise AlreadyRegisteredError(f"user {user_id!r} is already registered for "
-                                             f"event {event_id!r}")
-            if self._waitlist_entry(event_id, user_id) is not None:
-                raise AlreadyRegisteredError(f"user {user_id!r} is already on the waitlist of "
-                                             f"event {event_id!r}")
+            registered = self._registration(event_id, user_id) is not None
+            if registered or self._waitlist_entry(event_id, user_id) is not None:
+                if token.stored(self.ddb) is not None:
+                    continue  # this very request made them a member: answer as it did
+                raise AlreadyRegisteredError(
+                    f"user {user_id!r} is already " + ("registered for" if registered else
+                                                       "on the waitlist of") +
+                    f" event {event_id!r}")
             if int(event["registered_count"]["N"]) < int(event["capacity"]["N"]):
                 result = self._try_register(event_id, user_id, token)
             elif not event["waitlist_enabled"]["BOOL"]:
                 raise EventFullError(f"event {event_id!r} is full and has no waitlist")
             else:
-                result = self._try_waitlist(event_id, user_id, token)
+                result = self._try_waitlist(event_id, user_id, token, event)
             if result is not None:
                 return result
-            pause(attempt, base=0.002, cap=0.05)
+            pause(attempt, base=0.01, cap=0.25)
         raise RegistrationError(f"registering {user_id!r} for {event_id!r} met contention "
                                 f"{MAX_ATTEMPTS} times; retry the request")
 
@@ -257,28 +262,33 @@ class DynamoDBEventRepository(EventRepository):
         try:
             self.ddb.call("TransactWriteItems", TransactItems=actions)
         except TransactionCancelled as err:
+            if token.stored(self.ddb) is not None:
+                return None  # the same request landed meanwhile: its answer is ours
             if _failed_at(err, 1):
                 raise AlreadyRegisteredError(f"user {user_id!r} is already registered for "
                                              f"event {event_id!r}") from err
             return None  # full meanwhile, a conflict, or our own retry landed: look again
         return RegistrationResult(RegistrationStatus.REGISTERED, message)
 
-    def _try_waitlist(self, event_id: str, user_id: str,
-                      token: _Idempotency) -> RegistrationResult | None:
-        # The atomic counter hands out each position once, whatever happens next.
-        taken = self.ddb.call(
-            "UpdateItem", TableName=self.table, Key=event_key(event_id),
-            UpdateExpression="SET next_position = if_not_exists(next_position, :one) + :one",
-            ReturnValues="UPDATED_NEW", ExpressionAttributeValues={":one": _n(1)})
-        position = int(taken["Attributes"]["next_position"]["N"]) - 1
+    def _try_waitlist(self, event_id: str, user_id: str, token: _Idempotency,
+                      event: Item) -> RegistrationResult | None:
+        # Optimistic locking on the tail of the line: the position is the one the event
+        # said was next when it was read, before the user was looked for in the line, and
+        # the transaction holds only if no entry was added since. So positions are taken
+        # in commit order, without gaps, and the same user cannot join twice.
+        position = int(event.get("next_position", _n(1))["N"])
         message = (f"event {event_id!r} is full: user {user_id!r} is on its waitlist at "
                    f"position {position}")
         actions = [
             {"Update": {"TableName": self.table, "Key": event_key(event_id),
-                        "UpdateExpression": "SET waitlist_count = waitlist_count + :one",
-                        "ConditionExpression": "registered_count >= #capacity",
+                        "UpdateExpression": "SET waitlist_count = waitlist_count + :one, "
+                                            "next_position = :next",
+                        "ConditionExpression": "registered_count >= #capacity AND "
+                                               "(next_position = :position OR "
+                                               "attribute_not_exists(next_position))",
                         "ExpressionAttributeNames": {"#capacity": "capacity"},
-                        "ExpressionAttributeValues": {":one": _n(1)}}},
+                        "ExpressionAttributeValues": {":one": _n(1), ":position": _n(position),
+                                                      ":next": _n(position + 1)}}},
             {"Put": {"TableName": self.table, "Item": waitlist_item(event_id, user_id, position),
                      "ConditionExpression": "attribute_not_exists(PK)"}},
             {"ConditionCheck": {"TableName": self.table,
@@ -288,6 +298,8 @@ class DynamoDBEventRepository(EventRepository):
         try:
             self.ddb.call("TransactWriteItems", TransactItems=actions)
         except TransactionCancelled as err:
+            if token.stored(self.ddb) is not None:
+                return None  # the same request landed meanwhile: its answer is ours
             if _failed_at(err, 2):
                 raise AlreadyRegisteredError(f"user {user_id!r} is already registered for "
                                              f"event {event_id!r}") from err
@@ -314,7 +326,7 @@ class DynamoDBEventRepository(EventRepository):
                 done, promoted = self._try_leave_waitlist(event_id, entry, token), None
             if done:
                 return promoted
-            pause(attempt, base=0.002, cap=0.05)
+            pause(attempt, base=0.01, cap=0.25)
         raise RegistrationError(f"unregistering {user_id!r} from {event_id!r} met contention "
                                 f"{MAX_ATTEMPTS} times; retry the request")
 
@@ -396,7 +408,15 @@ class DynamoDBEventRepository(EventRepository):
         return self._members(event_id, "WAIT#", limit)
 
     def _waitlist_entry(self, event_id: str, user_id: str) -> Item | None:
-        return next((i for i in self._waitlist(event_id) if i["user_id"]["S"] == user_id), None)
+        """The user's entry in the event's line: a consistent read of the line, filtered
+        on the server (the GSI would be cheaper, but is only eventually consistent)."""
+        found = self._query({"TableName": self.table, "ConsistentRead": True,
+                             "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+                             "FilterExpression": "user_id = :user",
+                             "ExpressionAttributeValues": {":pk": _s(f"EVENT#{event_id}"),
+                                                           ":prefix": _s("WAIT#"),
+                                                           ":user": _s(user_id)}})
+        return next(found, None)
 
     def registered_users(self, event_id: str) -> list[str]:
         return [str(i["user_id"]["S"]) for i in self._members(event_id, "REG#")]

@@ -141,3 +141,30 @@ def _check_items(app: RegistrationApp, registered: list[str], waitlist: list[str
     [meta] = [i for i in items if i["SK"]["S"] == "METADATA"]
     assert int(meta["registered_count"]["N"]) == len(registered)
     assert int(meta["waitlist_count"]["N"]) == len(waitlist)
+
+
+def test_retried_and_doubled_requests_register_once_in_dynamodb_only(
+        open_app: Callable[[str], RegistrationApp]) -> None:
+    app = open_app("dynamodb_only")
+    _add_users(app, ["first", "twin"], "dynamodb_only")
+    app.events.create(Event("small", "Small", 1, waitlist_enabled=True))
+    with serving(app) as base:
+        # One request retried 8 times at once (same Idempotency-Key): one answer, one member.
+        retried = at_once(8, lambda http, n: http.post(
+            f"{base}/events/small/registrations", json={"userId": "first"},
+            headers={"Idempotency-Key": "k-first"}))
+        assert {(a.status_code, a.json()["status"]) for a in retried} == {(201, "registered")}
+        assert len({a.json()["message"] for a in retried}) == 1
+        # The same user asking 8 times at once with different keys, on a full event: one
+        # place in the line, the other answers say so.
+        doubled = at_once(8, lambda http, n: http.post(
+            f"{base}/events/small/registrations", json={"userId": "twin"},
+            headers={"Idempotency-Key": f"k-twin-{n}"}))
+        assert sorted(a.status_code for a in doubled) == [201] + [400] * 7
+        assert app.events.waitlisted_users("small") == ["twin"]
+        event = httpx.get(f"{base}/events/small").json()
+        assert (event["registeredCount"], event["waitlistCount"]) == (1, 1)
+        # A key reused for another request is refused, not answered with the first answer.
+        reused = httpx.delete(f"{base}/events/small/registrations/twin",
+                              headers={"Idempotency-Key": "k-first"})
+        assert (reused.status_code, reused.json()["error"]) == (400, "ValidationError")
