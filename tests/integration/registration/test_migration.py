@@ -108,6 +108,8 @@ def test_dual_write_backfill_reconcile_and_shadow_reads(
     assert items["WAIT#00003#u0"]["GSI1SK"] == {"S": "WAITLISTED"}
     assert items["WAIT#00003#u0"]["position"] == {"N": "3"}
     assert items["REG#u6"]["GSI1SK"] == {"S": "REGISTERED"}
+    assert (items["REG#u6"]["status"], items["WAIT#00003#u0"]["status"]) == \
+        ({"S": "registered"}, {"S": "waitlisted"})
     meta = items["METADATA"]
     assert (meta["registered_count"], meta["waitlist_count"]) == ({"N": "2"}, {"N": "1"})
     assert (meta["name"], meta["title"], meta["entity_type"]) == \
