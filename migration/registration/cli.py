@@ -66,6 +66,11 @@ def db_downgrade(overrides: Overrides, revision: str) -> None:
 @pass_overrides
 def serve(overrides: Overrides, host: str, port: int, local: bool) -> None:
     """Serve the HTTP API (OpenAPI page at /docs); writes follow the entities' phases."""
-    from migration.registration.server import serve as run
+    try:
+        from migration.registration.server import serve as run
+    except ModuleNotFoundError as err:
+        raise click.ClickException(
+            f"the registration service needs {err.name}: "
+            "pip install 'mysql-dynamodb-migrate[registration]'") from err
 
     run(overrides.settings, host=host, port=port, local=local, echo=click.echo)

@@ -6,21 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
-from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
-from migration.registration.dual_write import REGISTRATION_ENTITIES, RegistrationApp
+from migration.registration.dual_write import RegistrationApp
 from migration.registration.schema import upgrade
-from migration.registration.server import service_app
 from migration.settings import Settings
+from tests.integration.registration.harness import set_phase
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
-
-
-def set_phase(app: RegistrationApp, phase: str) -> None:
-    for name in REGISTRATION_ENTITIES:
-        app.flags.set_phase(name, phase, caught_up=True)
 
 
 @pytest.fixture
@@ -45,12 +38,3 @@ def open_app(registration_settings: Settings) -> Iterator[Callable[[str], Regist
     yield make
     for app in opened:
         app.close()
-
-
-@pytest.fixture
-def table(registration_settings: Settings) -> str:
-    return DynamoDB(registration_settings).table_name("registration-system")
-
-
-def client_for(app: RegistrationApp) -> TestClient:
-    return TestClient(service_app(app), raise_server_exceptions=False)

@@ -8,8 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from migration.registration.dual_write import RegistrationApp
-
-from .conftest import client_for
+from tests.integration.registration.harness import client_for
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

@@ -22,8 +22,7 @@ from migration.registration.dual_write import RegistrationApp
 from migration.settings import Settings
 from migration.source.mysql import create_engine, server_url
 from tests.conftest import FIXTURES, fresh_database
-
-from .conftest import client_for, set_phase
+from tests.integration.registration.harness import client_for, set_phase
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

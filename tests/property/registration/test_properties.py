@@ -1,6 +1,6 @@
 """The seed's thirteen correctness properties of the registration service, each one
 Hypothesis test, on MariaDB and DynamoDB Local, in mysql_only, dual_write and
-dynamodb_only (see `conftest.examples` for how many examples each phase runs)."""
+dynamodb_only (see `harness.examples` for how many examples each phase runs)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from migration.registration.errors import (
     ValidationError,
 )
 from migration.registration.models import RegistrationResult
-
-from .conftest import World, examples
+from tests.property.registration.harness import World, examples
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 

@@ -19,8 +19,7 @@ from hypothesis.stateful import (
 
 from migration.registration.errors import RegistrationError
 from migration.registration.models import Event, RegistrationResult, User
-
-from .conftest import World
+from tests.property.registration.harness import World
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
