@@ -272,14 +272,45 @@ class DynamoDBEventRepository(EventRepository):
 
     def _try_waitlist(self, event_id: str, user_id: str, token: _Idempotency,
                       event: Item) -> RegistrationResult | None:
-        # Optimistic locking on the tail of the line: the position is the one the event
-        # said was next when it was read, before the user was looked for in the line, and
-        # the transaction holds only if no entry was added since. So positions are taken
-        # in commit order, without gaps, and the same user cannot join twice.
+        """Join the line, or None to look again from the start (no longer full, a conflict).
+
+        Optimistic locking on the tail of the line: the position is the one the event
+        said was next when it was read, before the user was looked for in the line, and
+        the transaction holds only if no entry was added since. So positions are taken in
+        commit order, without gaps, and the same user cannot join twice. When others
+        joined first, only their entries (from our position on) are searched for the
+        user before trying the next position: a long line is not read again each time."""
         position = int(event.get("next_position", _n(1))["N"])
-        message = (f"event {event_id!r} is full: user {user_id!r} is on its waitlist at "
-                   f"position {position}")
-        actions = [
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            message = (f"event {event_id!r} is full: user {user_id!r} is on its waitlist at "
+                       f"position {position}")
+            try:
+                self.ddb.call("TransactWriteItems",
+                              TransactItems=self._join_actions(event_id, user_id, position)
+                              + token.put(f"waitlisted|{message}"))
+            except TransactionCancelled as err:
+                if token.stored(self.ddb) is not None:
+                    return None  # the same request landed meanwhile: its answer is ours
+                if _failed_at(err, 2):
+                    raise AlreadyRegisteredError(f"user {user_id!r} is already registered for "
+                                                 f"event {event_id!r}") from err
+                fresh = self._event_item(event_id) if _failed_at(err, 0) else None
+                if fresh is None or \
+                        int(fresh["registered_count"]["N"]) < int(fresh["capacity"]["N"]):
+                    return None
+                if self._waitlist_entry(event_id, user_id, since=position) is not None:
+                    if token.stored(self.ddb) is not None:
+                        return None
+                    raise AlreadyRegisteredError(f"user {user_id!r} is already on the "
+                                                 f"waitlist of event {event_id!r}") from err
+                position = int(fresh.get("next_position", _n(1))["N"])
+                pause(attempt, base=0.01, cap=0.25)
+                continue
+            return RegistrationResult(RegistrationStatus.WAITLISTED, message)
+        return None
+
+    def _join_actions(self, event_id: str, user_id: str, position: int) -> list[Item]:
+        return [
             {"Update": {"TableName": self.table, "Key": event_key(event_id),
                         "UpdateExpression": "SET waitlist_count = waitlist_count + :one, "
                                             "next_position = :next",
@@ -293,18 +324,7 @@ class DynamoDBEventRepository(EventRepository):
                      "ConditionExpression": "attribute_not_exists(PK)"}},
             {"ConditionCheck": {"TableName": self.table,
                                 "Key": registration_key(event_id, user_id),
-                                "ConditionExpression": "attribute_not_exists(PK)"}},
-            *token.put(f"waitlisted|{message}")]
-        try:
-            self.ddb.call("TransactWriteItems", TransactItems=actions)
-        except TransactionCancelled as err:
-            if token.stored(self.ddb) is not None:
-                return None  # the same request landed meanwhile: its answer is ours
-            if _failed_at(err, 2):
-                raise AlreadyRegisteredError(f"user {user_id!r} is already registered for "
-                                             f"event {event_id!r}") from err
-            return None
-        return RegistrationResult(RegistrationStatus.WAITLISTED, message)
+                                "ConditionExpression": "attribute_not_exists(PK)"}}]
 
     # -- unregistration ------------------------------------------------------------
     def unregister(self, event_id: str, user_id: str,
@@ -407,15 +427,18 @@ class DynamoDBEventRepository(EventRepository):
     def _waitlist(self, event_id: str, limit: int | None = None) -> Iterator[Item]:
         return self._members(event_id, "WAIT#", limit)
 
-    def _waitlist_entry(self, event_id: str, user_id: str) -> Item | None:
-        """The user's entry in the event's line: a consistent read of the line, filtered
-        on the server (the GSI would be cheaper, but is only eventually consistent)."""
+    def _waitlist_entry(self, event_id: str, user_id: str, since: int = 0) -> Item | None:
+        """The user's entry in the event's line (from position `since` on): a consistent
+        read of the line, filtered on the server (the GSI would be cheaper, but is only
+        eventually consistent)."""
+        # 'WAIT$' sorts right after every 'WAIT#...' key.
         found = self._query({"TableName": self.table, "ConsistentRead": True,
-                             "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+                             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
                              "FilterExpression": "user_id = :user",
-                             "ExpressionAttributeValues": {":pk": _s(f"EVENT#{event_id}"),
-                                                           ":prefix": _s("WAIT#"),
-                                                           ":user": _s(user_id)}})
+                             "ExpressionAttributeValues": {
+                                 ":pk": _s(f"EVENT#{event_id}"), ":user": _s(user_id),
+                                 ":low": _s(f"WAIT#{since:0{POSITION_DIGITS}d}"),
+                                 ":high": _s("WAIT$")}})
         return next(found, None)
 
     def registered_users(self, event_id: str) -> list[str]:
