@@ -11,8 +11,10 @@ models, and its error mapping, exactly.
 
 Every error answers `{"error": <type>, "message": <what went wrong>}`; an unexpected
 one is logged with its traceback and never shows it to the client. FastAPI's own 422
-for a malformed body is replaced by the seed's 400. Writes accept an `Idempotency-Key`
-header: a retried request with the same key gets its first answer.
+for a malformed body is replaced by the seed's 400. Registering and unregistering
+accept an `Idempotency-Key` header: in `dynamodb_only` a retried request with the same
+key gets its first answer (the MySQL phases have no table for the keys: there a retry
+of a registration that landed answers AlreadyRegisteredError).
 
 OpenAPI: `/openapi.json`, browsable at `/docs`.
 """
