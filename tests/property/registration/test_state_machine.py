@@ -1,6 +1,6 @@
 """A rule-based state machine of the registration service (create users and events,
 register, unregister, query) checked step by step against a plain in-memory model, on
-the real stores, in mysql_only and dynamodb_only."""
+the real stores, in mysql_only, dual_write and dynamodb_only."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def outcome(call: object) -> str:
     return f"promoted:{result}"
 
 
-@pytest.mark.parametrize("phase, runs", [("mysql_only", 25), ("dynamodb_only", 4)])
+@pytest.mark.parametrize("phase, runs", [("mysql_only", 25), ("dual_write", 3), ("dynamodb_only", 4)])
 def test_the_service_behaves_as_its_model(worlds: object, phase: str, runs: int) -> None:
     world: World = worlds(phase)  # type: ignore[operator]
     service = world.service
