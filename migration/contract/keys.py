@@ -2,7 +2,11 @@
 
 A template such as ``ORDER#{created_at}#{id}`` is literal text with
 placeholders. ``{parent_name|ROOT}`` gives a placeholder a default used when the
-value is NULL. Formatting refuses values that would make the key impossible to
+value is NULL. ``{position:05d}`` gives an integer placeholder a fixed width, padded
+with zeros (``WAIT#00005#user789``), so that text order is number order; ``0Nd`` is
+the one format spec there is, and a value that does not fit its width (or is not a
+whole number of zero or more) is refused rather than silently breaking that order.
+Formatting refuses values that would make the key impossible to
 parse back (an empty value, a value containing the delimiter that follows its
 placeholder, a value equal to the placeholder's default): a key that cannot be
 parsed is a silent corruption waiting to happen, so it is an error here.
@@ -22,12 +26,39 @@ from migration.errors import KeyTemplateError
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
+_SPEC = re.compile(r"^0([1-9][0-9]?)d$")
+
+
 @dataclass(frozen=True)
 class Placeholder:
-    """A `{name}` or `{name|DEFAULT}` slot in a key template."""
+    """A `{name}`, `{name|DEFAULT}` or `{name:0Nd}` slot in a key template; `width` is
+    the zero-padded width a `0Nd` spec gives (None: the value's own text)."""
 
     name: str
     default: str | None = None
+    width: int | None = None
+
+
+def padded(value: Any, width: int) -> str:
+    """A whole number of zero or more as exactly `width` digits (zeros in front)."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError(f"a {type(value).__name__} value cannot be a zero-padded number")
+    if isinstance(value, str):
+        if not value.isdigit() or not value.isascii():
+            raise ValueError(f"{value!r} is not a whole number")
+        number = int(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
+            raise ValueError(f"{value} is not a whole number")
+        number = int(value)
+    else:
+        number = value
+    if number < 0:
+        raise ValueError(f"{number} is negative: a zero-padded number must be 0 or more")
+    text = f"{number:0{width}d}"
+    if len(text) > width:
+        raise ValueError(f"{number} has more than {width} digits: widen the format spec")
+    return text
 
 
 # `normalize` rounds to its context's precision: the default (28 digits) would turn a
@@ -129,7 +160,8 @@ class KeyTemplate:
     @property
     def single_field(self) -> str | None:
         """The field name when the template is exactly one bare placeholder."""
-        if len(self.parts) == 1 and isinstance(self.parts[0], Placeholder):
+        if len(self.parts) == 1 and isinstance(self.parts[0], Placeholder) and \
+                self.parts[0].width is None:
             return self.parts[0].name
         return None
 
@@ -150,7 +182,9 @@ class KeyTemplate:
             value = values.get(part.name)
             kind = type(value)
             # Fast path for the common cases; every other value goes the careful way.
-            if kind is int:
+            if part.width is not None:
+                out.append(self._text_for(part, value))
+            elif kind is int:
                 out.append(str(value))
             elif kind is str and value and part.default is None and (
                     delimiter is None or delimiter not in value):
@@ -161,7 +195,8 @@ class KeyTemplate:
 
     def _text_for(self, part: Placeholder, value: Any) -> str:
         try:
-            text = key_text(value)
+            text = key_text(value) if part.width is None or value is None else \
+                padded(value, part.width)
         except (TypeError, ValueError) as err:
             raise KeyTemplateError(self.source, str(err), part.name) from err
         if text is None:
@@ -234,6 +269,11 @@ class KeyTemplate:
             text = key[pos:end]
             if text == "":
                 raise KeyTemplateError(self.source, f"key {key!r} has an empty value", part.name)
+            if part.width is not None and text != part.default:
+                if len(text) != part.width or not text.isdigit() or not text.isascii():
+                    raise KeyTemplateError(self.source, f"key {key!r} holds {text!r} where "
+                                           f"{part.width} digits belong", part.name)
+                text = str(int(text))
             values[part.name] = None if part.default is not None and text == part.default else text
             pos = end
         if pos != len(key):
@@ -272,7 +312,17 @@ def _parse_template(source: str) -> tuple[str | Placeholder, ...]:
         if "{" in inner:
             raise KeyTemplateError(source, f"unclosed '{{' at position {i}")
         name, _, default = inner.partition("|")
+        name, colon, spec = name.partition(":")
         name = name.strip()
+        width: int | None = None
+        if colon:
+            matched = _SPEC.match(spec)
+            if matched is None:
+                raise KeyTemplateError(
+                    source, f"placeholder {{{inner}}} has the format spec {spec!r}; the one "
+                    "spec a key template knows is 0Nd, a zero-padded integer of N digits "
+                    "(1-99), e.g. {position:05d}")
+            width = int(matched.group(1))
         if not name:
             raise KeyTemplateError(source, f"empty placeholder '{{{inner}}}' at position {i}")
         if not _NAME.match(name):
@@ -288,7 +338,7 @@ def _parse_template(source: str) -> tuple[str | Placeholder, ...]:
                 f"placeholders {{{parts[-1].name}}} and {{{name}}} are adjacent: "
                 "nothing separates their values",
             )
-        parts.append(Placeholder(name, default if "|" in inner else None))
+        parts.append(Placeholder(name, default if "|" in inner else None, width))
         i = close + 1
     if literal:
         parts.append("".join(literal))

@@ -41,15 +41,25 @@ STREAM_VIEW_TYPES = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"
 ENCRYPTION_TYPES = ("DEFAULT", "KMS")
 
 
+CONSTANT_FIELD_TYPES = {"string": (str,), "integer": (int,), "decimal": (int, float),
+                        "boolean": (bool,)}
+
+
 @dataclass(frozen=True)
 class Field:
-    """One attribute of an entity's items; `column` is where a source row holds it."""
+    """One attribute of an entity's items; `column` is where a source row holds it, or
+    `value` is what every item of the entity holds (a constant: no column)."""
 
     name: str
     type: str
     required: bool = False
     item_type: str | None = None
     column: str | None = None
+    value: str | int | float | bool | None = None
+
+    @property
+    def is_constant(self) -> bool:
+        return self.value is not None
 
     @property
     def source_name(self) -> str:

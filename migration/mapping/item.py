@@ -175,8 +175,13 @@ class ItemMapper:
             {s.attribute for _, group in index_slots for s in group}
         self._fields: tuple[tuple[str, str, Converter], ...] = tuple(
             (f.name, f.source_name, converter_for(f.type))
-            for f in entity.fields if f.name not in key_attributes
+            for f in entity.fields if f.name not in key_attributes and not f.is_constant
         )
+        # Constant fields: every item holds the contract's value, whatever the row.
+        self._constants: tuple[tuple[str, AttributeValue], ...] = tuple(
+            (f.name, converted) for f in entity.fields
+            if f.is_constant and f.name not in key_attributes
+            and (converted := converter_for(f.type)(f.value)) is not None)
         self._field_types = {f.name: f.type for f in entity.fields}
         self._type_value = {"S": entity.entity_type}
         # Names and keys at their largest, counted once.
@@ -295,6 +300,8 @@ class ItemMapper:
                     bound += 64
                 else:
                     bound += wire_size(converted)
+        for name, constant in self._constants:
+            item[name] = constant
         item[self.type_attribute] = self._type_value
         if self._owned:
             owner = self.owner(record)

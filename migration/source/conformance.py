@@ -336,6 +336,8 @@ class _Check:
         for j, fld in enumerate(entity.fields):
             fpath = f"{path}.fields[{j}]"
             name = fld.source_name
+            if fld.is_constant:
+                continue  # no column: every item holds the contract's value
             if name in embeds:
                 if fld.type != "array":
                     self.report("error", f"{fpath}.type", f"embed {name!r} is a list of maps: "

@@ -83,7 +83,7 @@ class RecordReader:
         derived = set(self.source.derived_names)
         needed: dict[str, None] = dict.fromkeys(self.source.primary_key)
         for field in entity.fields:
-            if field.source_name not in derived:
+            if field.source_name not in derived and not field.is_constant:
                 needed[field.source_name] = None
         for template in [entity.pk, entity.sk] + [t for k in entity.index_keys
                                                   for t in k.templates]:

@@ -49,7 +49,7 @@ _PATTERN_KEYS = {
 _ROOT_KEYS = {"tables", "cross_table_access_patterns", "entity_type_attribute",
               "version_attribute", "description", "version"}
 _TABLE_KEYS = {"table_config", "gsi_list", "lsi_list", "entities", "description"}
-_FIELD_KEYS = {"name", "type", "required", "item_type", "column", "description"}
+_FIELD_KEYS = {"name", "type", "required", "item_type", "column", "description", "value"}
 _SOURCE_KEYS = {"table", "primary_key", "lookups", "embeds", "aggregates", "unique"}
 _LOOKUP_KEYS = {"table", "on", "column"}
 _EMBED_KEYS = {"table", "on", "columns", "order_by", "primary_key", "lookups", "limit"}

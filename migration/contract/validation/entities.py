@@ -10,6 +10,7 @@ from typing import Any
 
 from migration.contract.keys import KeyTemplate
 from migration.contract.model import (
+    CONSTANT_FIELD_TYPES,
     FIELD_TYPES,
     Entity,
     Field,
@@ -188,9 +189,33 @@ class EntityChecks(SourceChecks, PatternChecks):
             if ftype == "array" and item_type is None and "item_type" not in data:
                 self.error(f"{fpath}.item_type", "an array field needs an item_type")
             column = self.string(data, "column", fpath, required=False)
+            value = self.constant(data, fpath, ftype, column)
             out.append(Field(name=name, type=ftype, required=required, item_type=item_type,
-                             column=column))
+                             column=column, value=value))
         return tuple(out)
+
+    def constant(self, data: dict[str, Any], fpath: str, ftype: str,
+                 column: str | None) -> str | int | float | bool | None:
+        """A field's `value`: what every item holds (`status: registered`), no column."""
+        if "value" not in data:
+            return None
+        value = data["value"]
+        kinds = CONSTANT_FIELD_TYPES.get(ftype)
+        if kinds is None:
+            self.error(f"{fpath}.value", f"a {ftype} field cannot be a constant: a constant is "
+                       f"a {', '.join(CONSTANT_FIELD_TYPES)}")
+            return None
+        if column is not None:
+            self.error(f"{fpath}.value", "a field is read from a column or is a constant "
+                       "value, not both: drop `column` or `value`")
+            return None
+        if value is None or not isinstance(value, kinds) or \
+                (ftype != "boolean" and isinstance(value, bool)):
+            self.error(f"{fpath}.value", f"a {ftype} field's constant value must be of type {ftype}, "
+                       f"got {_kind(value)}")
+            return None
+        assert isinstance(value, str | int | float | bool)
+        return value
 
     # -- sources ------------------------------------------------------------------
 

@@ -1,0 +1,196 @@
+"""The registration service on the toolkit: `RegistrationApp(DualWrite)` and its two
+repositories as `DualWriteWrapper`s.
+
+Every write runs the MySQL statements of `MySQLRegistrationStore` inside the sync
+engine's transaction (`migration.sync.engine`): the event row is locked first, the
+rules are checked under that lock, and in `dual_write`, `shadow_read` and
+`dynamodb_read` the seed's items (the event with its counts, registrations, waitlist
+entries with their zero-padded positions) follow in DynamoDB. In `dynamodb_only` each
+write takes its DynamoDB path (`migration.registration.dynamodb`) and MySQL is no
+longer written. Reads go where the phase says.
+
+The four entities (flags `user`, `event`, `registration`, `waitlist`) read each
+other's rows in one operation, so they move between phases together: the event
+wrapper follows the `event` flag, the user wrapper the `user` flag.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from migration.contract import load_contract
+from migration.contract.model import Contract
+from migration.dynamodb.client import DynamoDB
+from migration.registration import REGISTRATION_CONTRACT
+from migration.registration.dynamodb import DynamoDBEventRepository, DynamoDBUserRepository
+from migration.registration.models import Event, RegistrationResult, User
+from migration.registration.repositories import (
+    EventRepository,
+    MySQLRegistrationStore,
+    UserRepository,
+)
+from migration.settings import Settings
+from migration.sync.dependencies import Key
+from migration.sync.engine import Touch
+from wrappers.base import DualWriteWrapper
+from wrappers.dual_write import DualWrite
+
+T = TypeVar("T")
+
+# Flag names (the contract's entity types in lower case) and the entities they govern.
+REGISTRATION_ENTITIES = {"user": "User", "event": "Event", "registration": "Registration",
+                         "waitlist": "Waitlist"}
+
+_store = MySQLRegistrationStore
+
+
+class RegistrationUsers(DualWriteWrapper, UserRepository):
+    """Users, written through the sync engine; read by phase."""
+
+    flag = "user"
+
+    def __init__(self, app: RegistrationApp):
+        super().__init__(app)
+        self.dynamodb = app.dynamodb_users
+
+    def create(self, user: User) -> User:
+        return self._write(
+            "users.create",
+            [Touch("users", (user.user_id,), {"user_id": user.user_id, "name": user.name})],
+            lambda conn: _store.create_user(conn, user),
+            dynamodb=lambda: self.dynamodb.create(user))
+
+    def get(self, user_id: str) -> User | None:
+        return self._read("users.get", (user_id,),
+                          lambda: self._mysql(lambda c: _store.get_user(c, user_id)),
+                          lambda: self.dynamodb.get(user_id))
+
+
+class RegistrationEvents(DualWriteWrapper, EventRepository):
+    """Events, registrations and waitlists: each write one MySQL transaction under the
+    event's row lock (or, in `dynamodb_only`, one conditional DynamoDB transaction)."""
+
+    flag = "event"
+
+    def __init__(self, app: RegistrationApp):
+        super().__init__(app)
+        self.dynamodb = app.dynamodb_events
+
+    def create(self, event: Event) -> Event:
+        row = {"event_id": event.event_id, "title": event.title, "capacity": event.capacity}
+        return self._write("events.create", [Touch("events", (event.event_id,), row)],
+                           lambda conn: _store.create_event(conn, event),
+                           dynamodb=lambda: self.dynamodb.create(event))
+
+    def get(self, event_id: str) -> Event | None:
+        return self._read("events.get", (event_id,),
+                          lambda: self._mysql(lambda c: _store.get_event(c, event_id)),
+                          lambda: self.dynamodb.get(event_id))
+
+    def register(self, event_id: str, user_id: str,
+                 idempotency_key: str | None = None) -> RegistrationResult:
+        member = {"event_id": event_id, "user_id": user_id}
+        # The event row is locked first (it is touched first): every writer of its members
+        # takes turns on it. The member rows may not exist yet: upserts, re-read afterwards.
+        touches = [Touch("events", (event_id,), {"event_id": event_id}),
+                   Touch("registrations", (event_id, user_id), member),
+                   Touch("waitlist_entries", (event_id, user_id), member)]
+        return self._write("registrations.register", touches,
+                           lambda conn: _store.register(conn, event_id, user_id),
+                           dynamodb=lambda: self.dynamodb.register(event_id, user_id,
+                                                                   idempotency_key))
+
+    def unregister(self, event_id: str, user_id: str,
+                   idempotency_key: str | None = None) -> str | None:
+        # The touches say what may change, so that the before-image holds every item that
+        # may go: the user's registration, if any, is deleted; which waitlist entry leaves
+        # (theirs, or the first one, promoted) is only known under the lock, so the whole
+        # waitlist of the event is touched as leaving; the rows are re-read afterwards.
+        touches = [Touch("events", (event_id,), {"event_id": event_id}),
+                   Touch("registrations", (event_id, user_id), delete=True),
+                   Touch("waitlist_entries", where={"event_id": event_id},
+                         values={"position": None})]
+        return self._write(
+            "registrations.unregister", touches,
+            lambda conn: _store.unregister(conn, event_id, user_id),
+            created=lambda promoted: [] if promoted is None else
+            [("registrations", (event_id, promoted))],
+            dynamodb=lambda: self.dynamodb.unregister(event_id, user_id, idempotency_key))
+
+    def registered_users(self, event_id: str) -> list[str]:
+        return self._read("registrations.of_event", (event_id,),
+                          lambda: self._mysql(lambda c: _store.registered_users(c, event_id)),
+                          lambda: self.dynamodb.registered_users(event_id),
+                          compare=_as_sets)
+
+    def waitlisted_users(self, event_id: str) -> list[str]:
+        return self._read("waitlist.of_event", (event_id,),
+                          lambda: self._mysql(lambda c: _store.waitlisted_users(c, event_id)),
+                          lambda: self.dynamodb.waitlisted_users(event_id))
+
+    def get_events_by_registered_user(self, user_id: str) -> list[Event]:
+        return self._read(
+            "registrations.of_user", (user_id,),
+            lambda: self._mysql(lambda c: _store.events_of(c, user_id, "registrations")),
+            lambda: self.dynamodb.get_events_by_registered_user(user_id))
+
+    def get_events_by_waitlisted_user(self, user_id: str) -> list[Event]:
+        return self._read(
+            "waitlist.of_user", (user_id,),
+            lambda: self._mysql(lambda c: _store.events_of(c, user_id, "waitlist_entries")),
+            lambda: self.dynamodb.get_events_by_waitlisted_user(user_id))
+
+
+def _as_sets(mysql: list[str], dynamodb: list[str]) -> dict[str, Any]:
+    # Registration order is MySQL's insert time; DynamoDB lists them by key: compare members.
+    if set(mysql) == set(dynamodb):
+        return {}
+    return {"only_mysql": sorted(set(mysql) - set(dynamodb)),
+            "only_dynamodb": sorted(set(dynamodb) - set(mysql))}
+
+
+class RegistrationApp(DualWrite):
+    """The registration service's dual-write: `users` and `events` are its repositories.
+
+    A dual-write holds up to three connections of the engine's pool at once (its
+    transaction, the outbox's, the check for rows raced in), and writes of one event
+    queue on its row lock while holding the first. So that a burst of requests for one
+    event cannot take every connection and leave each holder waiting for a second, at
+    most a third of the pool's connections' worth of writes run at once; the others
+    wait for a slot before taking any.
+    """
+
+    def __init__(self, settings: Settings | None = None,
+                 contract: Contract | None = None, *, pool_size: int = 20, **kwargs: Any):
+        settings = settings or Settings()
+        contract = contract or load_contract(settings.contract or REGISTRATION_CONTRACT)
+        super().__init__(settings, contract, pool_size=pool_size, **kwargs)
+        # create_engine allows pool_size more connections as overflow.
+        self.write_slots = threading.BoundedSemaphore(max(1, 2 * pool_size // 3))
+        table = contract.tables[0].name
+        self.dynamodb_users = DynamoDBUserRepository(self.ddb, self.ddb.table_name(table))
+        self.dynamodb_events = DynamoDBEventRepository(self.ddb, self.ddb.table_name(table))
+        self.users = RegistrationUsers(self)
+        self.events = RegistrationEvents(self)
+
+
+    def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
+            created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
+            entity: str | None = None) -> T:
+        with self.write_slots:
+            return super().run(operation, touches, write, created=created, entity=entity)
+
+
+def open_registration(settings: Settings | None = None, **kwargs: Any) -> RegistrationApp:
+    """The registration service's dual-write, from settings (MIGRATE_*)."""
+    return RegistrationApp(settings, **kwargs)
+
+
+def open_dynamodb_repositories(ddb: DynamoDB, table: str
+                               ) -> tuple[DynamoDBUserRepository, DynamoDBEventRepository]:
+    """The DynamoDB repositories alone (a deployment with no MySQL left)."""
+    return DynamoDBUserRepository(ddb, table), DynamoDBEventRepository(ddb, table)
