@@ -28,6 +28,7 @@ from migration.dynamodb.schema import format_apply_result, format_plan
 from migration.errors import ContractError
 from migration.failures import Group, debug_option, remember_settings
 from migration.settings import Overrides
+from migration.spark import ENGINES
 from migration.sync.state import state_ddl
 
 PLUGINS = "mysql_dynamodb_migrate.commands"
@@ -334,10 +335,19 @@ def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> Non
               help="JSON-lines file for rows that cannot become items.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "json"]),
               default="auto", show_default=True)
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="local", show_default=True,
+              help="spark: run as a Spark job, one task per segment (needs the `spark` extra).")
+@click.option("--partitions", type=click.IntRange(min=1), default=None,
+              help="With --engine spark: tasks (segments of the cut); keep it the same on "
+                   "reruns. Default: 8.")
+@click.option("--spark-master", default=None,
+              help="With --engine spark: Spark master URL (default: spark-submit's, else "
+                   "MIGRATE_SPARK_MASTER, else every local core).")
 @pass_overrides
 def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batch_size: int,
              processes: int, rate: float | None, restart: bool, dry_run: bool, segment: str,
-             shuffle: bool, dead_letters: Path | None, progress_mode: str) -> None:
+             shuffle: bool, dead_letters: Path | None, progress_mode: str, engine: str,
+             partitions: int | None, spark_master: str | None) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
     Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
@@ -347,8 +357,14 @@ def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batc
         entities=entities, workers=workers, batch_size=batch_size, rate=rate,
         restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
         dead_letters=dead_letters,
-        progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
-    summary = commands.backfill(overrides.settings, options, processes=processes)
+        progress=Progress(mode=None if progress_mode == "auto" else progress_mode)
+        if engine == "local" else None)
+    if engine == "local" and (partitions is not None or spark_master is not None):
+        raise click.UsageError("--partitions and --spark-master go with --engine spark")
+    if engine == "spark" and processes > 1:
+        raise click.UsageError("--processes is for --engine local; Spark takes --partitions")
+    summary = commands.backfill(overrides.settings, options, processes=processes,
+                                engine=engine, partitions=partitions, spark_master=spark_master)
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 
