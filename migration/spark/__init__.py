@@ -81,6 +81,8 @@ def spark_session(master: str | None, app: str) -> Iterator[Any]:
             # Local Python workers must run this interpreter (its packages, this
             # toolkit); on a cluster the executors' Python is the cluster's setting.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            # One machine: a few shuffle partitions, not the cluster default of 200.
+            builder = builder.config("spark.sql.shuffle.partitions", "4")
     session = builder.getOrCreate()
     try:
         yield session
