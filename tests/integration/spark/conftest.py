@@ -1,4 +1,4 @@
-"""One SparkSession (local[2], failed tasks retried) per test module of the Spark engine:
+"""One SparkSession (local[2], failed tasks retried) for all the Spark engine's tests:
 starting one takes about ten seconds. The fault-injection directory of
 `migration.spark.backfill` is set in the environment first, so the executors see it."""
 
@@ -15,12 +15,12 @@ from migration.spark import local_master, spark_session
 from migration.spark.backfill import FAULTS_ENV
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("spark-faults")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def spark(faults: Path) -> Iterator[Any]:
     pytest.importorskip("pyspark")
     before = os.environ.get(FAULTS_ENV)

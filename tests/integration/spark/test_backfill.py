@@ -33,7 +33,7 @@ def rows(shop: Shop, table: str) -> int:
 def empty_side(live_settings: Settings) -> Any:
     """A seeded shop, every entity dual-writing, its DynamoDB tables still empty."""
     settings = live_settings.model_copy(update={"contract": SHOP_CONTRACT})
-    shop = make_shop(settings, users=40, synced=False)
+    shop = make_shop(settings, users=20, synced=False)
     yield shop, settings
     shop.close()
 
@@ -57,15 +57,15 @@ def test_spark_backfill_beside_live_writes_leaves_no_drift(spark: Any, empty_sid
     writer = threading.Thread(target=dual_write)
     writer.start()
     try:
-        summary = backfill_on_spark(settings, BackfillOptions(batch_size=8, workers=2), 3)
+        summary = backfill_on_spark(settings, BackfillOptions(batch_size=10, workers=2), 3)
     finally:
         stop.set()
         writer.join()
     assert writes[0] > 0
     assert summary.exit_code == 0, summary.text()
     by_entity = {e.entity: e for e in summary.entities}
-    assert by_entity["User"].rows_read == rows(shop, "users") == 40
-    assert by_entity["User"].items_written == 80  # each user and its username guard
+    assert by_entity["User"].rows_read == rows(shop, "users") == 20
+    assert by_entity["User"].items_written == 40  # each user and its username guard
     assert by_entity["Order"].rows_read == rows(shop, "orders")
     assert "not done" not in summary.text() and "total" in summary.text()
     store = CheckpointStore(shop.ddb)
@@ -78,13 +78,13 @@ def test_spark_backfill_beside_live_writes_leaves_no_drift(spark: Any, empty_sid
 def test_a_partition_lost_midway_is_retried_and_resumes(spark: Any, empty_side: Any,
                                                         faults: Path) -> None:
     shop, settings = empty_side
-    (faults / "backfill-1").write_text("3")  # partition 1 dies after its third batch
+    (faults / "backfill-1").write_text("2")  # partition 1 dies after its second batch
     summary = backfill_on_spark(settings, BackfillOptions(batch_size=4, workers=1), 2)
     assert (faults / "backfill-1.failed").read_text() == "0"  # its first attempt failed
     assert not (faults / "backfill-1").exists()
     assert summary.exit_code == 0, summary.text()
     by_entity = {e.entity: e for e in summary.entities}
-    assert by_entity["User"].rows_read == 40 and by_entity["User"].items_written == 80
+    assert by_entity["User"].rows_read == 20 and by_entity["User"].items_written == 40
     # The retry resumed from the checkpoint the failed attempt advanced: it did not redo it.
     assert by_entity["User"].resumed_items > 0
     assert "resumed" in summary.text()
@@ -96,7 +96,7 @@ def test_dead_letters_make_the_exit_status_1(spark: Any, empty_side: Any, tmp_pa
     shop, settings = empty_side
     with shop.engine.begin() as conn:  # two users without an email: no key
         conn.execute(sa.text("ALTER TABLE users DROP INDEX uq_users_email"))
-        conn.execute(sa.text("UPDATE users SET email = '' WHERE id IN (2, 39)"))
+        conn.execute(sa.text("UPDATE users SET email = '' WHERE id IN (2, 19)"))
     path = tmp_path / "dead.jsonl"
     summary = backfill_on_spark(settings, BackfillOptions(
         entities=["user"], batch_size=10, dead_letters=path), 2)

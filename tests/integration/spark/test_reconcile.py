@@ -1,7 +1,7 @@
 """`reconcile --engine spark` on local[2] against MariaDB and DynamoDB Local: on the same
 injected drift it finds exactly what the single-machine reconcile finds (kinds, counts,
-keys, samples, fields), its reports are the same, and `--repair --yes` through it leaves
-the single-machine reconcile clean."""
+keys, samples, fields, the repair plan), its report says the same, and `--repair --yes`
+through it leaves the single-machine reconcile clean."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.dual_write import Shop
+from reconcile.report import render_markdown
 from reconcile.run import ReconcileOptions, reconcile
 from tests.conftest import make_shop
 from tests.integration.reconcile.harness import item_key, last_report, run_cli
@@ -72,24 +73,20 @@ def test_spark_reconcile_finds_what_one_machine_finds_and_repairs_it(
         spark: Any, synced: Shop, tmp_path: Path) -> None:
     shop = synced
     inject_drift(shop)
-    local = run_cli(shop.settings, tmp_path / "local")
-    on_spark = run_cli(shop.settings, tmp_path / "spark", "--engine", "spark",
-                       "--partitions", "2", "--scan-segments", "2")
-    assert local.exit_code == on_spark.exit_code == 0, on_spark.output
-    report = last_report(tmp_path / "spark")
+    # One machine, with its repair planned (nothing written); then Spark, repairing.
+    local = reconcile(shop.contract, shop.engine, shop.ddb, ReconcileOptions(repair=True))
+    on_spark = run_cli(shop.settings, tmp_path, "--engine", "spark", "--partitions", "2",
+                       "--scan-segments", "2", "--repair", "--yes")
+    assert on_spark.exit_code == 0, on_spark.output
+    report, expected = last_report(tmp_path), local.to_json()
     assert report["totals"]["drift"] == 4 + report["entities"]["CartItem"]["mismatched"] > 4
-    assert findings(report) == findings(last_report(tmp_path / "local"))
-    assert report["differences_rechecked"] == \
-        last_report(tmp_path / "local")["differences_rechecked"]
-    markdown = {side: (tmp_path / side / last_report(tmp_path / side)["run"]["folder"] /
-                       "summary.md").read_text() for side in ("local", "spark")}
-    assert _drift_lines(markdown["spark"]) == _drift_lines(markdown["local"])
-
-    repaired = run_cli(shop.settings, tmp_path / "spark", "--engine", "spark", "--repair",
-                       "--yes", "--partitions", "2", "--scan-segments", "2")
-    assert repaired.exit_code == 0, repaired.output
-    applied = last_report(tmp_path / "spark")["repair"]
-    assert applied["applied"] is True and applied["failures"] == []
+    assert findings(report) == findings(expected)
+    assert report["differences_rechecked"] == expected["differences_rechecked"]
+    summary = (tmp_path / report["run"]["folder"] / "summary.md").read_text()
+    assert _drift_lines(summary) == _drift_lines(render_markdown(local))
+    assert report["repair"]["roots"] == expected["repair"]["roots"]
+    assert report["repair"]["deletes"] == expected["repair"]["deletes"] == 1
+    assert report["repair"]["applied"] is True and report["repair"]["failures"] == []
     after = reconcile(shop.contract, shop.engine, shop.ddb, ReconcileOptions())
     assert not after.has_drift, json.dumps(after.totals)
 
