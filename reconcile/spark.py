@@ -34,7 +34,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from migration.backfill.segments import make_plan
-from migration.contract.load import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.settings import Settings
@@ -42,9 +41,9 @@ from migration.source.mysql import create_engine
 from migration.spark import (
     SparkJobFailed,
     driver_settings,
-    executor_contract_path,
     require_pyspark,
     spark_session,
+    task_contract,
     task_failure_reason,
 )
 from reconcile.result import ReconcileResult
@@ -89,33 +88,45 @@ class _Collector:
         self.actual.extend(rows)
 
 
-def _task_run(task: CompareTask) -> tuple[_Run, Engine]:
+# A Python worker's engines and clients, kept for its next tasks (Spark reuses workers):
+# a new MySQL pool and botocore client for every small task would cost more than its work.
+_CONNECTIONS: dict[tuple[str, ...], tuple[Engine, DynamoDB]] = {}
+
+
+def _connections(settings: Settings, pool_size: int) -> tuple[Engine, DynamoDB]:
+    key = (settings.sqlalchemy_url().render_as_string(hide_password=False),
+           settings.dynamodb_endpoint, settings.aws_region, settings.table_prefix,
+           str(pool_size))
+    found = _CONNECTIONS.get(key)
+    if found is None:
+        found = _CONNECTIONS[key] = (create_engine(settings, pool_size=pool_size),
+                                     DynamoDB(settings))
+    return found
+
+
+def _task_run(task: CompareTask) -> _Run:
     """The single-machine run, rebuilt in the executor with the driver's slices."""
     settings = task.settings
     assert settings.contract is not None
-    contract = load_contract(executor_contract_path(settings.contract))
-    engine = create_engine(settings, pool_size=max(1, task.options.mysql_workers) + 2)
-    run = _Run(contract, engine, DynamoDB(settings), task.options)
+    engine, ddb = _connections(settings, max(1, task.options.mysql_workers) + 2)
+    run = _Run(task_contract(settings.contract), engine, ddb, task.options)
     for entity, part in zip(run.scope.entities, task.slices, strict=True):
         entity.slice = part
     run.scope.untyped_slice = task.untyped_slice
-    return run, engine
+    return run
 
 
 def compare_task(task: CompareTask) -> Iterator[tuple[str, int, str, int, str | None, bytes]]:
     """Run in a Spark task: the rows of one side, (side, table, key, subject, root,
     fingerprint), then one row of statistics (rows read, unmappable rows and samples)."""
-    run, engine = _task_run(task)
+    run = _task_run(task)
     collector: Any = _Collector()
-    try:
-        if task.kind == "mysql":
-            entity = run.scope.entities[task.subject]
-            with ThreadPoolExecutor(max_workers=max(1, task.options.mysql_workers)) as pool:
-                run._read_entity(collector, pool, entity, [(task.where, dict(task.params))])
-        else:
-            run._scan(collector, run.scope.tables[task.table], task.segment, task.total)
-    finally:
-        engine.dispose()
+    if task.kind == "mysql":
+        entity = run.scope.entities[task.subject]
+        with ThreadPoolExecutor(max_workers=max(1, task.options.mysql_workers)) as pool:
+            run._read_entity(collector, pool, entity, [(task.where, dict(task.params))])
+    else:
+        run._scan(collector, run.scope.tables[task.table], task.segment, task.total)
     for tbl, key, subject, root, digest in collector.expected:
         yield ("expected", tbl, key, subject, root, digest)
     for tbl, key, subject, digest in collector.actual:
@@ -171,6 +182,7 @@ class SparkRun(_Run):
 
         started = time.monotonic()
         work = self.tasks()
+        self.progress("spark", stage="tasks planned", tasks=len(work))
         schema = StructType([StructField("side", StringType(), False),
                              StructField("tbl", IntegerType(), False),
                              StructField("k", StringType(), False),
@@ -178,7 +190,8 @@ class SparkRun(_Run):
                              StructField("root", StringType(), True),
                              StructField("h", BinaryType(), False)])
         rows = self.spark.createDataFrame(
-            self.spark.sparkContext.parallelize(work, len(work)).flatMap(compare_task), schema)
+            self.spark.sparkContext.parallelize(work, len(work)).flatMap(compare_task), schema,
+            verifySchema=False)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             try:
@@ -195,6 +208,7 @@ class SparkRun(_Run):
             counted = rows.where(F.col("side") != _STATS).groupBy("side", "ent").count().collect()
             self.side_counts = ({r.ent: r["count"] for r in counted if r.side == "expected"},
                                 {r.ent: r["count"] for r in counted if r.side == "actual"})
+            self.progress("spark", stage="counted")
             held = actual.select("tbl", "k", "h").dropDuplicates().withColumn("hit", F.lit(1))
             per_key = (expected.join(held, ["tbl", "k", "h"], "left")
                        .groupBy("tbl", "k")
@@ -207,9 +221,8 @@ class SparkRun(_Run):
                                  "left_anti")
                      .select("tbl", "k", F.lit(None).cast("array<struct<ent:int,root:string>>")
                              .alias("roots")))
-            # Few keys in a healthy run: brought back in a few partitions, in key order.
-            found = per_key.unionByName(extra).orderBy("tbl", "k").coalesce(
-                max(1, min(self.partitions, 8)))
+            # Few keys in a healthy run: brought back in one stream (one Spark job).
+            found = per_key.unionByName(extra).coalesce(1)
             count = 0
             batch: list[tuple[int, str, str]] = []
             for row in found.toLocalIterator():

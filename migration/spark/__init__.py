@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from migration.contract.load import load_contract
+from migration.contract.model import Contract
 from migration.errors import ConfigError, MigrateError, Terminal
 from migration.settings import Settings
 
@@ -110,6 +112,21 @@ def executor_contract_path(path: Path | str) -> Path:
 
     shipped = Path(SparkFiles.get(found.name))
     return shipped if shipped.exists() else found
+
+
+_CONTRACTS: dict[tuple[str, float], Contract] = {}
+
+
+def task_contract(path: Path | str) -> Contract:
+    """The contract as a task loads it (see `executor_contract_path`), kept for the Python
+    worker's next tasks (Spark reuses its workers): loading and validating it costs more
+    than a small task's work."""
+    found = executor_contract_path(path)
+    key = (str(found), found.stat().st_mtime if found.exists() else 0.0)
+    contract = _CONTRACTS.get(key)
+    if contract is None:
+        contract = _CONTRACTS[key] = load_contract(found)
+    return contract
 
 
 def driver_settings(settings: Settings) -> Settings:

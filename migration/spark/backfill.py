@@ -37,17 +37,16 @@ from migration.backfill.run import (
     BackfillSummary,
     pool_size,
 )
-from migration.contract.load import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.settings import Settings
 from migration.source.mysql import create_engine
 from migration.spark import (
     SparkJobFailed,
     driver_settings,
-    executor_contract_path,
     require_pyspark,
     spark_session,
     task_attempt,
+    task_contract,
     task_failure_reason,
 )
 from migration.sync.state import ensure_state_tables
@@ -72,7 +71,7 @@ def copy_partition(task: PartitionTask) -> BackfillSummary:
     settings = task.settings
     if settings.contract is None:
         raise BackfillError("no contract given: pass --contract PATH (or set MIGRATE_CONTRACT)")
-    contract = load_contract(executor_contract_path(settings.contract))
+    contract = task_contract(settings.contract)
     engine = create_engine(settings, pool_size=pool_size(task.options.workers))
     try:
         ddb = DynamoDB(settings)
