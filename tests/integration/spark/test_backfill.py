@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from migration.backfill.checkpoints import CheckpointStore
 from migration.backfill.run import BackfillOptions
+from migration.cli import cli
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.dual_write import Shop
@@ -92,14 +94,21 @@ def test_a_partition_lost_midway_is_retried_and_resumes(spark: Any, empty_side: 
     assert not result.has_drift, result.totals
 
 
-def test_dead_letters_make_the_exit_status_1(spark: Any, empty_side: Any, tmp_path: Path) -> None:
+def test_the_command_line_exits_1_on_dead_letters(spark: Any, empty_side: Any,
+                                                   tmp_path: Path) -> None:
     shop, settings = empty_side
     with shop.engine.begin() as conn:  # two users without an email: no key
         conn.execute(sa.text("ALTER TABLE users DROP INDEX uq_users_email"))
         conn.execute(sa.text("UPDATE users SET email = '' WHERE id IN (2, 19)"))
     path = tmp_path / "dead.jsonl"
-    summary = backfill_on_spark(settings, BackfillOptions(
-        entities=["user"], batch_size=10, dead_letters=path), 2)
-    assert summary.exit_code == 1 and summary.dead_lettered == 2
+    result = CliRunner().invoke(cli, [
+        "--contract", str(SHOP_CONTRACT),
+        "--mysql-url", settings.sqlalchemy_url().render_as_string(hide_password=False),
+        "--dynamodb-endpoint", settings.dynamodb_endpoint, "--region", settings.aws_region,
+        "--table-prefix", settings.table_prefix,
+        "backfill", "--engine", "spark", "--partitions", "2", "--entity", "user",
+        "--batch-size", "10", "--dead-letters", str(path)])
+    assert result.exit_code == 1, result.output
     assert len(path.read_text().splitlines()) == 2
-    assert f"2 row(s) could not become items: see {path}" in summary.text()
+    assert f"2 row(s) could not become items: see {path}" in result.output
+    assert "User" in result.output and "total" in result.output
