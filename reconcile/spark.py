@@ -131,7 +131,10 @@ def compare_task(task: CompareTask) -> Iterator[tuple[str, int, str, int, str | 
         yield ("expected", tbl, key, subject, root, digest)
     for tbl, key, subject, digest in collector.actual:
         yield ("actual", tbl, key, subject, None, digest)
-    stats = (dict(run.rows), {s: dict(c) for s, c in run.counts.items()}, dict(run.samples))
+    sides = (dict(Counter(row[2] for row in collector.expected)),
+             dict(Counter(row[2] for row in collector.actual)))
+    stats = (dict(run.rows), {s: dict(c) for s, c in run.counts.items()}, dict(run.samples),
+             sides)
     yield (_STATS, -1, "", -1, None, pickle.dumps(stats))
 
 
@@ -205,10 +208,6 @@ class SparkRun(_Run):
             mark = time.monotonic()
             expected = rows.where(F.col("side") == "expected").drop("side")
             actual = rows.where(F.col("side") == "actual").drop("side", "root")
-            counted = rows.where(F.col("side") != _STATS).groupBy("side", "ent").count().collect()
-            self.side_counts = ({r.ent: r["count"] for r in counted if r.side == "expected"},
-                                {r.ent: r["count"] for r in counted if r.side == "actual"})
-            self.progress("spark", stage="counted")
             held = actual.select("tbl", "k", "h").dropDuplicates().withColumn("hit", F.lit(1))
             per_key = (expected.join(held, ["tbl", "k", "h"], "left")
                        .groupBy("tbl", "k")
@@ -239,16 +238,21 @@ class SparkRun(_Run):
         finally:
             rows.unpersist()
 
-    def _merge_stats(self, stats: list[tuple[dict[int, int], dict[int, dict[str, int]],
-                                             dict[tuple[int, str], list[Any]]]]) -> None:
-        """Rows read, unmappable counts and samples of every task, as one run keeps them."""
-        for rows, counts, samples in stats:
+    def _merge_stats(self, stats: list[Any]) -> None:
+        """Rows read, unmappable counts, samples and items per subject on each side, of
+        every task, as one run keeps them."""
+        expected: Counter[int] = Counter()
+        actual: Counter[int] = Counter()
+        for rows, counts, samples, (expected_items, actual_items) in stats:
+            expected.update(expected_items)
+            actual.update(actual_items)
             self.rows.update(rows)
             for subject, kinds in counts.items():
                 self.counts[subject].update(Counter(kinds))
             for where, found in samples.items():
                 kept = self.samples[where]
                 kept.extend(found[:max(0, self.options.samples - len(kept))])
+        self.side_counts = (dict(expected), dict(actual))
 
     def _side_counts(self, spill: Spill) -> tuple[dict[int, int], dict[int, int]]:
         return self.side_counts
