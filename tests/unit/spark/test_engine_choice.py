@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from migration.cli import cli
 from migration.spark import local_master, task_failure_reason
+from reconcile.cli import command as reconcile_cli
 
 
 @pytest.fixture
@@ -50,3 +51,14 @@ def test_a_task_failure_reads_as_the_tasks_own_last_line() -> None:
     assert task_failure_reason(java) == "migration.errors.ConfigError: the contract is gone"
     assert task_failure_reason(ValueError("plain")) == "ValueError: plain"
     assert local_master(2) == "local[2,4]"
+
+
+def test_reconcile_on_spark_without_pyspark_is_one_line(no_pyspark: None) -> None:
+    result = CliRunner().invoke(reconcile_cli, ["--contract", "nowhere.yaml",
+                                                "--engine", "spark"])
+    assert result.exit_code == 2
+    assert [line for line in result.output.splitlines() if line] == [
+        "error: reconcile failed: --engine spark needs pyspark: pip install "
+        "'mysql-dynamodb-migrate[spark]' (and Java 17), or run with --engine local"]
+    result = CliRunner().invoke(reconcile_cli, ["--partitions", "3"])
+    assert result.exit_code == 2 and "go with --engine spark" in result.output
