@@ -40,7 +40,8 @@ class SparkJobFailed(MigrateError, Terminal):
 
     def __init__(self, job: str, reason: str):
         resumes = " (a rerun resumes from the checkpoints)" if job == "backfill" else ""
-        super().__init__(f"the Spark {job} failed: {reason}{resumes}")
+        super().__init__(f"a Spark task of the {job} failed after its retries: "
+                         f"{reason}{resumes}")
         self.job = job
         self.reason = reason
 

@@ -19,6 +19,7 @@ from migration.cli import cli
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.dual_write import Shop
+from migration.spark import SparkJobFailed
 from migration.spark.backfill import backfill_on_spark
 from reconcile.run import reconcile
 from tests.conftest import make_shop
@@ -112,3 +113,15 @@ def test_the_command_line_exits_1_on_dead_letters(spark: Any, empty_side: Any,
     assert len(path.read_text().splitlines()) == 2
     assert f"2 row(s) could not become items: see {path}" in result.output
     assert "User" in result.output and "total" in result.output
+
+
+def test_a_task_failing_every_attempt_fails_the_job_with_its_own_line(
+        spark: Any, empty_side: Any) -> None:
+    _, settings = empty_side
+    broken = settings.model_copy(update={"table_prefix": settings.table_prefix + "x"})
+    with pytest.raises(SparkJobFailed) as failed:
+        backfill_on_spark(broken, BackfillOptions(entities=["user"]), 1)
+    message = str(failed.value)
+    assert message.startswith("a Spark task of the backfill failed after its retries: ")
+    assert "\n" not in message and "Traceback" not in message and "py4j" not in message
+    assert message.endswith("(a rerun resumes from the checkpoints)")
