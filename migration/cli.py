@@ -31,6 +31,7 @@ from migration.errors import ContractError
 from migration.failures import Group, debug_option, remember_settings
 from migration.ops.operate import GateRefused
 from migration.settings import Overrides
+from migration.spark import ENGINES
 from migration.sync.state import state_ddl
 
 PLUGINS = "mysql_dynamodb_migrate.commands"
@@ -420,11 +421,20 @@ def state_versions(overrides: Overrides, raise_counter: bool, above: int) -> Non
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="Serve rows and items copied as Prometheus metrics on this port while the "
                    "backfill runs (extra `ops`).")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="local", show_default=True,
+              help="spark: run as a Spark job, one task per segment (needs the `spark` extra).")
+@click.option("--partitions", type=click.IntRange(min=1), default=None,
+              help="With --engine spark: tasks (segments of the cut); keep it the same on "
+                   "reruns. Default: 8.")
+@click.option("--spark-master", default=None,
+              help="With --engine spark: Spark master URL (default: spark-submit's, else "
+                   "MIGRATE_SPARK_MASTER, else every local core).")
 @pass_overrides
 def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batch_size: int,
              processes: int, rate: float | None, restart: bool, dry_run: bool, segment: str,
              shuffle: bool, dead_letters: Path | None, progress_mode: str,
-             metrics_port: int | None) -> None:
+             metrics_port: int | None, engine: str, partitions: int | None,
+             spark_master: str | None) -> None:
     """Copy the existing rows into DynamoDB: resumable, beside live dual-writes.
 
     Exit status: 0 done, 1 done but some rows were dead-lettered, 2 the run failed
@@ -434,10 +444,19 @@ def backfill(overrides: Overrides, entities: tuple[str, ...], workers: int, batc
         entities=entities, workers=workers, batch_size=batch_size, rate=rate,
         restart=restart, dry_run=dry_run, segment=Segment.parse(segment), shuffle=shuffle,
         dead_letters=dead_letters,
-        progress=Progress(mode=None if progress_mode == "auto" else progress_mode))
+        progress=Progress(mode=None if progress_mode == "auto" else progress_mode)
+        if engine == "local" else None)
+    if engine == "local" and (partitions is not None or spark_master is not None):
+        raise click.UsageError("--partitions and --spark-master go with --engine spark")
+    if engine == "spark" and processes > 1:
+        raise click.UsageError("--processes is for --engine local; Spark takes --partitions")
+    if engine == "spark" and metrics_port is not None:
+        raise click.UsageError("--metrics-port is for --engine local; Spark shows its tasks "
+                               "in its own UI")
     if metrics_port is not None:
         options.progress = _serving_progress(metrics_port, progress_mode)
-    summary = commands.backfill(overrides.settings, options, processes=processes)
+    summary = commands.backfill(overrides.settings, options, processes=processes,
+                                engine=engine, partitions=partitions, spark_master=spark_master)
     click.echo(summary.text())
     sys.exit(summary.exit_code)
 

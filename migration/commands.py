@@ -48,6 +48,7 @@ from migration.source.query_log import (
 )
 from migration.source.statements import Workload
 from migration.source.tables import SourceSchema, read_schema
+from migration.spark import require_pyspark
 from migration.sync.dependencies import unprotected
 from migration.sync.engine import SyncEngine
 from migration.sync.outbox import Outbox
@@ -389,10 +390,21 @@ def state_versions(settings: Settings, *, raise_counter_: bool = False,
 
 # -- backfill -------------------------------------------------------------------------------
 
-def backfill(settings: Settings, options: BackfillOptions, *,
-             processes: int = 1) -> BackfillSummary:
+def backfill(settings: Settings, options: BackfillOptions, *, processes: int = 1,
+             engine: str = "local", partitions: int | None = None,
+             spark_master: str | None = None) -> BackfillSummary:
     """Copy the contract's source rows into DynamoDB (see `migration.backfill.run`); with
-    `processes` > 1, in that many segment processes (`migration.backfill.processes`)."""
+    `processes` > 1, in that many segment processes (`migration.backfill.processes`);
+    with `engine` "spark", as a Spark job of `partitions` tasks on `spark_master`
+    (`migration.spark.backfill`)."""
+    if engine == "spark":
+        require_pyspark()
+        from migration.spark.backfill import DEFAULT_PARTITIONS, backfill_on_spark
+
+        with Resources(settings, pool_size=1) as resources:
+            resources.contract  # noqa: B018 - a bad contract stops here, before Spark starts
+        return backfill_on_spark(settings, options, partitions or DEFAULT_PARTITIONS,
+                                 master=spark_master)
     with Resources(settings, pool_size=pool_size(options.workers)) as resources:
         if processes > 1:
             return backfill_in_processes(resources.contract, settings, options, processes)

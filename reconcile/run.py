@@ -131,16 +131,12 @@ class _Run:
         notes = self.scope.plan_slices(self.engine)
         spill = Spill(self.options.work_dir)
         try:
-            self._load(spill)
-            mark = time.monotonic()
-            spill.index()
-            candidates = spill.find_candidates()
-            self.timings["compare"] = time.monotonic() - mark
+            candidates = self._find_candidates(spill)
             self.progress("compare", candidates=candidates)
             mark = time.monotonic()
             self._recheck(spill, candidates)
             self.timings["recheck"] = time.monotonic() - mark
-            expected, actual = spill.counts("expected"), spill.counts("actual")
+            expected, actual = self._side_counts(spill)
             repair = None
             if self.options.repair:
                 mark = time.monotonic()
@@ -172,7 +168,21 @@ class _Run:
             repair=repair,
             timings=self.timings)
 
-    # -- 1. both sides into the spill ---------------------------------------------------------
+    # -- 1. and 2.: both sides, and the keys that differ -------------------------------------
+    def _find_candidates(self, spill: Spill) -> int:
+        """Load both sides into the spill and fill its candidates; returns how many. (The
+        Spark engine, `reconcile.spark`, does this step in Spark instead.)"""
+        self._load(spill)
+        mark = time.monotonic()
+        spill.index()
+        candidates = spill.find_candidates()
+        self.timings["compare"] = time.monotonic() - mark
+        return candidates
+
+    def _side_counts(self, spill: Spill) -> tuple[dict[int, int], dict[int, int]]:
+        """Items per subject on the MySQL side and on the DynamoDB side."""
+        return spill.counts("expected"), spill.counts("actual")
+
     def _load(self, spill: Spill) -> None:
         started = time.monotonic()
         segments = max(1, self.options.scan_segments)
@@ -210,14 +220,17 @@ class _Run:
             scans.shutdown(wait=True, cancel_futures=True)
         self.timings["load"] = time.monotonic() - started
 
-    def _read_entity(self, spill: Spill, pool: ThreadPoolExecutor, entity: EntityScope) -> None:
+    def _read_entity(self, spill: Spill, pool: ThreadPoolExecutor, entity: EntityScope,
+                     parts: Sequence[tuple[str, dict[str, Any]]] | None = None) -> None:
         """Plan chunk boundaries (an index-only keyset scan of each part of the entity's
-        slice) and map the chunks on the pool."""
+        slice, or of the `parts` given) and map the chunks on the pool."""
         limit = 2 * max(1, self.options.mysql_workers)
         in_flight: set[Future[None]] = set()
+        if parts is None:
+            parts = entity.slice.parts(entity.primary_key[0])
         try:
             with self.engine.connect() as conn:
-                for where, params in entity.slice.parts(entity.primary_key[0]):
+                for where, params in parts:
                     after: Root | None = None
                     while not self.stop.is_set():
                         keys = entity.reader.read_keys(conn, after, self.options.chunk_size,

@@ -136,6 +136,11 @@ class Spill:
             self._db.execute("COMMIT")
             return int(self._db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0])
 
+    def add_candidate_texts(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Differing keys found elsewhere (the Spark engine's join), roots already as JSON
+        text ([[subject, root], ...]): the candidates `find_candidates` would have made."""
+        self._append("INSERT INTO candidates (tbl, k, roots) VALUES (?, ?, ?)", rows)
+
     def batches(self, table: str, size: int) -> Iterator[list[Candidate]]:
         """The rows of `candidates` or `persistent`, `size` at a time, in insertion order."""
         assert table in ("candidates", "persistent")
