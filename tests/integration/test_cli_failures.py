@@ -139,6 +139,10 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     "shop db upgrade": (["shop", "db", "upgrade"], MYSQL_FAULTS),
     "shop db downgrade": (["shop", "db", "downgrade", "base"], MYSQL_FAULTS),
     "shop seed": (["shop", "seed", "--users", "5"], MYSQL_FAULTS),
+    "registration db upgrade": (["registration", "db", "upgrade"], MYSQL_FAULTS),
+    "registration db downgrade": (["registration", "db", "downgrade", "base"], MYSQL_FAULTS),
+    # Only faults it meets before it listens: a healthy service would serve forever.
+    "registration serve": (["registration", "serve", "--port", "0"], MYSQL_FAULTS),
     "flags show": (["flags", "show"], MYSQL_FAULTS),
     "flags set": (["flags", "set", "cart", "dual_write"], MYSQL_FAULTS),
     "flags history": (["flags", "history"], MYSQL_FAULTS),
