@@ -9,52 +9,14 @@ from __future__ import annotations
 
 import click
 
-from migration import commands
-from migration.failures import Group
+from migration.application_cli import application_group, pass_overrides
 from migration.settings import Overrides
 from migration.shop import SHOP_CONTRACT
 
-pass_overrides = click.make_pass_decorator(Overrides)
-
-
-@click.group("shop", cls=Group)
-@click.pass_context
-def shop(ctx: click.Context) -> None:
-    """The reference shop: its MySQL schema, seed data and an end-to-end demo."""
-    parent = ctx.find_object(Overrides) or Overrides()
-    if parent.values.get("contract") is None and parent.settings.contract is None:
-        ctx.obj = parent.merged({"contract": SHOP_CONTRACT})
-
-
-@shop.group()
-def db() -> None:
-    """The shop's MySQL schema (Alembic)."""
-
-
-@db.command("upgrade")
-@click.argument("revision", default="head")
-@click.option("--create", is_flag=True, help="Create the database first if it is missing.")
-@pass_overrides
-def db_upgrade(overrides: Overrides, revision: str, create: bool) -> None:
-    """Migrate the shop schema to REVISION (default: head)."""
-    from migration.shop.schema import upgrade
-
-    settings = overrides.settings
-    if create:
-        commands.ensure_database(settings)
-    upgrade(settings, revision)
-    click.echo(f"{settings.redacted_mysql_url()}: at {revision}")
-
-
-@db.command("downgrade")
-@click.argument("revision")
-@pass_overrides
-def db_downgrade(overrides: Overrides, revision: str) -> None:
-    """Migrate the shop schema down to REVISION (`base` drops the shop tables)."""
-    from migration.shop.schema import downgrade
-
-    downgrade(overrides.settings, revision)
-    click.echo(f"{overrides.settings.redacted_mysql_url()}: at {revision}")
+shop = application_group(
+    "shop", SHOP_CONTRACT, "migration.shop.schema",
+    "The reference shop: its MySQL schema, seed data and an end-to-end demo.",
+    schema_help="The shop's MySQL schema (Alembic).")
 
 
 @shop.command()
