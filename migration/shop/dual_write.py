@@ -232,8 +232,10 @@ class CartWrapper(ShopWrapper):
     flag = "cart"
 
     def add_item(self, user_id: int, product_id: int, quantity: int) -> None:
-        key = {"user_id": user_id, "product_id": product_id}
-        self._write("cart.add_item", [Touch("shopping_carts", (user_id, product_id), key)],
+        # An existing line's quantity grows by an amount only MySQL adds up: the touch
+        # says the quantity changes (to a value unknown here), so its item is imaged first.
+        line = {"user_id": user_id, "product_id": product_id, "quantity": None}
+        self._write("cart.add_item", [Touch("shopping_carts", (user_id, product_id), line)],
                     lambda conn: MySQLShoppingCartRepository(conn).add_item(
                         user_id, product_id, quantity),
                     dynamodb=lambda: self.shop.writes.add_item(user_id, product_id, quantity))

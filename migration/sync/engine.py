@@ -157,6 +157,7 @@ class SyncStats:
     dynamodb_failures: int = 0
     version_regressions: int = 0
     repairs: int = 0
+    late_roots: int = 0  # operations whose write reached roots its touches did not name
 
 
 class SyncEngine:
@@ -271,8 +272,9 @@ class SyncEngine:
                 result = write(conn)
                 self._check_unseen(unseen)
                 changes = self._after(conn, touches, befores, provisional, result, created)
-                for entity, keys in self.graph.affected_roots(conn, changes,
-                                                              entities=enabled).items():
+                reached = self.graph.affected_roots(conn, changes, entities=enabled)
+                self._image_late_roots(before_image, roots, reached, changes)
+                for entity, keys in reached.items():
                     roots.setdefault(entity, set()).update(keys)
                 after_image = self._image(conn, roots, known=self._known_rows(changes, after=True))
                 actions = _diff(before_image, after_image)
@@ -377,6 +379,37 @@ class SyncEngine:
             return False
 
     # -- images ------------------------------------------------------------------------
+    def _image_late_roots(self, before_image: dict[ItemKey, _Slot],
+                          announced: Mapping[str, set[Key]], reached: Mapping[str, set[Key]],
+                          changes: Sequence[RowChange]) -> None:
+        """Add to the before-image the items of roots the write reached but its touches did
+        not announce (a lock-only touch of a row the write deleted, values that leave out a
+        column the write changed too): without them, what those roots no longer map to
+        would never be deleted. Their records are read on a second connection, whose view
+        is the last commit: the state before this write, which holds their root locks now.
+        A root whose own row this write inserted had no items before and is skipped."""
+        inserted: set[tuple[str, Key]] = set()
+        for change in changes:
+            if change.before is None and change.after is not None:
+                pk = self.catalog.primary_key(change.table)
+                if all(c in change.after for c in pk):
+                    inserted.add((change.table, tuple(change.after[c] for c in pk)))
+        late: dict[str, set[Key]] = {}
+        for entity, keys in reached.items():
+            table = self.readers[entity].source.table
+            unseen = {k for k in keys if k not in announced.get(entity, ())
+                      and (table, tuple(k)) not in inserted}
+            if unseen:
+                late[entity] = unseen
+        if not late:
+            return
+        self.stats.late_roots += 1
+        log.debug("dual-write reached roots its touches did not name: %s",
+                  {e: sorted(k)[:5] for e, k in late.items()})
+        with self.connect() as committed:
+            for ident, slot in self._image(committed, late, strict=False, lock=None).items():
+                before_image.setdefault(ident, slot)
+
     def _lock(self, conn: Connection, touches: Sequence[Touch]
               ) -> tuple[list[Touch], list[dict[str, Any] | None], list[_Unseen]]:
         """Lock every touched row (FOR UPDATE) and return it as it is before the write;
@@ -495,8 +528,10 @@ class SyncEngine:
         return changes
 
     def _image(self, conn: Connection, roots: Mapping[str, Iterable[Key]], *,
-               strict: bool = True, known: _KnownRows | None = None) -> dict[ItemKey, _Slot]:
-        """Every item the roots map to now; roots locked exclusively, related rows shared.
+               strict: bool = True, known: _KnownRows | None = None,
+               lock: str | None = "update") -> dict[ItemKey, _Slot]:
+        """Every item the roots map to now; roots locked exclusively, related rows shared
+        (`lock=None`: plain reads, as on a connection reading the last commit).
 
         Two roots mapping to one key raise `KeyCollision` when `strict` (an after-image:
         the change would make the collision); a before-image only notes the first.
@@ -509,7 +544,9 @@ class SyncEngine:
                 continue
             reader, mapper = self.readers[entity], self.mappers[entity]
             table = self.ddb.table_name(mapper.table.name)
-            for record in self._records(conn, reader, keys, known):
+            records = self._records(conn, reader, keys, known) if lock == "update" else \
+                reader.fetch(conn, keys, lock=lock)
+            for record in records:
                 owner = mapper.owner(record)
                 for item in mapper.items(record):
                     key = mapper.item_key(item)
