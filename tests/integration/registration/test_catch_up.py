@@ -4,6 +4,7 @@ twice, the flags back in dynamodb_read, reconcile without drift."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from migration.cli import cli
+from migration.registration import REGISTRATION_CONTRACT
 from migration.registration.catch_up import SWITCH_ORDER, catch_up
 from migration.registration.dual_write import RegistrationApp
 from migration.registration.errors import RegistrationError
@@ -66,6 +70,13 @@ def _counts_equal_rows(app: RegistrationApp) -> None:
     assert wrong == []
 
 
+def _env(settings: Settings) -> dict[str, str | None]:
+    return {"MIGRATE_CONTRACT": str(REGISTRATION_CONTRACT),
+            "MIGRATE_MYSQL_URL": settings.sqlalchemy_url().render_as_string(hide_password=False),
+            "MIGRATE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
+            "MIGRATE_TABLE_PREFIX": settings.table_prefix}
+
+
 def _phases(app: RegistrationApp) -> set[Phase]:
     app.flags.invalidate()
     return {app.flags.flag(name).phase for name in SWITCH_ORDER}
@@ -93,12 +104,21 @@ def test_catch_up_brings_mysql_level_with_dynamodb_and_goes_back(
     app.events.register("after", "u0")  # joins again, further down the line
     assert _mysql(app) != _dynamodb(app)
 
-    summary = catch_up(registration_settings, settle_seconds=0.0)
-    assert summary.switched == list(SWITCH_ORDER)
+    refused = CliRunner().invoke(cli, ["flags", "set", "event", "dynamodb_read"],
+                                 env=_env(registration_settings))
+    assert refused.exit_code == 2 and "`migrate registration catch-up`" in refused.stderr
+    output = migrate(registration_settings, "registration", "catch-up",
+                     "--settle-seconds", "0").output
+    assert re.fullmatch(r"caught up: \d+ items copied, 2 rows without an item deleted, \d+ stream "
+                        r"records applied; writes paused \d+ ms; back in dynamodb_read: "
+                        r"registration, waitlist, user, event\n", output), output
     assert _phases(app) == {Phase.DYNAMODB_READ}
     assert _mysql(app) == _dynamodb(app)
     _counts_equal_rows(app)
     assert ("after", "u0", 5) in _mysql(app)["waitlist"]
+    again = CliRunner().invoke(cli, ["registration", "catch-up"], env=_env(registration_settings))
+    assert again.exit_code == 2 and again.stderr.startswith(
+        "error: registration catch-up failed: nothing to catch up"), again.stderr
     reconciled = migrate(registration_settings, "reconcile", "--quiet", "--fail-on-drift",
                          "--report-dir", str(tmp_path))
     assert "no drift" in reconciled.output
@@ -126,6 +146,11 @@ def _held(app: RegistrationApp, thread: dict[str, threading.Event]) -> None:
             thread[f"{name} refused"].set()
 
     app.ddb.before.append(hook)
+
+
+def test_help() -> None:
+    result = CliRunner().invoke(cli, ["registration", "catch-up", "-h"])
+    assert result.exit_code == 0 and "Go back from dynamodb_only" in result.output
 
 
 def test_a_write_racing_the_close_lands_once(
