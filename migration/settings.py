@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     flag_cache_seconds: float = Field(
         default=2.0, description="How long a process trusts the flags it read from MySQL."
     )
+    fence_wait_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How long a dynamodb_only write waits at a closed write fence (a "
+                    "catch-up switching the application back) before it gives up.")
     gates: GateSettings = Field(
         default_factory=GateSettings,
         description="Gates between phases, e.g. MIGRATE_GATES__MAX_FAILURE_RATE=0.01.")

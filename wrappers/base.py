@@ -10,18 +10,24 @@ Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says.
 In `dynamodb_only` MySQL is no longer written: a write goes to the `dynamodb`
 path the wrapper method gives (the application's DynamoDB-native write), and so
 does a write that started on the MySQL path while the entity moved there (the
-engine's fence finds it and rolls MySQL back: `PhaseMoved`).
+engine's fence finds it and rolls MySQL back: `PhaseMoved`). A DynamoDB-native write
+refused by the table's write fence (a catch-up going back: `FenceClosed`) waits and
+takes the path of the phase it then finds; it never fails for it, unless the fence stays
+closed longer than `fence_wait_seconds` (`FenceTimeout`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from migration.backoff import pause
+from migration.dynamodb.fence import FenceClosed, FenceTimeout
 from migration.sync.dependencies import Key
 from migration.sync.engine import PhaseMoved, Touch
 from wrappers.flags import FlagError, Phase
@@ -53,15 +59,23 @@ class DualWriteWrapper:
                created: Callable[[T], Sequence[tuple[str, Key]]] | None = None, *,
                dynamodb: Callable[[], T] | None = None) -> T:
         """One write: MySQL first and DynamoDB as the phases say, or, in `dynamodb_only`,
-        the `dynamodb` path alone."""
+        the `dynamodb` path alone. A `dynamodb` path refused by a closed write fence (a
+        catch-up switching back: `migration.dynamodb.fence`) did nothing: the write waits,
+        re-reading the phase, and takes the path of the phase it then finds."""
         flags = self.app.flags
-        if flags.flag(self.flag).phase is Phase.DYNAMODB_ONLY:
-            return self._dynamodb_only(operation, dynamodb)
-        try:
-            return self.app.run(operation, touches, write, created=created, entity=self.entity)
-        except PhaseMoved:
-            flags.invalidate()
-            return self._dynamodb_only(operation, dynamodb)
+        waited = _FenceWait(self, operation)
+        while True:
+            if flags.flag(self.flag).phase is Phase.DYNAMODB_ONLY:
+                try:
+                    return self._dynamodb_only(operation, dynamodb)
+                except FenceClosed as closed:
+                    waited.after(closed)
+                    continue
+            try:
+                return self.app.run(operation, touches, write, created=created,
+                                    entity=self.entity)
+            except PhaseMoved:
+                flags.invalidate()  # to dynamodb_only meanwhile: its path, as read afresh
 
     def _dynamodb_only(self, operation: str, dynamodb: Callable[[], T] | None) -> T:
         if dynamodb is None:
@@ -91,6 +105,38 @@ class DualWriteWrapper:
                 log.warning("shadow read %s %s differs: %s", operation, list(key), differences)
                 flags.record_mismatch(self.flag, operation, list(key), differences)
         return answer
+
+
+class _FenceWait:
+    """One write's wait at a closed fence, bounded by `settings.fence_wait_seconds`."""
+
+    def __init__(self, wrapper: DualWriteWrapper, operation: str):
+        self.wrapper = wrapper
+        self.operation = operation
+        self.attempt = 0
+        self.deadline = 0.0
+
+    def after(self, closed: FenceClosed) -> None:
+        """Return when the write may be tried again (on the path its phase now says)."""
+        flags = self.wrapper.app.flags
+        limit = self.wrapper.app.settings.fence_wait_seconds
+        if self.attempt == 0:
+            self.deadline = time.monotonic() + limit
+        self.attempt += 1
+        while True:
+            state = closed.fence.state()  # the fence first, then the phase (see fence.py)
+            flags.invalidate()
+            if flags.flag(self.wrapper.flag).phase is not Phase.DYNAMODB_ONLY:
+                return  # switched back: the MySQL path
+            if state.is_open:
+                return
+            if state.state == "released":
+                closed.fence.reopen(state)  # in dynamodb_only again since the switch back
+                return
+            if time.monotonic() >= self.deadline:
+                raise FenceTimeout(closed.table, self.operation, limit, state)
+            pause(self.attempt, base=0.01, cap=0.2)
+            self.attempt += 1
 
 
 def _default_compare(mysql: Any, dynamodb: Any) -> dict[str, Any]:

@@ -19,7 +19,9 @@ still commit.
 
 Leaving `dynamodb_only` needs MySQL to hold what DynamoDB took meanwhile: the
 switch back is refused unless it comes from the application's catch-up
-(`set_phase(..., caught_up=True)`), which replays DynamoDB's changes into MySQL.
+(`set_phase(..., caught_up=True)`), which replays DynamoDB's changes into MySQL
+(`migration.sync.catch_up`; the registration service's is `migrate registration
+catch-up`; the shop has none yet, so it stays in `dynamodb_only`).
 """
 
 from __future__ import annotations
@@ -177,9 +179,10 @@ class FlagStore:
                     and not caught_up:
                 raise FlagError(
                     f"{name} is dynamodb_only: MySQL has not been written since, so going back "
-                    "would serve and dual-write stale rows. Run your application's catch-up "
-                    "(it replays DynamoDB's changes into MySQL and then switches back), or "
-                    "stay in dynamodb_only")
+                    "would serve and dual-write stale rows. Only a catch-up may switch it "
+                    "back: it replays DynamoDB's changes into MySQL first (the registration "
+                    "service: `migrate registration catch-up`). An application without one "
+                    "(the shop, today) must stay in dynamodb_only")
             conn.execute(statement)
             replaced = Phase(current) if current in set(Phase) else None
             if record is not None:

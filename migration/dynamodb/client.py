@@ -65,9 +65,11 @@ def _snake(operation: str) -> str:
     return "".join(out)
 
 
-def make_client(settings: Settings, *, max_pool_connections: int = 50) -> Any:
+def make_client(settings: Settings, *, max_pool_connections: int = 50,
+                service: str = "dynamodb") -> Any:
     """A botocore DynamoDB client for the settings, with botocore's own retries off
-    (the choke point retries, so attempts are counted once)."""
+    (the choke point retries, so attempts are counted once); `service="dynamodbstreams"`
+    gives the DynamoDB Streams client of the same endpoint and credentials."""
     config = Config(
         region_name=settings.aws_region,
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -76,10 +78,10 @@ def make_client(settings: Settings, *, max_pool_connections: int = 50) -> Any:
         read_timeout=30,
         tcp_keepalive=True,
     )
-    session = boto3.session.Session()
+    session: Any = boto3.session.Session()  # `service` is any of boto3's names
     credentials = settings.aws_credentials()
     return session.client(
-        "dynamodb",
+        service,
         endpoint_url=settings.dynamodb_endpoint or None,
         region_name=settings.aws_region,
         config=config,

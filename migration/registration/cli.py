@@ -1,6 +1,6 @@
 """`migrate registration ...`: the registration service's own commands (its MySQL schema,
-its HTTP server), plugged into `migrate` through the `mysql_dynamodb_migrate.commands`
-entry point.
+its HTTP server, its catch-up to go back from dynamodb_only), plugged into `migrate`
+through the `mysql_dynamodb_migrate.commands` entry point.
 
 The service's contract is used unless `--contract`/MIGRATE_CONTRACT names another.
 """
@@ -15,7 +15,8 @@ from migration.settings import Overrides
 
 registration = application_group(
     "registration", REGISTRATION_CONTRACT, "migration.registration.schema",
-    "The event-registration service (seed 004): its MySQL schema and HTTP server.",
+    "The event-registration service (seed 004): its MySQL schema, HTTP server and "
+    "catch-up (going back from dynamodb_only).",
     schema_help="The service's MySQL schema (Alembic, version table "
                 "alembic_version_registration).")
 
@@ -37,3 +38,23 @@ def serve(overrides: Overrides, host: str, port: int, local: bool) -> None:
             "pip install 'mysql-dynamodb-migrate[registration]'") from err
 
     run(overrides.settings, host=host, port=port, local=local, echo=click.echo)
+
+
+@registration.command("catch-up")
+@click.option("--settle-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="After closing the write fence, keep draining the stream at least this "
+                   "long (stream records reach readers within about a second on AWS; "
+                   "DynamoDB Local's at once).")
+@click.option("--by", default=None, help="Who switches back (recorded; default: the OS user).")
+@pass_overrides
+def catch_up(overrides: Overrides, settle_seconds: float, by: str | None) -> None:
+    """Go back from dynamodb_only: bring MySQL up to the DynamoDB table (a copy, then its
+    stream), then switch every entity to dynamodb_read. The service keeps serving; its
+    writes wait only for the final drain and the switch."""
+    from migration.registration.catch_up import catch_up as run
+
+    summary = run(overrides.settings, settle_seconds=settle_seconds, by=by)
+    click.echo(f"caught up: {summary.items_copied} items copied, {summary.rows_deleted} rows "
+               f"without an item deleted, {summary.records_applied} stream records applied; "
+               f"writes paused {summary.paused_seconds * 1000:.0f} ms; back in dynamodb_read: "
+               f"{', '.join(summary.switched)}")

@@ -6,8 +6,9 @@ engine's transaction (`migration.sync.engine`): the event row is locked first, t
 rules are checked under that lock, and in `dual_write`, `shadow_read` and
 `dynamodb_read` the seed's items (the event with its counts, registrations, waitlist
 entries with their zero-padded positions) follow in DynamoDB. In `dynamodb_only` each
-write takes its DynamoDB path (`migration.registration.dynamodb`) and MySQL is no
-longer written. Reads go where the phase says.
+write takes its DynamoDB path (`migration.registration.dynamodb`), through the table's
+write fence, and MySQL is no longer written; the catch-up brings MySQL back
+(`migration.registration.catch_up`). Reads go where the phase says.
 
 The four entities (flags `user`, `event`, `registration`, `waitlist`) read each
 other's rows in one operation, so they move between phases together: the event
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Connection
 from migration.contract import load_contract
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
+from migration.dynamodb.fence import WriteFence
 from migration.registration import REGISTRATION_CONTRACT
 from migration.registration.dynamodb import DynamoDBEventRepository, DynamoDBUserRepository
 from migration.registration.models import Event, RegistrationResult, User
@@ -171,9 +173,12 @@ class RegistrationApp(DualWrite):
         super().__init__(settings, contract, pool_size=pool_size, **kwargs)
         # create_engine allows pool_size more connections as overflow.
         self.write_slots = threading.BoundedSemaphore(max(1, 2 * pool_size // 3))
-        table = contract.tables[0].name
-        self.dynamodb_users = DynamoDBUserRepository(self.ddb, self.ddb.table_name(table))
-        self.dynamodb_events = DynamoDBEventRepository(self.ddb, self.ddb.table_name(table))
+        table = self.ddb.table_name(contract.tables[0].name)
+        # Every DynamoDB-native write passes the table's write fence, which the catch-up
+        # closes to go back to MySQL (`migration.registration.catch_up`).
+        self.fence = WriteFence(self.ddb, table)
+        self.dynamodb_users = DynamoDBUserRepository(self.ddb, table, self.fence)
+        self.dynamodb_events = DynamoDBEventRepository(self.ddb, table, self.fence)
         self.users = RegistrationUsers(self)
         self.events = RegistrationEvents(self)
 

@@ -29,6 +29,10 @@ How the rules hold with many writers and no lock:
   transaction as the change, conditioned on its absence, so a retried request returns
   the first answer instead of registering twice.
 
+With a write fence (`migration.dynamodb.fence`, given by the dual-write app), every
+write is a transaction carrying the fence's check, so that a catch-up going back to MySQL
+can stop them (`FenceClosed`: nothing was written; the wrapper retries).
+
 A cancelled transaction is re-evaluated from fresh reads (consistent reads of the base
 table), a bounded number of times.
 """
@@ -41,7 +45,9 @@ from typing import Any
 
 from migration.backoff import pause
 from migration.dynamodb.client import DynamoDB
+from migration.dynamodb.fence import WriteFence
 from migration.errors import ConditionFailed, TransactionCancelled
+from migration.mapping.item import OWNER_ATTRIBUTE
 from migration.registration.errors import (
     AlreadyRegisteredError,
     DuplicateEventError,
@@ -87,21 +93,31 @@ def waitlist_sk(position: int, user_id: str) -> str:
     return f"WAIT#{position:0{POSITION_DIGITS}d}#{user_id}"
 
 
+def _owner(entity: str, *key: str) -> dict[str, dict[str, str]]:
+    """The `_owner` the dual-write gives each item (`ItemMapper.owner`: the contract entity
+    and its source key), so that items written here look like those it writes (reconcile
+    compares them)."""
+    return {OWNER_ATTRIBUTE: _s(f"{entity}#" + "#".join(key))}
+
+
 def registration_item(event_id: str, user_id: str) -> Item:
-    return {**registration_key(event_id, user_id), "GSI1PK": _s(f"USER#{user_id}"),
+    return {**registration_key(event_id, user_id), **_owner("Registration", event_id, user_id),
+            "GSI1PK": _s(f"USER#{user_id}"),
             "GSI1SK": _s("REGISTERED"), "entity_type": _s("registration"),
             "user_id": _s(user_id), "event_id": _s(event_id), "status": _s("registered")}
 
 
 def waitlist_item(event_id: str, user_id: str, position: int) -> Item:
     return {"PK": _s(f"EVENT#{event_id}"), "SK": _s(waitlist_sk(position, user_id)),
-            "GSI1PK": _s(f"USER#{user_id}"), "GSI1SK": _s("WAITLISTED"),
+            **_owner("Waitlist", event_id, user_id), "GSI1PK": _s(f"USER#{user_id}"),
+            "GSI1SK": _s("WAITLISTED"),
             "entity_type": _s("waitlist"), "user_id": _s(user_id), "event_id": _s(event_id),
             "position": _n(position), "status": _s("waitlisted")}
 
 
 def event_item(event: Event) -> Item:
-    item: Item = {**event_key(event.event_id), "entity_type": _s("event"),
+    item: Item = {**event_key(event.event_id), **_owner("Event", event.event_id),
+                  "entity_type": _s("event"),
                   "event_id": _s(event.event_id), "name": _s(event.title),
                   "title": _s(event.title), "status": _s(event.status),
                   "capacity": _n(event.capacity), "waitlist_enabled": {"BOOL": event.waitlist_enabled},
@@ -166,21 +182,54 @@ def _failed_at(err: TransactionCancelled, index: int) -> bool:
     return any(r.index == index and r.code == "ConditionalCheckFailed" for r in err.failed)
 
 
+class _Writes:
+    """How a repository writes: plain requests, or every one through the table's write
+    fence (`migration.dynamodb.fence`) when it has one, as a transaction carrying its check."""
+
+    def __init__(self, ddb: DynamoDB, table: str, fence: WriteFence | None):
+        self.ddb = ddb
+        self.table = table
+        self.fence = fence
+
+    def transact(self, actions: Sequence[Item]) -> None:
+        if self.fence is None:
+            self.ddb.call("TransactWriteItems", TransactItems=list(actions))
+        else:
+            self.fence.transact(actions)
+
+    def put_new(self, item: Item) -> bool:
+        """Put an item whose key must be free; False when it is taken."""
+        if self.fence is None:
+            try:
+                self.ddb.call("PutItem", TableName=self.table, Item=item,
+                              ConditionExpression="attribute_not_exists(PK)")
+            except ConditionFailed:
+                return False
+            return True
+        try:
+            self.fence.transact([{"Put": {"TableName": self.table, "Item": item,
+                                          "ConditionExpression": "attribute_not_exists(PK)"}}])
+        except TransactionCancelled as err:
+            if _failed_at(err, 0):
+                return False
+            raise
+        return True
+
+
 class DynamoDBUserRepository(UserRepository):
     """Users as `USER#{user_id}`/`METADATA` items."""
 
-    def __init__(self, ddb: DynamoDB, table: str):
+    def __init__(self, ddb: DynamoDB, table: str, fence: WriteFence | None = None):
         self.ddb = ddb
         self.table = table
+        self.writes = _Writes(ddb, table, fence)
 
     def create(self, user: User) -> User:
-        item = {**user_key(user.user_id), "entity_type": _s("user"),
+        item = {**user_key(user.user_id), **_owner("User", user.user_id),
+                "entity_type": _s("user"),
                 "user_id": _s(user.user_id), "name": _s(user.name)}
-        try:
-            self.ddb.call("PutItem", TableName=self.table, Item=item,
-                          ConditionExpression="attribute_not_exists(PK)")
-        except ConditionFailed as err:
-            raise DuplicateUserError(f"user {user.user_id!r} already exists") from err
+        if not self.writes.put_new(item):
+            raise DuplicateUserError(f"user {user.user_id!r} already exists")
         return user
 
     def get(self, user_id: str) -> User | None:
@@ -192,17 +241,15 @@ class DynamoDBUserRepository(UserRepository):
 class DynamoDBEventRepository(EventRepository):
     """Events, registrations and waitlists in the seed's single table (module docstring)."""
 
-    def __init__(self, ddb: DynamoDB, table: str):
+    def __init__(self, ddb: DynamoDB, table: str, fence: WriteFence | None = None):
         self.ddb = ddb
         self.table = table
+        self.writes = _Writes(ddb, table, fence)
 
     # -- events --------------------------------------------------------------------
     def create(self, event: Event) -> Event:
-        try:
-            self.ddb.call("PutItem", TableName=self.table, Item=event_item(event),
-                          ConditionExpression="attribute_not_exists(PK)")
-        except ConditionFailed as err:
-            raise DuplicateEventError(f"event {event.event_id!r} already exists") from err
+        if not self.writes.put_new(event_item(event)):
+            raise DuplicateEventError(f"event {event.event_id!r} already exists")
         return Event(**{**event.__dict__, "registered_count": 0, "waitlist_count": 0})
 
     def _event_item(self, event_id: str) -> Item | None:
@@ -260,7 +307,7 @@ class DynamoDBEventRepository(EventRepository):
                      "ConditionExpression": "attribute_not_exists(PK)"}},
             *token.put(f"registered|{message}")]
         try:
-            self.ddb.call("TransactWriteItems", TransactItems=actions)
+            self.writes.transact(actions)
         except TransactionCancelled as err:
             if token.stored(self.ddb) is not None:
                 return None  # the same request landed meanwhile: its answer is ours
@@ -285,9 +332,8 @@ class DynamoDBEventRepository(EventRepository):
             message = (f"event {event_id!r} is full: user {user_id!r} is on its waitlist at "
                        f"position {position}")
             try:
-                self.ddb.call("TransactWriteItems",
-                              TransactItems=self._join_actions(event_id, user_id, position)
-                              + token.put(f"waitlisted|{message}"))
+                self.writes.transact(self._join_actions(event_id, user_id, position)
+                                     + token.put(f"waitlisted|{message}"))
             except TransactionCancelled as err:
                 if token.stored(self.ddb) is not None:
                     return None  # the same request landed meanwhile: its answer is ours
@@ -379,7 +425,7 @@ class DynamoDBEventRepository(EventRepository):
                             "ExpressionAttributeValues": {":one": _n(1), ":zero": _n(0)}}}]
         actions += token.put(promoted or "")
         try:
-            self.ddb.call("TransactWriteItems", TransactItems=actions)
+            self.writes.transact(actions)
         except TransactionCancelled:
             return False, None
         return True, promoted
@@ -394,7 +440,7 @@ class DynamoDBEventRepository(EventRepository):
                         "ExpressionAttributeValues": {":one": _n(1), ":zero": _n(0)}}},
             *token.put("")]
         try:
-            self.ddb.call("TransactWriteItems", TransactItems=actions)
+            self.writes.transact(actions)
         except TransactionCancelled:
             return False
         return True

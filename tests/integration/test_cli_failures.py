@@ -143,6 +143,7 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     "registration db downgrade": (["registration", "db", "downgrade", "base"], MYSQL_FAULTS),
     # Only faults it meets before it listens: a healthy service would serve forever.
     "registration serve": (["registration", "serve", "--port", "0"], MYSQL_FAULTS),
+    "registration catch-up": (["registration", "catch-up"], MYSQL_FAULTS),
     "flags show": (["flags", "show"], MYSQL_FAULTS),
     "flags set": (["flags", "set", "cart", "dual_write"], MYSQL_FAULTS),
     "flags history": (["flags", "history"], MYSQL_FAULTS),
