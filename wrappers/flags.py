@@ -30,7 +30,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,40 +163,55 @@ class FlagStore:
         `record` is called on the switch's own transaction with the phase it replaces
         (read under the row's lock): the history of phase changes commits with it. Without
         one, the change is recorded as made here, no gate asked."""
-        name = self._known(name.lower())
-        parsed, _ = parse_phase(str(phase), entity=name)
+        return self.set_phases(
+            [name], phase, percent, caught_up=caught_up,
+            record=None if record is None else lambda conn, _name, replaced: record(
+                conn, replaced))[0]
+
+    def set_phases(self, names: Sequence[str], phase: str | Phase, percent: int = 100, *,
+                   caught_up: bool = False,
+                   record: Callable[[Connection, str, Phase | None], None] | None = None
+                   ) -> list[Flag]:
+        """`set_phase` for several entities in one transaction: every process's writes see
+        all of them move at once (a write's fence reads every flag row in one statement).
+        `record` gets each entity's name and the phase it replaces."""
+        wanted = [self._known(name.lower()) for name in names]
+        parsed, _ = parse_phase(str(phase), entity=", ".join(wanted))
         if not 0 <= percent <= 100:
             raise FlagError(f"percentage {percent} is outside 0-100")
-        statement = mysql_insert(flags_table).values(entity=name, phase=parsed.value,
-                                                     percent=percent)
-        statement = statement.on_duplicate_key_update(phase=parsed.value, percent=percent,
-                                                      updated_at=sa.func.now(6))
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(flags_table.c.phase, flags_table.c.percent).where(
-                flags_table.c.entity == name).with_for_update()).first()
-            current, was = (row[0], int(row[1])) if row is not None else (None, 100)
-            if current == Phase.DYNAMODB_ONLY.value and parsed is not Phase.DYNAMODB_ONLY \
-                    and not caught_up:
-                raise FlagError(
-                    f"{name} is dynamodb_only: MySQL has not been written since, so going back "
-                    "would serve and dual-write stale rows. Only a catch-up may switch it "
-                    "back: it replays DynamoDB's changes into MySQL first (the registration "
-                    "service: `migrate registration catch-up`). An application without one "
-                    "(the shop, today) must stay in dynamodb_only")
-            conn.execute(statement)
-            replaced = Phase(current) if current in set(Phase) else None
-            if record is not None:
-                record(conn, replaced)
-            elif (replaced or self.default, was) != (parsed, percent):
-                # Every change is in the history, those made here directly too (no gate
-                # was asked: `migration.ops.operate.set_phase` is the gated way).
-                record_phase_change(
-                    conn, entity=name, from_phase=(replaced or self.default).value,
-                    to_phase=parsed.value, percent=percent, changed_by=operator(),
-                    forced=False, reason="set through FlagStore.set_phase (no gate checked)"
-                    + (" by the catch-up" if caught_up else ""), evidence={})
+            # Rows locked in key order, as a write's fence reads them: no deadlock.
+            rows = {row[0]: (row[1], int(row[2])) for row in conn.execute(
+                sa.select(flags_table.c.entity, flags_table.c.phase, flags_table.c.percent)
+                .where(flags_table.c.entity.in_(wanted)).order_by(flags_table.c.entity)
+                .with_for_update())}
+            for name in wanted:
+                current, was = rows.get(name, (None, 100))
+                if current == Phase.DYNAMODB_ONLY.value and parsed is not Phase.DYNAMODB_ONLY \
+                        and not caught_up:
+                    raise FlagError(
+                        f"{name} is dynamodb_only: MySQL has not been written since, so going "
+                        "back would serve and dual-write stale rows. Only a catch-up may switch "
+                        "it back: it replays DynamoDB's changes into MySQL first (the "
+                        "registration service: `migrate registration catch-up`). An "
+                        "application without one (the shop, today) must stay in dynamodb_only")
+                statement = mysql_insert(flags_table).values(entity=name, phase=parsed.value,
+                                                             percent=percent)
+                conn.execute(statement.on_duplicate_key_update(
+                    phase=parsed.value, percent=percent, updated_at=sa.func.now(6)))
+                replaced = Phase(current) if current in set(Phase) else None
+                if record is not None:
+                    record(conn, name, replaced)
+                elif (replaced or self.default, was) != (parsed, percent):
+                    # Every change is in the history, those made here directly too (no gate
+                    # was asked: `migration.ops.operate.set_phase` is the gated way).
+                    record_phase_change(
+                        conn, entity=name, from_phase=(replaced or self.default).value,
+                        to_phase=parsed.value, percent=percent, changed_by=operator(),
+                        forced=False, reason="set through FlagStore.set_phase (no gate checked)"
+                        + (" by the catch-up" if caught_up else ""), evidence={})
         self.invalidate()
-        return self.flag(name)
+        return [self.flag(name) for name in wanted]
 
     def phase_of(self, entity: str) -> Phase:
         """The phase of a contract entity (by its contract name)."""

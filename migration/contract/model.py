@@ -346,6 +346,18 @@ class Table:
 
 
 @dataclass(frozen=True)
+class CoupledGroup:
+    """Entities whose writes span each other (an application write that changes several
+    of them at once, or copies one's values into another's items): they enter and leave
+    `dynamodb_only` together, or one of them would stop following the others' writes.
+    `catch_up` says what brings MySQL up to date before the group may leave
+    `dynamodb_only` (none declared: the group cannot go back)."""
+
+    entities: tuple[str, ...]
+    catch_up: str | None = None
+
+
+@dataclass(frozen=True)
 class Contract:
     """A whole contract: the single description every path (dual-write, backfill,
     reconcile, repair) maps rows with."""
@@ -356,6 +368,7 @@ class Contract:
     entity_type_attribute: str = "_type"
     version_attribute: str = "_version"
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    coupled: tuple[CoupledGroup, ...] = ()
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -381,6 +394,14 @@ class Contract:
             if pattern.name == name:
                 return pattern
         return None
+
+    def coupled_group(self, entity: str) -> CoupledGroup:
+        """The group `entity` (a contract entity name) moves with to and from
+        `dynamodb_only`: its declared group, or itself alone."""
+        for group in self.coupled:
+            if entity in group.entities:
+                return group
+        return CoupledGroup((entity,))
 
     def source_entities(self) -> list[Entity]:
         """Entities that have a MySQL source, in contract order."""

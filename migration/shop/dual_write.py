@@ -38,6 +38,7 @@ from migration.shop.repositories import (
     UserRecord,
 )
 from migration.sync.engine import Touch
+from migration.sync.phases import Phase
 from wrappers.base import DualWriteWrapper
 from wrappers.dual_write import DualWrite
 
@@ -287,7 +288,7 @@ class Shop(DualWrite):
         super().__init__(settings, contract or load_contract(shop_contract_path(settings)),
                          ddb=ddb, policies=policies)
         self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
-        self.writes = ShopWrites(self.contract, self.ddb, self.engine)
+        self.writes = ShopWrites(self.contract, self.ddb, self.engine, entered=self._entered)
         self.users = UsersWrapper(self)
         self.products = ProductsWrapper(self)
         self.orders = OrdersWrapper(self)
@@ -296,9 +297,15 @@ class Shop(DualWrite):
 
 
     def enter_dynamodb_only(self) -> int:
-        """Move the whole shop to `dynamodb_only` (see `migration.shop.dynamodb_only`):
-        the flags, sources first, then the holder links; returns the links written."""
-        return enter_dynamodb_only(self.flags, self.writes)
+        """Move the whole shop to `dynamodb_only` at once, no gate asked (see
+        `migration.shop.dynamodb_only`; the gated way is `migrate flags set user
+        dynamodb_only`), then write the holder links; returns the links written."""
+        return enter_dynamodb_only(self.flags, self.writes, list(SHOP_ENTITIES))
+
+    def _entered(self) -> bool:
+        """Whether every shop flag says dynamodb_only, read afresh."""
+        self.flags.invalidate()
+        return all(flag.phase is Phase.DYNAMODB_ONLY for flag in self.flags.all())
 
 
 def shop_contract_path(settings: Settings) -> Path:

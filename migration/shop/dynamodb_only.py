@@ -34,17 +34,21 @@ constraints, row locks and the sync engine did, DynamoDB transactions do here:
   Creating a product or a child category moves its seller's / category's / parent's
   `_version`, so a delete or rename that listed them before cannot commit after it.
 
-The shop enters the phase as one unit, `enter_dynamodb_only`: its entities share
-denormalized values and foreign keys, so a mix (carts in DynamoDB alone, products
-still in MySQL) would leave copies no writer keeps current. It moves the flags
-(sources before the entities that copy from them), writes the holder links of the
-lines and orders MySQL holds, and then marks the shop ready; native writes refuse
-(`ShopNotReady`, transient) until then.
+The shop enters the phase as one unit: its entities share denormalized values and
+foreign keys, so a mix (carts in DynamoDB alone, products still in MySQL) would leave
+copies no writer keeps current. Its contract couples them (`coupled_entities`), so the
+gated switch (`migrate flags set user dynamodb_only`) moves all five flags in one
+transaction; `enter_dynamodb_only` does the same without gates. Then the holder links
+of the lines and orders MySQL holds are written and the shop is marked ready: by
+`enter_dynamodb_only`, or by the first native write that finds every flag there (one
+process at a time, under a lease). Native writes refuse (`ShopNotReady`, transient)
+until the mark is there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -67,7 +71,7 @@ from migration.dynamodb.transactions import (
     TransactionConflicted,
     TransactionItemExists,
 )
-from migration.errors import Terminal, Transient
+from migration.errors import ConditionFailed, Terminal, Transient
 from migration.mapping.item import ItemMapper, mappers
 from migration.mapping.values import Item
 from migration.shop.repositories import (
@@ -97,10 +101,6 @@ from migration.shop.repositories import (
 
 T = TypeVar("T")
 
-# The order the shop's flags move in: an entity whose items copy another's values
-# moves after it, so while the flags move no MySQL write changes a value already
-# copied into an item that MySQL no longer updates.
-CUTOVER_ORDER = ("user", "product", "category", "order", "cart")
 HELD_PREFIX = "HELD#"
 HELD_TYPE = "_held"
 VERSION = "_version"
@@ -149,6 +149,12 @@ def _text(item: Mapping[str, Any], name: str) -> str:
     return str(next(iter(item[name].values())))
 
 
+def _moved(link: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+    """Whether a holder link's hint no longer says where its holder is."""
+    return link.get("at") != held["PK"] or \
+        (link["SK"]["S"].startswith(f"{HELD_PREFIX}ORDER#") and link.get("sk") != held["SK"])
+
+
 @contextlib.contextmanager
 def _one_key_each(entity: str, value: Any) -> Iterator[None]:
     """Two categories a change would key alike (a parent and a child both named as the
@@ -162,8 +168,12 @@ def _one_key_each(entity: str, value: Any) -> Iterator[None]:
 class ShopWrites:
     """The shop's sixteen writes against DynamoDB alone (see the module docstring)."""
 
+    # How long one process may take to enter before another may take over.
+    lease_seconds = 600.0
+
     def __init__(self, contract: Contract, ddb: DynamoDB, engine: Engine, *,
-                 attempts: int = 60, id_block: int = ID_BLOCK):
+                 attempts: int = 60, id_block: int = ID_BLOCK,
+                 entered: Callable[[], bool] | None = None):
         self.contract = contract
         self.ddb = ddb
         self.engine = engine
@@ -172,19 +182,49 @@ class ShopWrites:
         self.ids = {table: IdAllocator(ddb, table, engine=engine, block=id_block)
                     for table in ID_TABLES}
         self._ready = False
+        self.entered = entered  # whether the shop's flags all say dynamodb_only
+        self._preparing = threading.Lock()
         self._toolkit = ToolkitTable(ddb)
         self.retries = 0  # transactions started again after losing a race
 
     # -- entering the phase -------------------------------------------------------
-    def _ready_key(self) -> dict[str, Any]:
-        return {"id": {"S": f"shop#dynamodb_only#{self.ids['users'].counter_id}"}}
+    def _ready_key(self, what: str = "dynamodb_only") -> dict[str, Any]:
+        return {"id": {"S": f"shop#{what}#{self.ids['users'].counter_id}"}}
+
+    def _marked(self) -> bool:
+        self._toolkit.ensure()
+        return "Item" in self.ddb.call("GetItem", TableName=self._toolkit.name,
+                                       Key=self._ready_key(), ConsistentRead=True)
 
     def is_ready(self) -> bool:
-        if not self._ready:
-            self._toolkit.ensure()
-            self._ready = "Item" in self.ddb.call("GetItem", TableName=self._toolkit.name,
-                                                  Key=self._ready_key(), ConsistentRead=True)
+        """Whether the shop has entered `dynamodb_only`. Not yet, but its flags all say it
+        has (`entered`): the first writer of the process runs `prepare`, under a lease
+        so that one process does (the others are `ShopNotReady` meanwhile)."""
+        if self._ready:
+            return True
+        if self._marked():
+            self._ready = True
+        elif self.entered is not None and self.entered():
+            with self._preparing:
+                if not self._ready:
+                    self._prepare_leased()
         return self._ready
+
+    def _prepare_leased(self) -> None:
+        lease = self._ready_key("entering")
+        now = datetime.now(UTC).timestamp()
+        try:
+            self.ddb.call("PutItem", TableName=self._toolkit.name,
+                          Item={**lease, "until": {"N": str(now + self.lease_seconds)}},
+                          ConditionExpression="attribute_not_exists(id) OR #u < :now",
+                          ExpressionAttributeNames={"#u": "until"},
+                          ExpressionAttributeValues={":now": {"N": str(now)}})
+        except ConditionFailed:
+            return  # another process is entering: not ready yet
+        try:
+            self.prepare()
+        finally:
+            self.ddb.call("DeleteItem", TableName=self._toolkit.name, Key=lease)
 
     def prepare(self) -> int:
         """Write the holder links of every cart line and order item MySQL holds, start the
@@ -192,7 +232,8 @@ class ShopWrites:
         (0 when the shop was ready already: MySQL's rows are stale by then). Run once the
         flags are all `dynamodb_only` (MySQL no longer changes). The rows are streamed, so
         memory does not grow with the tables."""
-        if self.is_ready():
+        if self._ready or self._marked():
+            self._ready = True
             return 0
         order_key = self.mappers["Order"].key
         lines = (sa.select(CARTS.c.product_id, CARTS.c.user_id, USERS.c.email)
@@ -369,8 +410,10 @@ class ShopWrites:
         failed means another writer changed what it read, so it reads again."""
         if not self.is_ready():
             raise ShopNotReady(f"{operation}: the shop is not ready for dynamodb_only: it is "
-                               "entering it (retry shortly), or a flag was moved by hand; "
-                               "the shop enters as a whole with Shop.enter_dynamodb_only()")
+                               "entering it (retry shortly), or only some of its flags are "
+                               "there; the shop's entities enter together: `migrate flags set "
+                               "user dynamodb_only` moves them all (or "
+                               "Shop.enter_dynamodb_only())")
         for attempt in range(1, self.attempts + 1):
             try:
                 return write()
@@ -610,7 +653,17 @@ class ShopWrites:
                          product: Mapping[str, Any]) -> None:
         links = self._holders(product_id)
         self._count(operation, len(tx) + len(links))
-        for link, held in self._held(product_id, links):
+        found = self._held(product_id, links)
+        # A link whose hint is stale (its holder moved with an email change) costs index
+        # reads on every change that meets it: this change points it at the holder again,
+        # as far as the transaction has room (the hint is only a hint).
+        room = TRANSACTION_ACTIONS - len(tx) - len(links)
+        for link, held in found:
+            if held is not None and room > 0 and _moved(link, held):
+                kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
+                tx.put("Products", self._link(product_id, kind, int(holder), held))
+                room -= 1
+        for link, held in found:
             if held is None:
                 tx.delete("Products", {"PK": link["PK"], "SK": link["SK"]})
             elif held["SK"]["S"].startswith("CART#"):
@@ -900,12 +953,8 @@ class ShopWrites:
         return self._attempt("cart.clear_cart", write)
 
 
-def enter_dynamodb_only(flags: Any, writes: ShopWrites,
-                        order: Sequence[str] = CUTOVER_ORDER) -> int:
-    """Move the shop's entities to `dynamodb_only` (sources first), then write the holder
-    links and mark the shop ready; returns the links written."""
-    for name in order:
-        flags.set_phase(name, "dynamodb_only")
-    with contextlib.suppress(AttributeError):
-        flags.invalidate()
+def enter_dynamodb_only(flags: Any, writes: ShopWrites, names: Sequence[str]) -> int:
+    """Move the shop's flags `names` to `dynamodb_only` in one transaction (no gate asked),
+    then write the holder links and mark the shop ready; returns the links written."""
+    flags.set_phases(list(names), "dynamodb_only")
     return writes.prepare()

@@ -47,7 +47,8 @@ _PATTERN_KEYS = {
     "limit",
 }
 _ROOT_KEYS = {"tables", "cross_table_access_patterns", "entity_type_attribute",
-              "version_attribute", "description", "version"}
+              "version_attribute", "description", "version", "coupled_entities"}
+_COUPLED_KEYS = {"entities", "catch_up", "description"}
 _TABLE_KEYS = {"table_config", "gsi_list", "lsi_list", "entities", "description"}
 _FIELD_KEYS = {"name", "type", "required", "item_type", "column", "description", "value"}
 _SOURCE_KEYS = {"table", "primary_key", "lookups", "embeds", "aggregates", "unique"}
@@ -58,7 +59,7 @@ _AGGREGATE_KEYS = {"table", "on", "function", "column"}
 # required key is named as its likely misspelling.
 _KNOWN_KEYS = (_TABLE_CONFIG_KEYS | _INDEX_KEYS | _ENTITY_KEYS | _PATTERN_KEYS | _ROOT_KEYS
                | _TABLE_KEYS | _FIELD_KEYS | _SOURCE_KEYS | _LOOKUP_KEYS | _EMBED_KEYS
-               | _AGGREGATE_KEYS
+               | _AGGREGATE_KEYS | _COUPLED_KEYS
                | {"entity_type", "default", "entities_involved", "action", "condition", "entity",
                   "conditions", "logical_operator", "field", "operator", "function", "param",
                   "param2", "params"})

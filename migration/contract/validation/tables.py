@@ -18,6 +18,7 @@ from migration.contract.model import (
     PROJECTIONS,
     STREAM_VIEW_TYPES,
     Contract,
+    CoupledGroup,
     CrossTablePattern,
     Entity,
     Index,
@@ -26,6 +27,7 @@ from migration.contract.model import (
     TableOptions,
 )
 from migration.contract.validation.checker import (
+    _COUPLED_KEYS,
     _IDENTIFIER,
     _INDEX_KEYS,
     _ROOT_KEYS,
@@ -87,11 +89,54 @@ class ContractChecks(EntityChecks):
                     self.error("$.entity_type_attribute" if attr == type_attr
                                else "$.version_attribute",
                                f"{attr!r} is a key attribute of table {table.name}")
+        coupled = self.coupled_entities(root.get("coupled_entities"), tables)
         if self.issues:
             raise ContractError(self.issues)
         return Contract(path=path, tables=tuple(tables), cross_table_patterns=tuple(cross),
                         entity_type_attribute=type_attr, version_attribute=version_attr,
-                        warnings=tuple(self.warnings))
+                        warnings=tuple(self.warnings), coupled=tuple(coupled))
+
+    def coupled_entities(self, raw: Any, tables: list[Table]) -> list[CoupledGroup]:
+        """`coupled_entities`: groups of entities with a MySQL source that move to and
+        from `dynamodb_only` together; an entity belongs to one group at most."""
+        if raw is None:
+            return []
+        items = self.sequence(raw, "$.coupled_entities")
+        if items is None:
+            return []
+        sourced = {name for table in tables for name, entity in table.entities.items()
+                   if entity.source is not None}
+        seen: dict[str, str] = {}
+        groups: list[CoupledGroup] = []
+        for i, item in enumerate(items):
+            path = f"$.coupled_entities[{i}]"
+            data = self.mapping(item, path)
+            if data is None:
+                continue
+            self.unknown_keys(data, _COUPLED_KEYS, path)
+            if "entities" not in data:
+                self.missing(data, "entities", path)
+                continue
+            names = self.sequence(data["entities"], f"{path}.entities")
+            if not names:
+                if names is not None:
+                    self.error(f"{path}.entities", "must list at least two entities")
+                continue
+            for j, name in enumerate(names):
+                where = f"{path}.entities[{j}]"
+                if name not in sourced:
+                    self.error(where, f"{name!r} is not an entity with a MySQL source "
+                               f"(those: {', '.join(sorted(sourced)) or 'none'})")
+                elif name in seen:
+                    self.error(where, f"{name!r} is in another group already ({seen[name]}): "
+                               "merge the groups")
+                else:
+                    seen[name] = path
+            if len(names) < 2:
+                self.error(f"{path}.entities", "must list at least two entities")
+            groups.append(CoupledGroup(tuple(str(n) for n in names),
+                                       self.string(data, "catch_up", path, required=False)))
+        return groups
 
     # -- tables ----------------------------------------------------------------
 

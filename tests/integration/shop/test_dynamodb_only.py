@@ -259,3 +259,35 @@ def test_cascades_follow_mysqls_foreign_keys(native: Shop) -> None:
                                     Decimal("1.00"))
     with pytest.raises(InUse, match="order_items"):
         native.users.delete(ordered_seller)
+
+
+def test_a_product_change_points_moved_holders_links_at_them_again(native: Shop) -> None:
+    """An email change leaves its lines' and orders' links pointing at the old partition;
+    the next product change finds the holders through the index and points the links at
+    them again, so the change after it reads them in one batch (no index query)."""
+    product, seller = a_product_in_carts_and_orders(native)
+    with native.engine.connect() as conn:
+        user = int(conn.execute(sa.text(
+            "SELECT user_id FROM shopping_carts WHERE product_id = :p ORDER BY user_id LIMIT 1"),
+            {"p": product}).scalar_one())
+    native.users.update(user, {"email": "moved.holder@example.org"})
+    index_queries: list[str] = []
+
+    def count(operation: str, params: dict[str, Any]) -> None:
+        if operation == "Query" and "IndexName" in params:
+            index_queries.append(params["IndexName"])
+
+    native.ddb.before.append(count)
+    try:
+        native.products.update_product(product, seller, {"price": "4.25"})
+        assert index_queries, "the moved line was found through the index"
+        index_queries.clear()
+        native.products.update_product(product, seller, {"price": "4.50"})
+        assert index_queries == [], "its link says where it is now"
+    finally:
+        native.ddb.before.remove(count)
+    line = native.cart.get_item(user, product)
+    assert line is not None
+    held: Any = native.dynamodb.repos.cart_item.get_cart_item("moved.holder@example.org",
+                                                              product)
+    assert held.product_price == Decimal("4.50")
