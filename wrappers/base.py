@@ -71,12 +71,17 @@ class DualWriteWrapper:
 
     def _read(self, operation: str, key: Sequence[Any], from_mysql: Callable[[], T],
               from_dynamodb: Callable[[], T],
-              compare: Callable[[T, T], Mapping[str, Any]] | None = None) -> T:
-        """Answer a read from the store the phase names; in shadow_read, compare both."""
+              compare: Callable[[T, T], Mapping[str, Any]] | None = None, *,
+              of: str | None = None) -> T:
+        """Answer a read from the store the phase names; in shadow_read, compare both.
+        `of` names the flag of the entity read when it is not the wrapper's own (a wrapper
+        that also reads a child entity): the read follows that flag's phase, and its
+        comparisons count for that entity's gates."""
         flags = self.app.flags
-        flag = flags.flag(self.flag)
+        name = of or self.flag
+        flag = flags.flag(name)
         if flag.phase in (Phase.DYNAMODB_READ, Phase.DYNAMODB_ONLY) and \
-                flags.reads_dynamodb(self.flag, key):
+                flags.reads_dynamodb(name, key):
             return from_dynamodb()
         answer = from_mysql()
         if flag.phase is Phase.SHADOW_READ:
@@ -85,11 +90,12 @@ class DualWriteWrapper:
                 differences = (compare or _default_compare)(answer, shadow)
             except Exception as err:  # noqa: BLE001 - a shadow read never fails the caller
                 differences = {"_error": f"{type(err).__name__}: {err}"}
-            self.app.ledger.compared(self.entity, operation, list(key), bool(differences))
+            self.app.ledger.compared(flags.entities[name], operation, list(key),
+                                     bool(differences))
             if differences:
                 self.app.shadow_mismatches += 1
                 log.warning("shadow read %s %s differs: %s", operation, list(key), differences)
-                flags.record_mismatch(self.flag, operation, list(key), differences)
+                flags.record_mismatch(name, operation, list(key), differences)
         return answer
 
 
