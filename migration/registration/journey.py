@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from botocore.exceptions import BotoCoreError
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration import commands
 from migration.backfill.run import BackfillOptions
@@ -402,7 +404,12 @@ def scratch(settings: Settings, *, keep: bool = False,
         if keep:
             echo(f"kept: database {database}, tables {live.table_prefix}*")
         else:
-            _drop(live, database)
+            try:
+                _drop(live, database)
+            except (MigrateError, SQLAlchemyError, BotoCoreError) as err:
+                # Never in place of what stopped the journey: said, not raised.
+                echo(f"could not drop database {database} or tables {live.table_prefix}*: "
+                     f"{(str(err).splitlines() or [''])[0][:200]}")
 
 
 def _secret(value: str) -> Any:
