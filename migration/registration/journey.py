@@ -139,13 +139,13 @@ class JourneyReport:
         lines.append(f"  shadow reads    {self.shadow_comparisons} compared (as the gate to "
                      f"dynamodb_read counted them), {self.shadow_mismatches} mismatched")
         if checks is not None:
-            lines.append(f"  in DynamoDB     {checks.users} users, {checks.events} events "
-                         f"(none overbooked, counts equal to items: "
-                         f"{'yes' if not checks.problems else 'see below'}); "
-                         f"{checks.memberships} acknowledged memberships checked: "
-                         f"{checks.registered} registered, {checks.waitlisted} waitlisted, "
-                         f"{checks.gone} gone" + (f", {checks.uncertain} unanswered skipped"
-                                                  if checks.uncertain else ""))
+            verdict = "all there under the seed's keys, no event overbooked, counts equal " \
+                "to items" if not checks.problems else f"{len(checks.problems)} problem(s):"
+            lines.append(f"  in DynamoDB     {checks.users} users, {checks.events} events, "
+                         f"{checks.memberships} acknowledged memberships ({checks.registered} "
+                         f"registered, {checks.waitlisted} waitlisted, {checks.gone} gone"
+                         + (f", {checks.uncertain} unanswered skipped" if checks.uncertain
+                            else "") + f"): {verdict}")
             lines += [f"    {problem}" for problem in checks.problems[:20]]
         lines.append("  phases          " + ", ".join(f"{p} {s:.1f}s" for p, s in
                                                       self.phase_seconds.items()))
@@ -371,7 +371,7 @@ def _evidence(target: Phase, gates: list[Gate]) -> str:
     parts = [f"dual-writes {total('dual_writes', 'successes')} ok / "
              f"{total('dual_writes', 'failures')} failed over "
              f"{measured[0]['window_seconds']:g}s",
-             f"outbox {total('outbox', 'rows')} rows",
+             f"outbox {total('outbox', 'rows')} row(s)",
              f"clean reconciles {min(e['reconcile']['consecutive_clean'] for e in measured)}"]
     if target is Phase.SHADOW_READ:
         parts.insert(0, "backfill complete" if all(e["backfill"]["complete"] for e in measured)
