@@ -111,6 +111,11 @@ class Answers:
         with self._lock:
             self.members[(event_id, user_id)] = Membership(state, certain)
 
+    def recent_events(self, count: int) -> list[str]:
+        """The last `count` events created."""
+        with self._lock:
+            return list(self.events)[-count:]
+
     def member(self, event_id: str, user_id: str) -> Membership:
         with self._lock:
             return self.members.get((event_id, user_id), Membership())

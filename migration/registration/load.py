@@ -10,7 +10,8 @@ then where they are not members; read events, member lists and a user's events.
 Every answer is held against what the client was told before: a member told
 `NotRegisteredError`, a non-member told `AlreadyRegisteredError`, a registration of a
 member that succeeds, or a user's event list missing an event they were acknowledged
-registered for, is a failure (a write lost, invented, or read stale).
+registered for (still, after re-reads: the list comes from an eventually consistent
+index in DynamoDB), is a failure (a write lost, invented, or read stale).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ MIX: tuple[tuple[str, int], ...] = (
     ("read", 30))
 HOT_EVENTS = 6  # registrations go to the most recent events: the clients meet there
 TIMEOUT_SECONDS = 60.0
+# A user's events come from GSI1 once DynamoDB answers reads, and a GSI is eventually
+# consistent: a listing that contradicts the acknowledged writes is asked again after
+# these pauses before it counts as a failure.
+LISTING_RECHECK_PAUSES = (0.2, 0.5, 1.0)
 
 
 class Load:
@@ -146,8 +151,7 @@ class _Client:
             self.answers.event_created(event, capacity, waitlist)
 
     def _hot_event(self) -> str:
-        events = list(self.answers.events)[-HOT_EVENTS:]
-        return self.rng.choice(events)
+        return self.rng.choice(self.answers.recent_events(HOT_EVENTS))
 
     def register(self) -> None:
         user, event = self.rng.choice(self.users), self._hot_event()
@@ -207,11 +211,19 @@ class _Client:
             self._send("get_user", "GET", f"/users/{user}")
         else:
             which = "registrations" if kind == 3 else "waitlists"
-            answer, ok = self._send(f"user_{which}", "GET", f"/users/{user}/{which}")
-            if answer is not None and ok:
-                self._check_listing(user, which, {e["eventId"] for e in answer.json()})
+            for pause in (None, *LISTING_RECHECK_PAUSES):
+                if pause is not None:
+                    self.load._stop.wait(pause)
+                answer, ok = self._send(f"user_{which}", "GET", f"/users/{user}/{which}")
+                if answer is None or not ok:
+                    return
+                wrong = self._contradictions(user, which, {e["eventId"] for e in answer.json()})
+                if not wrong:
+                    return
+            for what in wrong:
+                self.answers.fail(f"GET /users/{user}/{which}: {what}")
 
-    def _check_listing(self, user: str, which: str, listed: set[str]) -> None:
+    def _contradictions(self, user: str, which: str, listed: set[str]) -> list[str]:
         """The user's events as listed against what this client (their only one) was told:
         a registration stays one; a waitlist entry may have been promoted meanwhile."""
         must: Callable[[str | None], bool]
@@ -219,12 +231,12 @@ class _Client:
             must, never = (lambda s: s == REGISTERED), (lambda s: s is None)
         else:
             must, never = (lambda s: False), (lambda s: s != WAITLISTED)
+        wrong = []
         for event, _, told in self.answers.memberships_of({user}):
             if not told.certain:
                 continue
             if must(told.state) and event not in listed:
-                self.answers.fail(f"GET /users/{user}/{which}: {event} missing, acknowledged "
-                                  f"{told.state}")
+                wrong.append(f"{event} missing, acknowledged {told.state}")
             if never(told.state) and event in listed:
-                self.answers.fail(f"GET /users/{user}/{which}: {event} listed, acknowledged "
-                                  f"{told.state or 'not a member'}")
+                wrong.append(f"{event} listed, acknowledged {told.state or 'not a member'}")
+        return wrong
