@@ -5,7 +5,9 @@ An application's wrapper for one entity subclasses it, names the entity's flag
 A wrapper method names the rows its MySQL write touches (`Touch`) and the
 write itself (a call on the application's MySQL code, bound to the engine's
 transaction); the sync engine does the rest (see `migration.sync.engine`).
-Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says.
+Reads go to MySQL, to DynamoDB, or to both (shadow), as the entity's phase says; a
+shadow read's difference counts when it outlasts re-reads of both stores (a write in
+flight makes them differ for a moment).
 
 In `dynamodb_only` MySQL is no longer written: a write goes to the `dynamodb`
 path the wrapper method gives (the application's DynamoDB-native write), and so
@@ -85,25 +87,27 @@ class DualWriteWrapper:
 
     def _read(self, operation: str, key: Sequence[Any], from_mysql: Callable[[], T],
               from_dynamodb: Callable[[], T],
-              compare: Callable[[T, T], Mapping[str, Any]] | None = None) -> T:
-        """Answer a read from the store the phase names; in shadow_read, compare both."""
+              compare: Callable[[T, T], Mapping[str, Any]] | None = None, *,
+              of: str | None = None) -> T:
+        """Answer a read from the store the phase names; in shadow_read, compare both.
+        `of` names the flag of the entity read when it is not the wrapper's own (a wrapper
+        that also reads a child entity): the read follows that flag's phase, and its
+        comparisons count for that entity's gates."""
         flags = self.app.flags
-        flag = flags.flag(self.flag)
+        name = of or self.flag
+        flag = flags.flag(name)
         if flag.phase in (Phase.DYNAMODB_READ, Phase.DYNAMODB_ONLY) and \
-                flags.reads_dynamodb(self.flag, key):
+                flags.reads_dynamodb(name, key):
             return from_dynamodb()
         answer = from_mysql()
         if flag.phase is Phase.SHADOW_READ:
-            try:
-                shadow = from_dynamodb()
-                differences = (compare or _default_compare)(answer, shadow)
-            except Exception as err:  # noqa: BLE001 - a shadow read never fails the caller
-                differences = {"_error": f"{type(err).__name__}: {err}"}
-            self.app.ledger.compared(self.entity, operation, list(key), bool(differences))
+            differences = _shadow(answer, from_mysql, from_dynamodb, compare or _default_compare)
+            self.app.ledger.compared(flags.entities[name], operation, list(key),
+                                     bool(differences))
             if differences:
                 self.app.shadow_mismatches += 1
                 log.warning("shadow read %s %s differs: %s", operation, list(key), differences)
-                flags.record_mismatch(self.flag, operation, list(key), differences)
+                flags.record_mismatch(name, operation, list(key), differences)
         return answer
 
 
@@ -137,6 +141,31 @@ class _FenceWait:
                 raise FenceTimeout(closed.table, self.operation, limit, state)
             pause(self.attempt, base=0.01, cap=0.2)
             self.attempt += 1
+
+
+# Pauses before reading both stores again when a shadow read differs. A dual-write puts
+# DynamoDB's items before MySQL commits, so a read between the two (or a write landing
+# between the two reads) differs for a moment without anything being wrong; a real
+# difference outlasts every re-read. As reconcile re-checks its candidates.
+SHADOW_RECHECK_PAUSES = (0.01, 0.05, 0.2)
+
+
+def _shadow(answer: T, from_mysql: Callable[[], T], from_dynamodb: Callable[[], T],
+            compare: Callable[[T, T], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The differences between MySQL's `answer` and DynamoDB's, when they last through
+    every re-read of both stores (`SHADOW_RECHECK_PAUSES`); the last re-read's."""
+    differences: Mapping[str, Any] = {}
+    for wait in (None, *SHADOW_RECHECK_PAUSES):
+        try:
+            if wait is not None:
+                time.sleep(wait)
+                answer = from_mysql()
+            differences = compare(answer, from_dynamodb())
+        except Exception as err:  # noqa: BLE001 - a shadow read never fails the caller
+            differences = {"_error": f"{type(err).__name__}: {err}"}
+        if not differences:
+            return differences
+    return differences
 
 
 def _default_compare(mysql: Any, dynamodb: Any) -> dict[str, Any]:

@@ -12,7 +12,9 @@ write fence, and MySQL is no longer written; the catch-up brings MySQL back
 
 The four entities (flags `user`, `event`, `registration`, `waitlist`) read each
 other's rows in one operation, so they move between phases together: the event
-wrapper follows the `event` flag, the user wrapper the `user` flag.
+wrapper's writes follow the `event` flag, the user wrapper the `user` flag. Reads of an
+event's (or a user's) registrations and waitlist entries follow the `registration` and
+`waitlist` flags, so that their shadow comparisons count toward those entities' gates.
 """
 
 from __future__ import annotations
@@ -127,24 +129,24 @@ class RegistrationEvents(DualWriteWrapper, EventRepository):
         return self._read("registrations.of_event", (event_id,),
                           lambda: self._mysql(lambda c: _store.registered_users(c, event_id)),
                           lambda: self.dynamodb.registered_users(event_id),
-                          compare=_as_sets)
+                          compare=_as_sets, of="registration")
 
     def waitlisted_users(self, event_id: str) -> list[str]:
         return self._read("waitlist.of_event", (event_id,),
                           lambda: self._mysql(lambda c: _store.waitlisted_users(c, event_id)),
-                          lambda: self.dynamodb.waitlisted_users(event_id))
+                          lambda: self.dynamodb.waitlisted_users(event_id), of="waitlist")
 
     def get_events_by_registered_user(self, user_id: str) -> list[Event]:
         return self._read(
             "registrations.of_user", (user_id,),
             lambda: self._mysql(lambda c: _store.events_of(c, user_id, "registrations")),
-            lambda: self.dynamodb.get_events_by_registered_user(user_id))
+            lambda: self.dynamodb.get_events_by_registered_user(user_id), of="registration")
 
     def get_events_by_waitlisted_user(self, user_id: str) -> list[Event]:
         return self._read(
             "waitlist.of_user", (user_id,),
             lambda: self._mysql(lambda c: _store.events_of(c, user_id, "waitlist_entries")),
-            lambda: self.dynamodb.get_events_by_waitlisted_user(user_id))
+            lambda: self.dynamodb.get_events_by_waitlisted_user(user_id), of="waitlist")
 
 
 def _as_sets(mysql: list[str], dynamodb: list[str]) -> dict[str, Any]:

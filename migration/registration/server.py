@@ -1,11 +1,14 @@
 """Running the registration service: its app wired to a `RegistrationApp` from settings,
 served by uvicorn; with `local`, on local services made ready first (database, schema,
-DynamoDB table), so that one command brings the whole service up.
+DynamoDB table), so that one command brings the whole service up. `running` serves it
+on a free port in a thread of the caller's process (the races and the journey).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Callable, Iterator
 
 from fastapi import FastAPI
@@ -43,6 +46,33 @@ def _services(settings: Settings, local: bool) -> Iterator[Settings]:
     with local_services(settings) as live:
         prepare(live)
         yield live
+
+
+@contextlib.contextmanager
+def running(app: RegistrationApp, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """The service on `app`, served by uvicorn on a free port in a thread of this process
+    until the block ends; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(service_app(app), log_level="warning",
+                                           limit_concurrency=1000))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="registration-server")
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the registration service did not start")
+            threading.Event().wait(0.01)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, local: bool = False,

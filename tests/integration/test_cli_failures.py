@@ -144,6 +144,10 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     # Only faults it meets before it listens: a healthy service would serve forever.
     "registration serve": (["registration", "serve", "--port", "0"], MYSQL_FAULTS),
     "registration catch-up": (["registration", "catch-up"], MYSQL_FAULTS),
+    # It makes a database of its own on the server: a missing one is no fault for it.
+    "registration journey": (["registration", "journey", "--seconds-per-phase", "1"],
+                             [f for f in MYSQL_FAULTS if f != "unknown database"]
+                             + DYNAMODB_FAULTS[:1]),
     "flags show": (["flags", "show"], MYSQL_FAULTS),
     "flags set": (["flags", "set", "cart", "dual_write"], MYSQL_FAULTS),
     "flags history": (["flags", "history"], MYSQL_FAULTS),

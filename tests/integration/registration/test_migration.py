@@ -17,8 +17,9 @@ from sqlalchemy.engine import URL
 
 from migration.cli import cli
 from migration.dynamodb.client import DynamoDB
+from migration.ops.status import Collector
 from migration.registration import REGISTRATION_CONTRACT
-from migration.registration.dual_write import RegistrationApp
+from migration.registration.dual_write import REGISTRATION_ENTITIES, RegistrationApp
 from migration.settings import Settings
 from migration.source.mysql import create_engine, server_url
 from tests.conftest import FIXTURES, fresh_database
@@ -126,5 +127,10 @@ def test_dual_write_backfill_reconcile_and_shadow_reads(
              "/users/u3"]
     shadow = [client.get(path).json() for path in reads]
     assert app.shadow_mismatches == 0
+    # Each entity's reads are compared and counted for its own gate to dynamodb_read.
+    app.ledger.flush()
+    collector = Collector(app.contract, app.engine, app.ddb, app.flags)
+    compared = {e: collector.shadow(e, 3600).comparisons for e in REGISTRATION_ENTITIES.values()}
+    assert all(compared.values()), compared
     set_phase(app, "dynamodb_read")
     assert [client.get(path).json() for path in reads] == shadow

@@ -219,6 +219,34 @@ def test_shadow_read_answers_from_mysql_and_records_the_mismatch(shop: Shop) -> 
     assert shop.flags.mismatch_counts()["product"] == 2, "lists are compared too"
 
 
+def test_a_write_in_flight_during_a_shadow_read_is_no_mismatch(shop: Shop) -> None:
+    """A dual-write puts DynamoDB's item before MySQL commits: staged here by an open MySQL
+    transaction holding the new price while DynamoDB holds it already, committed just as
+    the shadow read reads DynamoDB. MySQL answered the old price a moment before; the
+    re-read of both stores agrees, so nothing is recorded."""
+    k = ids(shop)
+    truth = shop.products.get_product(k["product"])
+    shop.flags.set_phase("product", "shadow_read")
+    writer = shop.engine.connect()
+    in_flight = writer.begin()
+    writer.execute(sa.text("UPDATE products SET price = 0.5, updated_at = updated_at WHERE id = :p"),
+                   {"p": k["product"]})
+    corrupt_product_price(shop, k["product"])  # the dual-write's put, before MySQL commits
+
+    def commit_on_first_read(operation: str, params: dict[str, Any]) -> None:
+        if operation in READ_OPERATIONS and in_flight.is_active:
+            in_flight.commit()
+
+    shop.ddb.before.append(commit_on_first_read)
+    try:
+        assert shop.products.get_product(k["product"]) == truth  # read before the commit
+    finally:
+        shop.ddb.before.remove(commit_on_first_read)
+        writer.close()
+    assert not in_flight.is_active, "the commit landed between the two stores' reads"
+    assert shop.flags.mismatch_counts()["product"] == 0
+
+
 def test_dynamodb_read_answers_from_dynamodb(shop: Shop) -> None:
     k = ids(shop)
     corrupt_product_price(shop, k["product"])
