@@ -106,6 +106,8 @@ class ContractChecks(EntityChecks):
             return []
         sourced = {name for table in tables for name, entity in table.entities.items()
                    if entity.source is not None}
+        # An entity declared but refused for its own faults is reported there, not again.
+        refused = set(self.declared_entities) - {n for t in tables for n in t.entities}
         seen: dict[str, str] = {}
         groups: list[CoupledGroup] = []
         for i, item in enumerate(items):
@@ -124,7 +126,9 @@ class ContractChecks(EntityChecks):
                 continue
             for j, name in enumerate(names):
                 where = f"{path}.entities[{j}]"
-                if name not in sourced:
+                if name in refused:
+                    pass
+                elif name not in sourced:
                     self.error(where, f"{name!r} is not an entity with a MySQL source "
                                f"(those: {', '.join(sorted(sourced)) or 'none'})")
                 elif name in seen:
