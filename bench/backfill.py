@@ -56,6 +56,7 @@ from typing import Any
 # Runnable as a plain script from a checkout, without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pymysql  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
@@ -72,7 +73,7 @@ from migration.mapping.values import Item  # noqa: E402
 from migration.settings import Settings  # noqa: E402
 from migration.shop import SHOP_CONTRACT, schema  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
-from migration.source.mysql import create_engine  # noqa: E402
+from migration.source.mysql import _Connection, create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
 
 BATCH = 25
@@ -258,7 +259,11 @@ def measure(endpoint: str, kind: str, size: str, settings: Settings, entities: S
     started = time.perf_counter()
     if kind == "ceiling":
         _ceiling(settings, bodies, processes, workers)
-    elif kind == "backfill":
+    elif kind in ("backfill", "backfill, TLS context each connection"):
+        if kind != "backfill":
+            # PyMySQL's own behaviour, for the side-by-side: a context per connection.
+            _Connection._create_ssl_ctx = (  # type: ignore[method-assign]
+                pymysql.connections.Connection._create_ssl_ctx)
         options = BackfillOptions(entities=entities, workers=workers)
         if processes == 1:
             engine = create_engine(settings, pool_size=pool_size(workers))
@@ -374,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="ceiling/backfill pairs of User per endpoint (median shown)")
     parser.add_argument("--no-local", action="store_true", help="skip DynamoDB Local")
     parser.add_argument("--no-large", action="store_true", help="skip the larger size")
+    parser.add_argument("--tls-compare", action="store_true",
+                        help="only: the User backfill against the instant endpoint with one TLS "
+                             "context per process (ours) and one per connection (PyMySQL's), "
+                             "alternating, --repeat pairs")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     name = f"bench_bf_{uuid.uuid4().hex[:8]}"
@@ -410,6 +419,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seeded {users:,} users ({time.monotonic() - mark:.0f}s)", flush=True)
                 size = f"User {users:,}"
                 n = args.processes
+                if args.tls_compare:
+                    run("instant", "ceiling", "warm-up", instant, ["user"], n)
+                    for _ in range(args.repeat):
+                        ceiling = run("instant", "ceiling", size, instant, ["user"], n)
+                        run("instant", "backfill", size, instant, ["user"], n, ceiling)
+                        run("instant", "backfill, TLS context each connection", size, instant,
+                            ["user"], n, ceiling)
+                    continue
                 if index == 0:
                     run("instant", "ceiling", "warm-up", instant, ["user"], n)
                 # Against the instant endpoint: our process is the only limit.
