@@ -1,10 +1,14 @@
-"""What a new MySQL connection costs our process: PyMySQL's own, and ours (one TLS
-context per process instead of one per connection; `migration.source.mysql._Connection`).
+"""What a MySQL connection costs our process, measured side by side in one run on the
+server of the settings (MIGRATE_MYSQL_URL, or the local services started as the tests
+start them):
 
-Both kinds are opened alternately, one by one, in one run, on the server of the settings
-(MIGRATE_MYSQL_URL, or the local services started as the tests start them): CPU time of
-this process per connection (the connect, the session set-up, a first statement, the
-close), and the ratio.
+- a new connection: PyMySQL's own, and ours (one TLS context per process instead of one
+  per connection; `migration.source.mysql._Connection`), opened alternately: CPU time of
+  this process per connection (the connect, the session set-up, a first statement, the
+  close);
+- a pooled connection's checkout with a statement on it: SQLAlchemy's `pool_pre_ping`
+  (a ping every checkout) against ours (a ping only after `PING_AFTER_IDLE_SECONDS` in
+  the pool), alternately: wall time per checkout and statement.
 
     .venv/bin/python bench/connections.py --connections 200
 """
@@ -47,7 +51,18 @@ def main() -> None:
                 cpu[name].append(time.process_time() - started)
         with engine.connect() as conn:
             tls = conn.execute(sa.text("SHOW SESSION STATUS LIKE 'Ssl_cipher'")).one()[1]
-        engine.dispose()
+        engines = {"pool_pre_ping (ping every checkout)":
+                   sa.create_engine(url, pool_size=1, pool_pre_ping=True),
+                   "ours (ping after idling)": engine}
+        wall: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(10 * args.connections):
+            for name, pooled in engines.items():
+                started = time.perf_counter()
+                with pooled.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1").scalar_one()
+                wall[name].append(time.perf_counter() - started)
+        for pooled in engines.values():
+            pooled.dispose()
     print(f"{args.connections} connections of each kind, alternating; server TLS cipher: "
           f"{tls or 'none (no TLS)'}; load average {os.getloadavg()[0]:.1f}")
     print("| connection | CPU ms each, median | mean |")
@@ -58,6 +73,16 @@ def main() -> None:
     ratio = statistics.median(cpu["ours (shared TLS context)"]) / \
         statistics.median(cpu["pymysql.Connection"])
     print(f"ratio ours / pymysql: {ratio:.2f}")
+    print(f"\n{10 * args.connections} checkouts of each kind (a statement each), alternating")
+    print("| checkout | wall ms each, median | p90 |")
+    print("|---|---|---|")
+    for name, times in wall.items():
+        ordered = sorted(times)
+        print(f"| {name} | {1000 * statistics.median(times):.3f} | "
+              f"{1000 * ordered[len(ordered) * 9 // 10]:.3f} |")
+    names = list(wall)
+    print(f"ratio ours / pre-ping: "
+          f"{statistics.median(wall[names[1]]) / statistics.median(wall[names[0]]):.2f}")
 
 
 if __name__ == "__main__":

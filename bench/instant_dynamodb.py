@@ -2,8 +2,9 @@
 
 It answers the calls the backfill and reconcile make (and the schema's `apply`) at once
 and correctly, holding the items in dicts: BatchWriteItem, PutItem and DeleteItem with
-their condition expressions, GetItem, BatchGetItem, Scan (parallel segments, Limit,
-ExclusiveStartKey over the items it holds), TransactWriteItems (Put, Delete,
+their condition expressions, UpdateItem (plain SET assignments: the version mark),
+GetItem, BatchGetItem, Scan (parallel segments, Limit, ExclusiveStartKey over the items
+it holds), TransactWriteItems (Put, Delete,
 ConditionCheck), CreateTable, DescribeTable, DeleteTable, ListTables and
 DescribeTimeToLive. Anything else answers UnknownOperationException, as DynamoDB Local
 does for what it lacks. Requests are SigV4-signed by the client and taken without
@@ -297,6 +298,30 @@ class Store:
         old = table.delete(r["Key"])
         return {"Attributes": old} if old is not None and r.get("ReturnValues") == "ALL_OLD" \
             else {}
+
+    def UpdateItem(self, r: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        """`SET a = :v, #b = :w` (plain assignments: what the toolkit's marks use), with
+        its condition expression."""
+        table = self.table(r["TableName"])
+        old = table.items.get(table.key(r["Key"]))
+        self._check(r, old)
+        text = (r.get("UpdateExpression") or "").strip()
+        if not text.upper().startswith("SET "):
+            raise Failure("ValidationException", f"only SET updates are served: {text!r}")
+        names, values = r.get("ExpressionAttributeNames") or {}, \
+            r.get("ExpressionAttributeValues") or {}
+        item = dict(old) if old is not None else dict(r["Key"])
+        for assignment in text[4:].split(","):
+            name, _, value = (part.strip() for part in assignment.partition("="))
+            if not value.startswith(":") or value not in values:
+                raise Failure("ValidationException", f"only NAME = :value is served: "
+                              f"{assignment.strip()!r}")
+            item[names.get(name, name)] = values[value]
+        table.put(item)
+        wanted = r.get("ReturnValues")
+        if wanted in ("ALL_NEW", "UPDATED_NEW"):
+            return {"Attributes": item}
+        return {"Attributes": old} if old is not None and wanted == "ALL_OLD" else {}
 
     def BatchWriteItem(self, r: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         requests = r["RequestItems"]

@@ -59,6 +59,10 @@ class SegmentProcessFailed(MigrateError):
         self.segment = segment
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[SegmentProcessFailed], tuple[str, str]]:
+        # Crosses process boundaries (a pool's worker to its parent) intact.
+        return type(self), (self.segment, self.reason)
+
 
 def segments_of(segment: Segment, processes: int) -> list[Segment]:
     """The segments N processes take for `segment` (I/M): I*N+j of M*N, j < N."""
