@@ -16,6 +16,7 @@ the contract.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -80,6 +81,13 @@ class DualWrite:
                                policy=lambda entity: self.policies.get(entity, Policy.ROLLBACK))
         self.shadow_mismatches = 0
         self._metrics: Any = None
+        # A dual-write holds up to three of the pool's connections at once (its transaction,
+        # the outbox's, the check for rows raced in), and writers of one row queue on its
+        # lock while holding the first: a burst could take every connection and leave the
+        # lock's holder waiting for a second one until the pool times out. So at most a
+        # third of the pool's connections' worth of writes (pool_size and as many again
+        # as overflow) run at once; the others wait for a slot before taking any.
+        self.write_slots = threading.BoundedSemaphore(max(1, 2 * pool_size // 3))
 
     def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
             created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
@@ -87,7 +95,8 @@ class DualWrite:
         """Run one application write in MySQL and bring DynamoDB along, as the phases of
         the entities it touches say (see `SyncEngine.run`); `PhaseMoved` when `entity`
         has moved to `dynamodb_only`."""
-        return self.sync.run(operation, touches, write, created=created, entity=entity)
+        with self.write_slots:
+            return self.sync.run(operation, touches, write, created=created, entity=entity)
 
     def metrics(self, registry: Any = None) -> Any:
         """Prometheus metrics of this process's dual-writes and shadow reads (a

@@ -19,11 +19,7 @@ event's (or a user's) registrations and waitlist entries follow the `registratio
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-
-from sqlalchemy.engine import Connection
 
 from migration.contract import load_contract
 from migration.contract.model import Contract
@@ -38,7 +34,6 @@ from migration.registration.repositories import (
     UserRepository,
 )
 from migration.settings import Settings
-from migration.sync.dependencies import Key
 from migration.sync.engine import Touch
 from wrappers.base import DualWriteWrapper
 from wrappers.dual_write import DualWrite
@@ -158,23 +153,15 @@ def _as_sets(mysql: list[str], dynamodb: list[str]) -> dict[str, Any]:
 
 
 class RegistrationApp(DualWrite):
-    """The registration service's dual-write: `users` and `events` are its repositories.
-
-    A dual-write holds up to three connections of the engine's pool at once (its
-    transaction, the outbox's, the check for rows raced in), and writes of one event
-    queue on its row lock while holding the first. So that a burst of requests for one
-    event cannot take every connection and leave each holder waiting for a second, at
-    most a third of the pool's connections' worth of writes run at once; the others
-    wait for a slot before taking any.
-    """
+    """The registration service's dual-write: `users` and `events` are its repositories
+    (writes of one event queue on its row lock: the pool is kept from starving by
+    `DualWrite.write_slots`)."""
 
     def __init__(self, settings: Settings | None = None,
                  contract: Contract | None = None, *, pool_size: int = 20, **kwargs: Any):
         settings = settings or Settings()
         contract = contract or load_contract(settings.contract or REGISTRATION_CONTRACT)
         super().__init__(settings, contract, pool_size=pool_size, **kwargs)
-        # create_engine allows pool_size more connections as overflow.
-        self.write_slots = threading.BoundedSemaphore(max(1, 2 * pool_size // 3))
         table = self.ddb.table_name(contract.tables[0].name)
         # Every DynamoDB-native write passes the table's write fence, which the catch-up
         # closes to go back to MySQL (`migration.registration.catch_up`).
@@ -183,13 +170,6 @@ class RegistrationApp(DualWrite):
         self.dynamodb_events = DynamoDBEventRepository(self.ddb, table, self.fence)
         self.users = RegistrationUsers(self)
         self.events = RegistrationEvents(self)
-
-
-    def run(self, operation: str, touches: Sequence[Touch], write: Callable[[Connection], T], *,
-            created: Callable[[T], Sequence[tuple[str, Key]]] | None = None,
-            entity: str | None = None) -> T:
-        with self.write_slots:
-            return super().run(operation, touches, write, created=created, entity=entity)
 
 
 def open_registration(settings: Settings | None = None, **kwargs: Any) -> RegistrationApp:

@@ -284,9 +284,10 @@ class Shop(DualWrite):
     reads (the shop's contract unless another is given)."""
 
     def __init__(self, settings: Settings, *, contract: Contract | None = None,
-                 ddb: DynamoDB | None = None, policies: Mapping[str, str] | None = None):
+                 ddb: DynamoDB | None = None, policies: Mapping[str, str] | None = None,
+                 pool_size: int = 20):
         super().__init__(settings, contract or load_contract(shop_contract_path(settings)),
-                         ddb=ddb, policies=policies)
+                         ddb=ddb, policies=policies, pool_size=pool_size)
         self.dynamodb = DynamoDBShopReads(self.contract, self.ddb)
         self.writes = ShopWrites(self.contract, self.ddb, self.engine, entered=self._entered)
         self.users = UsersWrapper(self)
