@@ -1,11 +1,14 @@
 """Running the registration service: its app wired to a `RegistrationApp` from settings,
 served by uvicorn; with `local`, on local services made ready first (database, schema,
-DynamoDB table), so that one command brings the whole service up.
+DynamoDB table), so that one command brings the whole service up. `serving` runs the
+same server in a thread of the caller's, on a free port (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Callable, Iterator
 
 from fastapi import FastAPI
@@ -54,3 +57,29 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, loca
         echo(f"registration service on http://{host}:{port} (OpenAPI: /docs); "
              f"MySQL {live.redacted_mysql_url()}, DynamoDB {app.ddb.endpoint}")
         uvicorn.run(service_app(app), host=host, port=port, log_level="warning")
+
+
+@contextlib.contextmanager
+def serving(app: RegistrationApp, *, limit_concurrency: int = 1000) -> Iterator[str]:
+    """The service over `app` served by uvicorn in a thread, on a free port of 127.0.0.1,
+    until the block ends; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(service_app(app), log_level="warning",
+                                           limit_concurrency=limit_concurrency))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the registration server did not start")
+            threading.Event().wait(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

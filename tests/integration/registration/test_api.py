@@ -107,3 +107,46 @@ def test_openapi_page(open_app: Callable[[str], RegistrationApp]) -> None:
         "/events/{event_id}/registrations", "/events/{event_id}/registrations/{user_id}",
         "/users/{user_id}/registrations", "/users/{user_id}/waitlists"}
     assert client.get("/docs").status_code == 200
+
+
+# Found by the API fuzz test (test_fuzz.py): each answered outside the schema before.
+@pytest.mark.parametrize("phase", ["mysql_only", "dynamodb_only"])
+def test_an_id_no_user_can_have_is_a_400_not_a_500(open_app: Callable[[str], RegistrationApp],
+                                                   phase: str) -> None:
+    # Too long for DynamoDB's key (2048 bytes): DynamoDB refused the GetItem, a 500.
+    client = client_for(open_app(phase))
+    for path in (f"/users/{'x' * 3000}", f"/events/{'x' * 3000}/registrations",
+                 "/users/a%23b", f"/users/{'x' * 65}/waitlists"):
+        answer = client.get(path)
+        assert (answer.status_code, answer.json()["error"]) == (400, "ValidationError"), path
+
+
+def test_errors_of_the_http_layer_have_the_documented_shape(
+        open_app: Callable[[str], RegistrationApp]) -> None:
+    client = client_for(open_app("mysql_only"))
+    # A body that is not text at all was Starlette's {"detail": ...}.
+    unreadable = client.post("/users", content=b'{"userId": "\xff\xfe"}',
+                             headers={"content-type": "application/json"})
+    assert unreadable.status_code == 400
+    assert set(unreadable.json()) == {"error", "message"}
+    assert unreadable.json()["error"] == "ValidationError"
+    nowhere = client.get("/nowhere")
+    assert (nowhere.status_code, nowhere.json()["error"]) == (404, "NotFound")
+    assert client.put("/users").json()["error"] == "MethodNotAllowed"
+
+
+def test_each_operation_documents_the_statuses_it_answers(
+        open_app: Callable[[str], RegistrationApp]) -> None:
+    schema = client_for(open_app("mysql_only")).get("/openapi.json").json()
+    documented = {f"{method.upper()} {path}": sorted(operation["responses"])
+                  for path, operations in schema["paths"].items()
+                  for method, operation in operations.items()}
+    assert documented["POST /users"] == ["201", "400", "409", "500"]
+    assert documented["POST /events/{event_id}/registrations"] == \
+        ["201", "400", "404", "409", "500"]
+    # FastAPI's 422 (never answered: the seed's 400 replaces it) is not documented; the
+    # seed's 422 is, where it can happen.
+    assert documented["DELETE /events/{event_id}/registrations/{user_id}"] == \
+        ["204", "400", "404", "422", "500"]
+    assert [op for op, codes in documented.items() if "422" in codes] == \
+        ["DELETE /events/{event_id}/registrations/{user_id}"]

@@ -5,48 +5,23 @@ dynamodb_only (conditional transactions alone)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from migration.registration.dual_write import RegistrationApp
 from migration.registration.dynamodb import user_key
 from migration.registration.models import Event, User
-from migration.registration.server import service_app
+from migration.registration.server import serving
 
 pytestmark = [pytest.mark.mysql, pytest.mark.dynamodb]
 
 CLIENTS = 64
 CAPACITY = 10
-
-
-@contextmanager
-def serving(app: RegistrationApp) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(service_app(app), log_level="warning",
-                                           limit_concurrency=1000))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the server did not start")
-            threading.Event().wait(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def at_once(count: int, request: Callable[[httpx.Client, int], httpx.Response]
@@ -167,4 +142,5 @@ def test_retried_and_doubled_requests_register_once_in_dynamodb_only(
         # A key reused for another request is refused, not answered with the first answer.
         reused = httpx.delete(f"{base}/events/small/registrations/twin",
                               headers={"Idempotency-Key": "k-first"})
-        assert (reused.status_code, reused.json()["error"]) == (400, "ValidationError")
+        assert (reused.status_code, reused.json()["error"]) == \
+            (400, "IdempotencyKeyReusedError")
