@@ -54,9 +54,9 @@ from migration.registration.errors import (
     DuplicateUserError,
     EntityNotFoundError,
     EventFullError,
+    IdempotencyKeyReusedError,
     NotRegisteredError,
     RegistrationError,
-    ValidationError,
 )
 from migration.registration.models import Event, RegistrationResult, RegistrationStatus, User
 from migration.registration.repositories import EventRepository, UserRepository
@@ -173,8 +173,9 @@ class _Idempotency:
         if item is None:
             return None
         if item["request"]["S"] != self.request:
-            raise ValidationError(f"Idempotency-Key {self.key!r} was used for another "
-                                  "request; send a new key with each new request")
+            raise IdempotencyKeyReusedError(f"Idempotency-Key {self.key!r} was used for "
+                                            "another request; send a new key with each "
+                                            "new request")
         return str(item["answer"]["S"])
 
 

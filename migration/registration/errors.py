@@ -19,6 +19,12 @@ class ValidationError(RegistrationError):
     status = 400
 
 
+class IdempotencyKeyReusedError(ValidationError):
+    """An Idempotency-Key sent again with another request (not in the seed's list: a
+    400 like any invalid input, under its own name, since the input is valid in itself
+    and only its key was spent)."""
+
+
 class AlreadyRegisteredError(RegistrationError):
     """The user is already registered for (or waitlisted on) the event."""
 

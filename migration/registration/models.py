@@ -29,12 +29,16 @@ def _text(value: object, name: str, *, required: bool = True,
         raise ValidationError(f"{name} is longer than {limit} characters")
 
 
-def _identifier(value: object, name: str) -> None:
+def check_identifier(value: object, name: str) -> str:
+    """`value` if it is a valid userId/eventId (also what a lookup by id takes: an id that
+    no user or event can have is a client's mistake, and too long a key for DynamoDB);
+    `ValidationError` otherwise."""
     _text(value, name, limit=MAX_ID_LENGTH)
     assert isinstance(value, str)
     # '#' separates the parts of the DynamoDB keys the id goes into.
     if "#" in value:
         raise ValidationError(f"{name} must not contain '#'")
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class User:
     name: str
 
     def __post_init__(self) -> None:
-        _identifier(self.user_id, "userId")
+        check_identifier(self.user_id, "userId")
         _text(self.name, "name")
 
 
@@ -62,7 +66,7 @@ class Event:
     waitlist_count: int = 0
 
     def __post_init__(self) -> None:
-        _identifier(self.event_id, "eventId")
+        check_identifier(self.event_id, "eventId")
         _text(self.title, "title")
         if isinstance(self.capacity, bool) or not isinstance(self.capacity, int):
             raise ValidationError("capacity must be an integer")

@@ -1,7 +1,7 @@
 """Running the registration service: its app wired to a `RegistrationApp` from settings,
 served by uvicorn; with `local`, on local services made ready first (database, schema,
 DynamoDB table), so that one command brings the whole service up. `running` serves it
-on a free port in a thread of the caller's process (the races and the journey).
+on a free port in a thread of the caller's process (the races, the journey, benchmarks).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def _services(settings: Settings, local: bool) -> Iterator[Settings]:
 
 
 @contextlib.contextmanager
-def running(app: RegistrationApp, *, host: str = "127.0.0.1") -> Iterator[str]:
+def running(app: RegistrationApp, *, host: str = "127.0.0.1",
+            limit_concurrency: int = 1000) -> Iterator[str]:
     """The service on `app`, served by uvicorn on a free port in a thread of this process
     until the block ends; yields its base URL."""
     import uvicorn
@@ -59,7 +60,7 @@ def running(app: RegistrationApp, *, host: str = "127.0.0.1") -> Iterator[str]:
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(service_app(app), log_level="warning",
-                                           limit_concurrency=1000))
+                                           limit_concurrency=limit_concurrency))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name="registration-server")
     thread.start()

@@ -9,15 +9,10 @@ waitlist, promotion, no double registration) to the repository's atomic `registe
 
 from __future__ import annotations
 
-from migration.registration.errors import EntityNotFoundError, ValidationError
+from migration.registration.errors import EntityNotFoundError
 from migration.registration.models import Event, RegistrationResult, User
+from migration.registration.models import check_identifier as _identifier
 from migration.registration.repositories import EventRepository, UserRepository
-
-
-def _identifier(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{name} cannot be empty")
-    return value
 
 
 class RegistrationService:

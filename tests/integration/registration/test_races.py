@@ -142,4 +142,5 @@ def test_retried_and_doubled_requests_register_once_in_dynamodb_only(
         # A key reused for another request is refused, not answered with the first answer.
         reused = httpx.delete(f"{base}/events/small/registrations/twin",
                               headers={"Idempotency-Key": "k-first"})
-        assert (reused.status_code, reused.json()["error"]) == (400, "ValidationError")
+        assert (reused.status_code, reused.json()["error"]) == \
+            (400, "IdempotencyKeyReusedError")

@@ -68,7 +68,7 @@ def test_property_3_capacity_enforcement(world: World) -> None:
     @given(capacity=CAPACITY, waitlist=st.booleans())
     def check(capacity: int, waitlist: bool) -> None:
         prefix = world.fresh()
-        users = world.users(prefix, capacity + 1)
+        users = world.members(capacity + 1)
         event = world.event(prefix, capacity, waitlist)
         assert [status(world.register(u, event)) for u in users[:capacity]] == \
             ["registered"] * capacity
@@ -96,7 +96,7 @@ def test_property_5_waitlist_when_enabled(world: World) -> None:
     @given(capacity=CAPACITY, extra=st.integers(min_value=1, max_value=3))
     def check(capacity: int, extra: int) -> None:
         prefix = world.fresh()
-        users = world.users(prefix, capacity + extra)
+        users = world.members(capacity + extra)
         event = world.event(prefix, capacity, True)
         for user in users[:capacity]:
             world.register(user, event)
@@ -113,7 +113,7 @@ def test_property_6_denial_without_waitlist(world: World) -> None:
     @given(capacity=CAPACITY)
     def check(capacity: int) -> None:
         prefix = world.fresh()
-        users = world.users(prefix, capacity + 1)
+        users = world.members(capacity + 1)
         event = world.event(prefix, capacity, False)
         for user in users[:capacity]:
             world.register(user, event)
@@ -130,7 +130,7 @@ def test_property_7_registration_adds_user(world: World) -> None:
     def check(capacity: int, data: st.DataObject) -> None:
         prefix = world.fresh()
         taken = data.draw(st.integers(min_value=0, max_value=capacity - 1), label="taken")
-        users = world.users(prefix, taken + 1)
+        users = world.members(taken + 1)
         event = world.event(prefix, capacity, data.draw(st.booleans(), label="waitlist"))
         for user in users[:taken]:
             world.register(user, event)
@@ -144,7 +144,7 @@ def test_property_8_duplicate_registration_prevention(world: World) -> None:
     @given(capacity=CAPACITY, waitlist=st.booleans(), again=st.integers(1, 2))
     def check(capacity: int, waitlist: bool, again: int) -> None:
         prefix = world.fresh()
-        [user] = world.users(prefix, 1)
+        [user] = world.members(1)
         event = world.event(prefix, capacity, waitlist)
         world.register(user, event)
         for _ in range(again):
@@ -160,7 +160,7 @@ def test_property_9_unregistration_removes_user(world: World) -> None:
     @given(capacity=CAPACITY, data=st.data())
     def check(capacity: int, data: st.DataObject) -> None:
         prefix = world.fresh()
-        users = world.users(prefix, capacity)
+        users = world.members(capacity)
         event = world.event(prefix, capacity, data.draw(st.booleans(), label="waitlist"))
         for user in users:
             world.register(user, event)
@@ -176,7 +176,7 @@ def test_property_10_waitlist_promotion(world: World) -> None:
     @given(capacity=CAPACITY, waiting=st.integers(1, 3), data=st.data())
     def check(capacity: int, waiting: int, data: st.DataObject) -> None:
         prefix = world.fresh()
-        users = world.users(prefix, capacity + waiting)
+        users = world.members(capacity + waiting)
         event = world.event(prefix, capacity, True)
         for user in users:
             world.register(user, event)
@@ -196,7 +196,7 @@ def test_property_11_waitlist_unregistration(world: World) -> None:
     @given(capacity=CAPACITY, waiting=st.integers(1, 3), data=st.data())
     def check(capacity: int, waiting: int, data: st.DataObject) -> None:
         prefix = world.fresh()
-        users = world.users(prefix, capacity + waiting)
+        users = world.members(capacity + waiting)
         event = world.event(prefix, capacity, True)
         for user in users:
             world.register(user, event)
