@@ -210,21 +210,28 @@ class Collector:
         self._backfills[entity] = found
         return found
 
+    def _since(self, window: float) -> dt.datetime:
+        """The first minute a window of `window` seconds counts: outcomes are kept per
+        minute, so a window starts at the start of its first minute."""
+        return (self.now - dt.timedelta(seconds=window)).replace(second=0, microsecond=0)
+
+    def counted_span(self, window: float) -> float:
+        """The seconds a window of `window` seconds counts (up to a minute more)."""
+        return (self.now - self._since(window)).total_seconds()
+
     def _outcomes(self, entity: str, window: float) -> dict[str, tuple[int, float]]:
-        since = self.now - dt.timedelta(seconds=window)
         query = (sa.select(outcomes.c.outcome, sa.func.sum(outcomes.c.count),
                            sa.func.sum(outcomes.c.seconds))
                  .where(outcomes.c.entity == entity)
-                 .where(outcomes.c.minute >= since.replace(second=0, microsecond=0))
+                 .where(outcomes.c.minute >= self._since(window))
                  .group_by(outcomes.c.outcome))
         with self.engine.connect() as conn:
             return {o: (int(n or 0), float(s or 0)) for o, n, s in conn.execute(query)}
 
     def _latest(self, entity: str, outcome: str, window: float) -> Any:
-        since = self.now - dt.timedelta(seconds=window)
         query = (sa.select(outcomes.c.minute, outcomes.c.last_key, outcomes.c.last_error)
                  .where(outcomes.c.entity == entity, outcomes.c.outcome == outcome,
-                        outcomes.c.minute >= since.replace(second=0, microsecond=0))
+                        outcomes.c.minute >= self._since(window))
                  .order_by(outcomes.c.minute.desc()).limit(1))
         with self.engine.connect() as conn:
             return conn.execute(query).first()
@@ -233,7 +240,8 @@ class Collector:
         counts = self._outcomes(entity, window)
         ok, ok_seconds = counts.get(OK, (0, 0.0))
         failed, failed_seconds = counts.get(FAILED, (0, 0.0))
-        found = DualWrites(window_seconds=window, successes=ok, failures=failed)
+        found = DualWrites(window_seconds=self.counted_span(window), successes=ok,
+                           failures=failed)
         if ok + failed:
             found.mean_seconds = (ok_seconds + failed_seconds) / (ok + failed)
         if failed:
@@ -245,7 +253,8 @@ class Collector:
 
     def shadow(self, entity: str, window: float) -> Shadow:
         counts = self._outcomes(entity, window)
-        found = Shadow(window_seconds=window, comparisons=counts.get(COMPARED, (0, 0.0))[0],
+        found = Shadow(window_seconds=self.counted_span(window),
+                       comparisons=counts.get(COMPARED, (0, 0.0))[0],
                        mismatches=counts.get(MISMATCHED, (0, 0.0))[0])
         if found.mismatches:
             latest = self._latest(entity, MISMATCHED, window)

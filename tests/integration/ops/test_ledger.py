@@ -4,6 +4,7 @@ is logged with the entity, the operation and the key. Counting adds no query to 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from migration.ops.ledger import Ledger
+from migration.ops.status import Collector
 from migration.sync.engine import DualWriteFailed
 from migration.sync.state import outcomes
 from tests.integration.ops.conftest import NotesApp
@@ -123,3 +125,20 @@ def test_counts_older_than_the_retention_are_pruned(app: NotesApp) -> None:
     ledger.close()
     found = counts(app)
     assert ("Note", "old", "ok") not in found and found[("Note", "recent", "ok")] == 1
+
+
+def test_the_window_a_status_reports_is_the_span_it_counted(ops_settings: Any) -> None:
+    # Outcomes are kept per minute: a window of 10 s ending 40 s into a minute counts that
+    # whole minute, and says so (40 s), rather than claiming 10 s for what it counted.
+    with NotesApp(ops_settings) as app:
+        app.flags.set_phase("note", "dual_write")
+        app.notes.create(1, "counted")
+        app.ledger.flush()
+        with app.engine.connect() as conn:
+            minute = conn.execute(sa.select(sa.func.max(outcomes.c.minute))).scalar_one()
+        collector = Collector(app.contract, app.engine, app.ddb, app.flags,
+                              now=minute + dt.timedelta(seconds=40))
+        writes = collector.dual_writes("Note", 10)
+        assert (writes.successes, writes.window_seconds) == (1, 40)
+        shadow = collector.shadow("Note", 10)
+        assert shadow.window_seconds == 40
