@@ -150,9 +150,15 @@ def test_a_signal_during_the_window_restores_the_log(live_settings: Settings,
         before = read_log_settings(conn)
     env = {**os.environ, "MIGRATE_MYSQL_URL":
            live_settings.sqlalchemy_url().render_as_string(hide_password=False)}
+    # A shell's background job (`cmd &` without job control) ignores SIGINT, and children
+    # inherit that (a command started so keeps ignoring it, as it should): the command is
+    # given Ctrl-C's handler first, as a terminal's foreground job has it.
     process = subprocess.Popen(
-        [sys.executable, "-m", "migration.cli", "contract", "draft", "--statements",
-         "general-log", "--sample-seconds", "120"],
+        [sys.executable, "-c", "import runpy, signal, sys; "
+         "signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "sys.argv = ['migrate', *sys.argv[1:]]; "
+         "runpy.run_module('migration.cli', run_name='__main__')",
+         "contract", "draft", "--statements", "general-log", "--sample-seconds", "120"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The window is open once the command says so on standard error.
