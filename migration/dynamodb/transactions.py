@@ -34,6 +34,7 @@ from migration.dynamodb.expressions import (
     render,
     update_expression,
 )
+from migration.dynamodb.fence import FenceClosed, WriteFence
 from migration.dynamodb.limits import TRANSACTION_ACTIONS, TRANSACTION_BYTES
 from migration.dynamodb.models import EntityModel, ModelSet
 from migration.dynamodb.repository import (
@@ -223,9 +224,13 @@ class TransactionBuilder:
     """
 
     def __init__(self, ddb: DynamoDB, contract: Contract | None = None, *, max_attempts: int = 10,
-                 base_delay: float = 0.02, max_delay: float = 1.0):
+                 base_delay: float = 0.02, max_delay: float = 1.0,
+                 fence: WriteFence | None = None):
         self.ddb = ddb
         self.contract = contract
+        # With a write fence, the commit carries its check (last, taking one of the
+        # transaction's actions) and a closed fence is `FenceClosed`.
+        self.fence = fence
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -336,8 +341,9 @@ class TransactionBuilder:
 
     def _add(self, action: _Action) -> TransactionBuilder:
         index = len(self.actions)
-        if index >= MAX_ACTIONS:
-            raise TransactionTooLarge("actions", MAX_ACTIONS, index + 1)
+        limit = MAX_ACTIONS - (1 if self.fence is not None else 0)
+        if index >= limit:
+            raise TransactionTooLarge("actions", limit, index + 1)
         reading = action.op == "Get"
         if self.actions and (self.actions[0].op == "Get") != reading:
             raise MixedTransaction("a transaction either reads (get) or writes (create, put, "
@@ -365,6 +371,8 @@ class TransactionBuilder:
             raise TransactionTooLarge("bytes", MAX_REQUEST_BYTES, size)
         reading = self.actions[0].op == "Get"
         items = self.request_items()
+        if self.fence is not None and not reading:
+            items.append(self.fence.check())
         params: dict[str, Any] = {"TransactItems": items}
         operation = "TransactGetItems" if reading else "TransactWriteItems"
         if not reading:
@@ -382,6 +390,10 @@ class TransactionBuilder:
             response = retry_conflicts(send, attempts=self.max_attempts, base=self.base_delay,
                                        cap=self.max_delay)
         except TransactionCancelled as err:
+            if self.fence is not None and not reading and any(
+                    r.index == len(self.actions) and r.code == "ConditionalCheckFailed"
+                    for r in err.reasons):
+                raise FenceClosed(self.fence, self.fence.table) from err
             raise self.typed(err, attempts) from err
         if not reading:
             return []

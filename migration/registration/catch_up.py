@@ -103,7 +103,7 @@ def catch_up(settings: Settings, *, settle_seconds: float = 1.0, by: str | None 
                               by=by, reason=f"catch-up {run_id}: MySQL holds DynamoDB's "
                                             "changes since dynamodb_only")
 
-        driver = CatchUp(app.ddb, app.engine, app.fence.table, RegistrationInverse(),
+        driver = CatchUp(app.ddb, app.engine, [app.fence.table], RegistrationInverse(),
                          app.fence, SWITCH_ORDER, phase_of, switch,
                          settle_seconds=settle_seconds, hooks=dict(hooks or {}))
         return driver.run()

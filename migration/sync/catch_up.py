@@ -2,22 +2,26 @@
 `dynamodb_only` (the reverse sync; `wrappers.flags` refuses the switch back otherwise).
 
 An application supplies its inverse mapping (`InverseMapping`: which MySQL rows an item
-of its table is) and the order its flags go back in; the driver does the rest, while the
-application keeps serving:
+of its tables is), its tables (one or several) and the order its flags go back in; the
+driver does the rest, while the application keeps serving:
 
-1. turns on the table's stream (NEW_AND_OLD_IMAGES, `migration.dynamodb.streams`): every
+1. turns on each table's stream (NEW_AND_OLD_IMAGES, `migration.dynamodb.streams`): every
    change from then on is recorded;
-2. copies the table as it is into MySQL: upserts of each item's rows, then deletes of
+2. copies the tables as they are into MySQL: upserts of each item's rows, then deletes of
    the rows no item stands for (a scan is no snapshot: what changes meanwhile is in the
-   stream);
-3. applies the stream up to now, in order (each change sets a row to its item's new
-   image, or deletes it), still serving;
-4. closes the table's write fence (`migration.dynamodb.fence`): from now on no
-   DynamoDB-native write commits; those that did are in the stream;
-5. drains the stream to its end (`settle_seconds` at least after the close, for records
-   still on their way on AWS), switches the flags back (`caught_up=True`, recorded in the
-   phase history through `migration.ops.operate.set_phase`), and releases the fence:
-   waiting writers take the MySQL path of their new phase.
+   streams);
+3. applies the streams up to now, each in order (each change sets a row to its item's
+   new image, or deletes it; an item that owns child rows, as an order its lines,
+   replaces them: `Row.owns`), still serving;
+4. closes the application's write fence (`migration.dynamodb.fence`; one fence item that
+   every native write of the application checks, whatever table it writes): from now on
+   no DynamoDB-native write commits; those that did are in the streams;
+5. drains the streams to their end (`settle_seconds` at least after the close, for records
+   still on their way on AWS), runs the application's `before_switch` (the shop raises
+   the outbox counter past the highest item `_version` seen and drops its entered mark),
+   switches the flags back (`caught_up=True`, recorded in the phase history through
+   `migration.ops.operate.set_phase`), and releases the fence: waiting writers take the
+   MySQL path of their new phase.
 
 Writes wait only during step 5 (`CatchUpSummary.paused_seconds`). A row that cannot be
 applied stops the catch-up before the switch, the fence reopened: nothing goes back
@@ -54,6 +58,10 @@ class Row:
     key: Mapping[str, Any]
     values: Mapping[str, Any] = field(default_factory=dict)
     guard: tuple[str, ...] = ()
+    # Child rows this row's item holds all of (table -> the columns naming them, as
+    # {"order_id": 7}): a new image replaces them (those not among the item's rows of
+    # that table go), a removal deletes them.
+    owns: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class InverseMapping(Protocol):
@@ -92,7 +100,8 @@ class CatchUpSummary:
     records_before_close: int = 0
     paused_seconds: float = 0.0
     switched: list[str] = field(default_factory=list)
-    stream_arn: str = ""
+    stream_arns: list[str] = field(default_factory=list)
+    highest_version: int = 0  # of the items seen (copied or in a stream), by `version_attribute`
 
 
 Switch = Callable[[str, str], None]  # (flag, run id): the flag back to the target phase
@@ -100,11 +109,11 @@ Switch = Callable[[str, str], None]  # (flag, run id): the flag back to the targ
 
 @dataclass
 class CatchUp:
-    """One catch-up of `table` (physical name) into `engine`'s database."""
+    """One catch-up of `tables` (physical names) into `engine`'s database."""
 
     ddb: DynamoDB
     engine: Engine
-    table: str
+    tables: Sequence[str]
     inverse: InverseMapping
     fence: WriteFence
     flags: Sequence[str]  # in the order they go back
@@ -112,10 +121,16 @@ class CatchUp:
     switch: Switch
     settle_seconds: float = 1.0
     page_size: int = 500
+    # The items' version attribute, when they carry one (`CatchUpSummary.highest_version`).
+    version_attribute: str | None = None
+    # Run with the fence closed and MySQL caught up, just before the flags move back.
+    before_switch: Callable[[CatchUpSummary], None] | None = None
     # Tests stage races here: "copied", "drained" (before the close), "closed".
     hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
     _failures: list[str] = field(default_factory=list)
     _failed: int = 0
+    _seen: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
+    _summary: CatchUpSummary | None = None
 
     def _hook(self, name: str) -> None:
         if name in self.hooks:
@@ -129,11 +144,15 @@ class CatchUp:
             raise CatchUpRefused(f"nothing to catch up: a catch-up starts from dynamodb_only "
                                  f"(now: {shown}); `migrate flags set` moves the others")
         summary = CatchUpSummary(run_id=uuid.uuid4().hex[:12])
-        summary.stream_arn = enable_stream(self.ddb, self.table)
-        cursor = StreamCursor(stream_client(self.ddb), summary.stream_arn)
-        self._copy(summary)
+        self._summary = summary
+        summary.stream_arns = [enable_stream(self.ddb, table) for table in self.tables]
+        streams = stream_client(self.ddb)
+        cursors = [StreamCursor(streams, arn) for arn in summary.stream_arns]
+        for table in self.tables:
+            self._copy(table, summary)
+        self._delete_unseen(summary)
         self._hook("copied")
-        summary.records_before_close = self._drain(cursor)
+        summary.records_before_close = self._drain(cursors)
         self._check()
         self._hook("drained")
         self.fence.close(summary.run_id)
@@ -141,12 +160,14 @@ class CatchUp:
         self._hook("closed")
         switched = False
         try:
-            applied = self._drain(cursor)
+            applied = self._drain(cursors)
             while time.perf_counter() - closed < self.settle_seconds:
                 time.sleep(min(0.2, self.settle_seconds))
-                applied += self._drain(cursor)
+                applied += self._drain(cursors)
             self._check()
             summary.records_applied = summary.records_before_close + applied
+            if self.before_switch is not None:
+                self.before_switch(summary)
             for name in self.flags:
                 if phases[name] is Phase.DYNAMODB_ONLY:
                     self.switch(name, summary.run_id)
@@ -166,14 +187,18 @@ class CatchUp:
             raise CatchUpIncomplete(self._failures, self._failed)
 
     # -- the copy ------------------------------------------------------------------------
-    def _copy(self, summary: CatchUpSummary) -> None:
-        seen: dict[str, set[tuple[Any, ...]]] = {t: set() for t in self.inverse.keys}
-        params: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True,
+    def _copy(self, table: str, summary: CatchUpSummary) -> None:
+        seen = self._seen
+        for name in self.inverse.keys:
+            seen.setdefault(name, set())
+        params: dict[str, Any] = {"TableName": table, "ConsistentRead": True,
                                   "Limit": self.page_size}
         with self._connection() as conn:
             while True:
                 page = self.ddb.call("Scan", **params)
                 items = page.get("Items", [])
+                for item in items:
+                    self._version_of(item)
                 rows = [row for item in items for row in self._rows(item)]
                 for row in rows:
                     seen[row.table].add(tuple(row.key[c] for c in self.inverse.keys[row.table]))
@@ -183,7 +208,19 @@ class CatchUp:
                 if not last:
                     break
                 params["ExclusiveStartKey"] = last
-            # Rows no item stands for: deleted, children first.
+
+    def _version_of(self, item: Item | None) -> None:
+        if self.version_attribute is None or item is None or self._summary is None:
+            return
+        version = item.get(self.version_attribute)
+        if version is not None and "N" in version:
+            self._summary.highest_version = max(self._summary.highest_version,
+                                                int(version["N"]))
+
+    def _delete_unseen(self, summary: CatchUpSummary) -> None:
+        """Rows no item of any table stands for: deleted, children first."""
+        seen = self._seen
+        with self._connection() as conn:
             for table in reversed(list(self.inverse.keys)):
                 columns = list(self.inverse.keys[table])
                 with conn.begin():
@@ -208,26 +245,38 @@ class CatchUp:
             self._failures.append(what)
 
     # -- the stream ----------------------------------------------------------------------
-    def _drain(self, cursor: StreamCursor) -> int:
-        """Apply every record the stream holds now, in order, one transaction a batch."""
+    def _drain(self, cursors: Sequence[StreamCursor]) -> int:
+        """Apply every record the streams hold now, each in order, one transaction a
+        batch (a MySQL row is the rows of one table's items, so the tables' streams are
+        independent of one another)."""
         applied = 0
         with self._connection() as conn:
-            for batch in cursor.read():
-                self._apply_in_order(conn, batch)
-                applied += len(batch)
+            for cursor in cursors:
+                for batch in cursor.read():
+                    self._apply_in_order(conn, batch)
+                    applied += len(batch)
         return applied
 
     def _apply_in_order(self, conn: Connection, batch: Sequence[Mapping[str, Any]]) -> None:
         with conn.begin():
             for record in batch:
                 change = record["dynamodb"]
+                self._version_of(change.get("OldImage"))
+                self._version_of(change.get("NewImage"))
                 try:
                     if record["eventName"] == "REMOVE":
                         for row in self.inverse.rows(change.get("OldImage") or change["Keys"]):
                             _delete(conn, row, guarded=True)
+                            for table, match in row.owns.items():
+                                _delete_children(conn, table, match, [])
                     else:
-                        for row in self.inverse.rows(change["NewImage"]):
+                        rows = self.inverse.rows(change["NewImage"])
+                        for row in rows:
                             _upsert(conn, [row])
+                        for row in rows:
+                            for table, match in row.owns.items():
+                                _delete_children(conn, table, match, [
+                                    r.key for r in rows if r.table == table])
                 except Exception as err:  # noqa: BLE001 - counted, and stops the switch
                     self._fail(f"stream record {change.get('SequenceNumber')}: "
                                f"{type(err).__name__}: {err}")
@@ -283,6 +332,21 @@ def _upsert(conn: Connection, rows: Sequence[Row]) -> None:
         f"({', '.join(f':c{i}' for i in range(len(columns)))}) ON DUPLICATE KEY UPDATE {updates}"),
         [{f"c{i}": value for i, value in enumerate([*r.key.values(), *r.values.values()])}
          for r in rows])
+
+
+def _delete_children(conn: Connection, table: str, match: Mapping[str, Any],
+                     keep: Sequence[Mapping[str, Any]]) -> None:
+    """Delete the rows of `table` that `match` names, but those whose keys are in `keep`."""
+    params: dict[str, Any] = {}
+    where = []
+    for i, (column, value) in enumerate(match.items()):
+        where.append(f"{_q(column)} = :m{i}")
+        params[f"m{i}"] = value
+    for j, key in enumerate(keep):
+        where.append("NOT (" + " AND ".join(f"{_q(c)} = :k{j}_{i}"
+                                            for i, c in enumerate(key)) + ")")
+        params.update({f"k{j}_{i}": value for i, value in enumerate(key.values())})
+    conn.execute(sa.text(f"DELETE FROM {_q(table)} WHERE " + " AND ".join(where)), params)
 
 
 def _delete(conn: Connection, row: Row, *, guarded: bool = False) -> None:
