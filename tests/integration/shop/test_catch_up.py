@@ -144,6 +144,10 @@ def _held(shop: Shop, gates: dict[str, threading.Event]) -> None:
 
 def test_a_native_write_racing_the_close_lands_once(shop: Shop, live_settings: Settings) -> None:
     product_id, _ = a_product_in_carts_and_orders(shop)
+    order_id, = _rows(shop, "SELECT order_id FROM order_items GROUP BY order_id "
+                            "HAVING COUNT(*) > 1 ORDER BY order_id LIMIT 1")[0]
+    order_lines = _rows(shop, "SELECT id FROM order_items WHERE order_id = :o ORDER BY id",
+                        o=order_id)
     shop.enter_dynamodb_only()
     users = {name: shop.users.create({"username": name, "email": f"{name}@example.org",
                                       "password_hash": "h"}) for name in ("before", "after")}
@@ -170,10 +174,18 @@ def test_a_native_write_racing_the_close_lands_once(shop: Shop, live_settings: S
         gates["after"].set()
         assert gates["after refused"].wait(timeout=60)
 
+    def copied() -> None:  # an order loses a line: the stream replaces the order's lines
+        order = shop.writes._order(order_id)
+        order["order_items"] = {"L": order["order_items"]["L"][:-1]}
+        order["_version"] = {"N": str(int(order["_version"]["N"]) + 1)}
+        shop.ddb.call("PutItem", TableName=shop.ddb.table_name("Users"), Item=order)
+
     summary = catch_up(live_settings, settle_seconds=0.0,
-                       hooks={"drained": drained, "closed": closed})
+                       hooks={"copied": copied, "drained": drained, "closed": closed})
     writers[1].join(timeout=60)
     assert errors == []
+    assert _rows(shop, "SELECT id FROM order_items WHERE order_id = :o ORDER BY id",
+                 o=order_id) == order_lines[:-1]
     assert not gates["before refused"].is_set(), "committed before the close"
     assert _phases(shop) == {Phase.DYNAMODB_READ}
     assert summary.records_applied > summary.records_before_close, "the final drain applied it"
