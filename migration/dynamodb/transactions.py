@@ -6,6 +6,9 @@ idempotency token of a commit (one per commit, the same on its retries), the
 retry of cancellations caused only by conflicts or throttling (exponential
 backoff with full jitter, bounded), and the typed errors a cancellation
 becomes: which action failed (its index, operation, table and key) and why.
+A builder given a write fence (`migration.dynamodb.fence`) commits with the fence's
+check as its last action (so it holds one action less) and raises `FenceClosed` when
+the fence refused it.
 
 `TransactionBuilder` speaks DynamoDB's wire form and table names;
 `EntityTransaction` takes entity models and field values and builds keys and

@@ -1,6 +1,6 @@
 """`migrate shop ...`: the reference shop's own commands (its MySQL schema, its seed data,
-its demo), plugged into `migrate` through the `mysql_dynamodb_migrate.commands` entry
-point, as any application can plug in its own.
+its demo, its catch-up out of dynamodb_only), plugged into `migrate` through the
+`mysql_dynamodb_migrate.commands` entry point, as any application can plug in its own.
 
 The shop's contract is used unless `--contract`/MIGRATE_CONTRACT names another.
 """
