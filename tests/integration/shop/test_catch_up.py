@@ -148,6 +148,9 @@ def test_a_native_write_racing_the_close_lands_once(shop: Shop, live_settings: S
                             "HAVING COUNT(*) > 1 ORDER BY order_id LIMIT 1")[0]
     order_lines = _rows(shop, "SELECT id FROM order_items WHERE order_id = :o ORDER BY id",
                         o=order_id)
+    mover = a_user_with_orders_and_cart(shop)
+    held = _rows(shop, "SELECT (SELECT COUNT(*) FROM orders WHERE user_id = :u), "
+                       "(SELECT COUNT(*) FROM shopping_carts WHERE user_id = :u)", u=mover)
     shop.enter_dynamodb_only()
     users = {name: shop.users.create({"username": name, "email": f"{name}@example.org",
                                       "password_hash": "h"}) for name in ("before", "after")}
@@ -174,7 +177,10 @@ def test_a_native_write_racing_the_close_lands_once(shop: Shop, live_settings: S
         gates["after"].set()
         assert gates["after refused"].wait(timeout=60)
 
-    def copied() -> None:  # an order loses a line: the stream replaces the order's lines
+    def copied() -> None:
+        # In the stream: an email change (orders and cart lines removed at the old email,
+        # created at the new one), and an order losing a line (its lines replaced).
+        shop.users.update(mover, {"email": "moved@example.org"})
         order = shop.writes._order(order_id)
         order["order_items"] = {"L": order["order_items"]["L"][:-1]}
         order["_version"] = {"N": str(int(order["_version"]["N"]) + 1)}
@@ -186,6 +192,9 @@ def test_a_native_write_racing_the_close_lands_once(shop: Shop, live_settings: S
     assert errors == []
     assert _rows(shop, "SELECT id FROM order_items WHERE order_id = :o ORDER BY id",
                  o=order_id) == order_lines[:-1]
+    assert _rows(shop, "SELECT (SELECT COUNT(*) FROM orders WHERE user_id = :u), "
+                       "(SELECT COUNT(*) FROM shopping_carts WHERE user_id = :u)", u=mover) == held
+    assert _rows(shop, "SELECT email FROM users WHERE id = :u", u=mover) == [("moved@example.org",)]
     assert not gates["before refused"].is_set(), "committed before the close"
     assert _phases(shop) == {Phase.DYNAMODB_READ}
     assert summary.records_applied > summary.records_before_close, "the final drain applied it"
