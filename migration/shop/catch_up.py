@@ -4,8 +4,8 @@ rows each item is, and what else going back takes).
 
     Users       USER      {email} / #META               users (every column)
                 ORDER     {email} / ORDER#{at}#{id}     orders, and its embedded lines as
-                                                        order_items rows (the order's lines
-                                                        replaced: `Row.owns`)
+                                                        order_items rows (a line no longer
+                                                        embedded is deleted)
                 CART      {email} / CART#{product}      shopping_carts (user_id, product_id)
     Products    PRODUCT   {id} / #META                  products
     Categories  CATEGORY  {parent name} / {name}        categories
@@ -88,8 +88,7 @@ class ShopInverse:
         order_id = order.key["id"]
         lines = [_row(ORDER_ITEMS, {**line, "order_id": order_id})
                  for line in values.get("order_items") or []]
-        return [Row(order.table, order.key, order.values,
-                    owns={"order_items": {"order_id": order_id}}), *lines]
+        return [order, *lines]
 
 
 _INTEGERS = {"id", "user_id", "product_id", "seller_id", "category_id", "parent_id",

@@ -5,8 +5,10 @@ dynamodb_read, reconcile without drift, and dual-writes working again."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +17,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from migration.cli import cli
+from migration.dynamodb.streams import Record, StreamCursor
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.catch_up import SWITCH_ORDER, catch_up
 from migration.shop.dual_write import SHOP_ENTITIES, Shop
+from migration.sync import catch_up as catch_up_driver
 from migration.sync.compare import compare_all
 from migration.sync.phases import Phase
 from tests.integration.shop.test_dynamodb_only import (
@@ -201,4 +205,42 @@ def test_a_native_write_racing_the_close_lands_once(shop: Shop, live_settings: S
     for name in ("before", "after"):  # each line once, in both stores
         assert _rows(shop, "SELECT quantity FROM shopping_carts WHERE user_id = :u",
                      u=users[name]) == [(1,)], name
+    _level(shop)
+
+
+class _Shards(StreamCursor):
+    """A stream read as if each item's changes were in a shard of its own, read in
+    reverse: each item's changes in order, the items' not (as several shards on AWS)."""
+
+    def read(self) -> Iterator[list[Record]]:
+        by_item: dict[str, list[Record]] = {}
+        for batch in super().read():
+            for record in batch:
+                key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
+                by_item.setdefault(key, []).append(record)
+        if by_item:
+            yield [r for records in reversed(by_item.values()) for r in records]
+
+
+def test_a_move_read_out_of_order_still_lands(shop: Shop, live_settings: Settings,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    mover = a_user_with_orders_and_cart(shop)
+    orders = _rows(shop, "SELECT id FROM orders WHERE user_id = :u ORDER BY id", u=mover)
+    carts = _rows(shop, "SELECT product_id, quantity FROM shopping_carts WHERE user_id = :u "
+                        "ORDER BY product_id", u=mover)
+    shop.enter_dynamodb_only()
+    monkeypatch.setattr(catch_up_driver, "StreamCursor", _Shards)
+
+    def copied() -> None:  # moved, then changed at the new key
+        shop.users.update(mover, {"email": "moved@example.org"})
+        shop.orders.update_order_status(orders[0][0], "completed")
+        shop.cart.update_item_quantity(mover, carts[0][0], 9)
+
+    summary = catch_up(live_settings, settle_seconds=0.0, hooks={"copied": copied})
+    assert summary.records_applied > 0
+    assert _rows(shop, "SELECT id FROM orders WHERE user_id = :u ORDER BY id", u=mover) == orders
+    assert _rows(shop, "SELECT status FROM orders WHERE id = :o", o=orders[0][0]) == \
+        [("completed",)]
+    assert _rows(shop, "SELECT product_id, quantity FROM shopping_carts WHERE user_id = :u "
+                       "ORDER BY product_id", u=mover) == [(carts[0][0], 9), *carts[1:]]
     _level(shop)
