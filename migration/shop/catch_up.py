@@ -20,9 +20,11 @@ The shop's native writes all check one write fence (`ShopWrites.fence`). Before 
 go back, with that fence closed, the catch-up raises the outbox counter past the highest
 item `_version` it saw (native writes count versions up from what they read, so they may
 stand above the counter, and the first dual-write after going back would be refused:
-`VersionRegression`), and drops the shop's entered mark (`ShopWrites.forget_ready`), so
-that entering again later writes the holder links afresh. The five flags are one coupled
-group: the first switch moves them all.
+`VersionRegression`). Once the flags are back, before the fence opens, it drops the
+shop's entered mark (`ShopWrites.forget_ready`), so that entering again later writes the
+holder links afresh (dropped before the switch, a writer still finding the flags in
+`dynamodb_only` would enter again at once). The five flags are one coupled group: the
+first switch moves them all.
 """
 
 from __future__ import annotations
@@ -134,10 +136,10 @@ def catch_up(settings: Settings, *, settle_seconds: float = 1.0, by: str | None 
             operate.set_phase(collector, settings, name, "dynamodb_read", caught_up=True,
                               by=by, reason=f"catch-up {run_id}: MySQL holds DynamoDB's "
                                             "changes since dynamodb_only")
+            shop.writes.forget_ready()  # the flags are back: nobody enters meanwhile
 
         def before_switch(summary: CatchUpSummary) -> None:
             raise_counter(shop.engine, shop.ddb, above=summary.highest_version)
-            shop.writes.forget_ready()
 
         tables = [shop.ddb.table_name(table.name) for table in shop.contract.tables]
         inverse = ShopInverse(mappers(shop.contract), shop.contract.entity_type_attribute)

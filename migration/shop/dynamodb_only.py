@@ -47,7 +47,7 @@ until the mark is there.
 Every transaction carries the check of the shop's write fence (`migration.dynamodb.fence`,
 one fence item for its three tables): `migrate shop catch-up` closes it to go back
 (`migration.shop.catch_up`), and a write it refuses (`FenceClosed`) waits in its wrapper,
-then takes the MySQL path. The catch-up drops the mark before the switch back, so that
+then takes the MySQL path. The catch-up drops the mark once the flags are back, so that
 entering again later writes the holder links afresh.
 """
 
@@ -290,7 +290,7 @@ class ShopWrites:
         return len(links)
 
     def forget_ready(self) -> None:
-        """Drop the mark (the shop's catch-up does, before it moves the flags back)."""
+        """Drop the mark (the shop's catch-up does, once the flags are back)."""
         self._toolkit.ensure()
         self.ddb.call("DeleteItem", TableName=self._toolkit.name, Key=self._ready_key())
         self._ready = False
@@ -431,7 +431,7 @@ class ShopWrites:
             try:
                 return write()
             except FenceClosed:
-                # A catch-up is going back: the mark is dropped before the switch, so
+                # A catch-up is going back: the mark is dropped with the switch, so
                 # entering again later must find it afresh (and re-write the links).
                 self._ready = False
                 raise

@@ -17,7 +17,7 @@ driver does the rest, while the application keeps serving:
    no DynamoDB-native write commits; those that did are in the streams;
 5. drains the streams to their end (`settle_seconds` at least after the close, for records
    still on their way on AWS), runs the application's `before_switch` (the shop raises
-   the outbox counter past the highest item `_version` seen and drops its entered mark),
+   the outbox counter past the highest item `_version` seen),
    switches the flags back (`caught_up=True`, recorded in the phase history through
    `migration.ops.operate.set_phase`), and releases the fence: waiting writers take the
    MySQL path of their new phase.
