@@ -6,6 +6,9 @@ idempotency token of a commit (one per commit, the same on its retries), the
 retry of cancellations caused only by conflicts or throttling (exponential
 backoff with full jitter, bounded), and the typed errors a cancellation
 becomes: which action failed (its index, operation, table and key) and why.
+A builder given a write fence (`migration.dynamodb.fence`) commits with the fence's
+check as its last action (so it holds one action less) and raises `FenceClosed` when
+the fence refused it.
 
 `TransactionBuilder` speaks DynamoDB's wire form and table names;
 `EntityTransaction` takes entity models and field values and builds keys and
@@ -34,6 +37,7 @@ from migration.dynamodb.expressions import (
     render,
     update_expression,
 )
+from migration.dynamodb.fence import FenceClosed, WriteFence
 from migration.dynamodb.limits import TRANSACTION_ACTIONS, TRANSACTION_BYTES
 from migration.dynamodb.models import EntityModel, ModelSet
 from migration.dynamodb.repository import (
@@ -223,9 +227,13 @@ class TransactionBuilder:
     """
 
     def __init__(self, ddb: DynamoDB, contract: Contract | None = None, *, max_attempts: int = 10,
-                 base_delay: float = 0.02, max_delay: float = 1.0):
+                 base_delay: float = 0.02, max_delay: float = 1.0,
+                 fence: WriteFence | None = None):
         self.ddb = ddb
         self.contract = contract
+        # With a write fence, the commit carries its check (last, taking one of the
+        # transaction's actions) and a closed fence is `FenceClosed`.
+        self.fence = fence
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -336,8 +344,9 @@ class TransactionBuilder:
 
     def _add(self, action: _Action) -> TransactionBuilder:
         index = len(self.actions)
-        if index >= MAX_ACTIONS:
-            raise TransactionTooLarge("actions", MAX_ACTIONS, index + 1)
+        limit = MAX_ACTIONS - (1 if self.fence is not None else 0)
+        if index >= limit:
+            raise TransactionTooLarge("actions", limit, index + 1)
         reading = action.op == "Get"
         if self.actions and (self.actions[0].op == "Get") != reading:
             raise MixedTransaction("a transaction either reads (get) or writes (create, put, "
@@ -365,6 +374,8 @@ class TransactionBuilder:
             raise TransactionTooLarge("bytes", MAX_REQUEST_BYTES, size)
         reading = self.actions[0].op == "Get"
         items = self.request_items()
+        if self.fence is not None and not reading:
+            items.append(self.fence.check())
         params: dict[str, Any] = {"TransactItems": items}
         operation = "TransactGetItems" if reading else "TransactWriteItems"
         if not reading:
@@ -382,6 +393,10 @@ class TransactionBuilder:
             response = retry_conflicts(send, attempts=self.max_attempts, base=self.base_delay,
                                        cap=self.max_delay)
         except TransactionCancelled as err:
+            if self.fence is not None and not reading and any(
+                    r.index == len(self.actions) and r.code == "ConditionalCheckFailed"
+                    for r in err.reasons):
+                raise FenceClosed(self.fence, self.fence.table) from err
             raise self.typed(err, attempts) from err
         if not reading:
             return []

@@ -5,9 +5,10 @@ says which rows each item is, and in which order the flags go back).
     USER#u / METADATA            users (user_id, name)
     EVENT#e / METADATA           events (every column, the counts and next_position too)
     EVENT#e / REG#u              registrations (event_id, user_id)
-    EVENT#e / WAIT#00005#u       waitlist_entries (event_id, user_id, position); a removal
-                                 deletes the row only at that position (the user may have
-                                 joined again further down the line)
+    EVENT#e / WAIT#00005#u       waitlist_entries (event_id, user_id, position); the
+                                 removal of one position does not delete the row of a
+                                 user who joined again further down the line (the driver
+                                 deletes a row when no item holds it)
 
 Idempotency records are no rows. The flags go back `registration`, `waitlist`, `user`,
 then `event`: the event wrapper, which writes members, follows `event`, so it moves last,
@@ -71,7 +72,7 @@ class RegistrationInverse:
         if kind == "waitlist":
             return [Row("waitlist_entries", {"event_id": _value(item, "event_id"),
                                              "user_id": _value(item, "user_id")},
-                        {"position": _value(item, "position")}, guard=("position",))]
+                        {"position": _value(item, "position")})]
         return []
 
 
@@ -103,7 +104,7 @@ def catch_up(settings: Settings, *, settle_seconds: float = 1.0, by: str | None 
                               by=by, reason=f"catch-up {run_id}: MySQL holds DynamoDB's "
                                             "changes since dynamodb_only")
 
-        driver = CatchUp(app.ddb, app.engine, app.fence.table, RegistrationInverse(),
+        driver = CatchUp(app.ddb, app.engine, [app.fence.table], RegistrationInverse(),
                          app.fence, SWITCH_ORDER, phase_of, switch,
                          settle_seconds=settle_seconds, hooks=dict(hooks or {}))
         return driver.run()

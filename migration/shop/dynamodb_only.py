@@ -43,6 +43,12 @@ of the lines and orders MySQL holds are written and the shop is marked ready: by
 `enter_dynamodb_only`, or by the first native write that finds every flag there (one
 process at a time, under a lease). Native writes refuse (`ShopNotReady`, transient)
 until the mark is there.
+
+Every transaction carries the check of the shop's write fence (`migration.dynamodb.fence`,
+one fence item for its three tables): `migrate shop catch-up` closes it to go back
+(`migration.shop.catch_up`), and a write it refuses (`FenceClosed`) waits in its wrapper,
+then takes the MySQL path. The catch-up drops the mark once the flags are back, so that
+entering again later writes the holder links afresh.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from migration.backoff import pause
 from migration.contract.model import Contract
 from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB
+from migration.dynamodb.fence import FenceClosed, WriteFence
 from migration.dynamodb.ids import IdAllocator
 from migration.dynamodb.limits import BATCH_GET_KEYS, BATCH_WRITE_ITEMS, TRANSACTION_ACTIONS
 from migration.dynamodb.toolkit_table import ToolkitTable
@@ -107,6 +114,8 @@ VERSION = "_version"
 # Tables whose ids the allocator hands out, and ids taken per counter update.
 ID_TABLES = ("users", "products", "categories", "orders", "order_items")
 ID_BLOCK = 100
+# Actions a shop transaction may take: one of DynamoDB's 100 is the write fence's check.
+ACTIONS = TRANSACTION_ACTIONS - 1
 
 
 class ShopNotReady(ShopError, Transient):
@@ -120,7 +129,8 @@ class TooManyItems(ShopError, Terminal):
         self.operation = operation
         self.needed = needed
         super().__init__(f"{operation} would change {needed} items at once; one DynamoDB "
-                         f"transaction takes {TRANSACTION_ACTIONS}, and the shop does not split "
+                         f"transaction takes {TRANSACTION_ACTIONS} (one of them the write "
+                         "fence's check), and the shop does not split "
                          "a change whose copies must move together: nothing was written")
 
 
@@ -185,6 +195,9 @@ class ShopWrites:
         self.entered = entered  # whether the shop's flags all say dynamodb_only
         self._preparing = threading.Lock()
         self._toolkit = ToolkitTable(ddb)
+        # Every transaction carries the check of the shop's one write fence (all its
+        # tables): the catch-up going back closes it (`migration.shop.catch_up`).
+        self.fence = WriteFence(ddb, fence_name(contract, ddb))
         self.retries = 0  # transactions started again after losing a race
 
     # -- entering the phase -------------------------------------------------------
@@ -232,7 +245,7 @@ class ShopWrites:
         (0 when the shop was ready already: MySQL's rows are stale by then). Run once the
         flags are all `dynamodb_only` (MySQL no longer changes). The rows are streamed, so
         memory does not grow with the tables."""
-        if self._ready or self._marked():
+        if self._marked():  # not the process's memory: a catch-up may have dropped the mark
             self._ready = True
             return 0
         order_key = self.mappers["Order"].key
@@ -277,7 +290,7 @@ class ShopWrites:
         return len(links)
 
     def forget_ready(self) -> None:
-        """Drop the mark (the shop's catch-up does, before it moves the flags back)."""
+        """Drop the mark (the shop's catch-up does, once the flags are back)."""
         self._toolkit.ensure()
         self.ddb.call("DeleteItem", TableName=self._toolkit.name, Key=self._ready_key())
         self._ready = False
@@ -380,7 +393,7 @@ class ShopWrites:
 
     # -- transactions ----------------------------------------------------------------------
     def _tx(self) -> TransactionBuilder:
-        return TransactionBuilder(self.ddb, self.contract)
+        return TransactionBuilder(self.ddb, self.contract, fence=self.fence)
 
     @staticmethod
     def _replace(tx: TransactionBuilder, table: str, item: Item, read: Item) -> None:
@@ -401,7 +414,7 @@ class ShopWrites:
                   condition=f"{VERSION} = :v", values={"v": _version(read)})
 
     def _commit(self, operation: str, tx: TransactionBuilder) -> None:
-        if len(tx) > TRANSACTION_ACTIONS:
+        if len(tx) > ACTIONS:
             raise TooManyItems(operation, len(tx))
         tx.commit()
 
@@ -417,6 +430,11 @@ class ShopWrites:
         for attempt in range(1, self.attempts + 1):
             try:
                 return write()
+            except FenceClosed:
+                # A catch-up is going back: the mark is dropped with the switch, so
+                # entering again later must find it afresh (and re-write the links).
+                self._ready = False
+                raise
             except (TransactionConditionFailed, TransactionConflicted, _Retry):
                 # A create that found its item (two writers adding one cart line) too:
                 # read again and the line is there to add to.
@@ -426,7 +444,7 @@ class ShopWrites:
                         f"after {self.attempts} attempts")
 
     def _count(self, operation: str, needed: int) -> None:
-        if needed > TRANSACTION_ACTIONS:
+        if needed > ACTIONS:
             raise TooManyItems(operation, needed)
 
     # -- users -----------------------------------------------------------------------------
@@ -657,7 +675,7 @@ class ShopWrites:
         # A link whose hint is stale (its holder moved with an email change) costs index
         # reads on every change that meets it: this change points it at the holder again,
         # as far as the transaction has room (the hint is only a hint).
-        room = TRANSACTION_ACTIONS - len(tx) - len(links)
+        room = ACTIONS - len(tx) - len(links)
         for link, held in found:
             if held is not None and room > 0 and _moved(link, held):
                 kind, _, holder = link["SK"]["S"][len(HELD_PREFIX):].partition("#")
@@ -932,7 +950,7 @@ class ShopWrites:
         self._attempt("cart.remove_item", write)
 
     # Lines a `clear_cart` transaction removes (each line and its link: two actions).
-    clear_chunk = TRANSACTION_ACTIONS // 2
+    clear_chunk = ACTIONS // 2
 
     def clear_cart(self, user_id: int) -> int:
         # Each line's removal stands on its own, so a cart of any size is cleared in
@@ -951,6 +969,11 @@ class ShopWrites:
             return len(lines)
 
         return self._attempt("cart.clear_cart", write)
+
+
+def fence_name(contract: Contract, ddb: DynamoDB) -> str:
+    """The name of the shop's write fence: its tables' physical names."""
+    return "+".join(ddb.table_name(table.name) for table in contract.tables)
 
 
 def enter_dynamodb_only(flags: Any, writes: ShopWrites, names: Sequence[str]) -> int:

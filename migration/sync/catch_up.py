@@ -2,22 +2,36 @@
 `dynamodb_only` (the reverse sync; `wrappers.flags` refuses the switch back otherwise).
 
 An application supplies its inverse mapping (`InverseMapping`: which MySQL rows an item
-of its table is) and the order its flags go back in; the driver does the rest, while the
-application keeps serving:
+of its tables is), its tables (one or several) and the order its flags go back in; the
+driver does the rest, while the application keeps serving:
 
-1. turns on the table's stream (NEW_AND_OLD_IMAGES, `migration.dynamodb.streams`): every
+1. turns on each table's stream (NEW_AND_OLD_IMAGES, `migration.dynamodb.streams`): every
    change from then on is recorded;
-2. copies the table as it is into MySQL: upserts of each item's rows, then deletes of
+2. copies the tables as they are into MySQL: upserts of each item's rows, then deletes of
    the rows no item stands for (a scan is no snapshot: what changes meanwhile is in the
-   stream);
-3. applies the stream up to now, in order (each change sets a row to its item's new
-   image, or deletes it), still serving;
-4. closes the table's write fence (`migration.dynamodb.fence`): from now on no
-   DynamoDB-native write commits; those that did are in the stream;
-5. drains the stream to its end (`settle_seconds` at least after the close, for records
-   still on their way on AWS), switches the flags back (`caught_up=True`, recorded in the
-   phase history through `migration.ops.operate.set_phase`), and releases the fence:
-   waiting writers take the MySQL path of their new phase.
+   streams);
+3. applies the streams up to now, each in order (each change sets a row to its item's
+   new image, or deletes it), still serving;
+4. closes the application's write fence (`migration.dynamodb.fence`; one fence item that
+   every native write of the application checks, whatever table it writes): from now on
+   no DynamoDB-native write commits; those that did are in the streams;
+5. drains the streams to their end (`settle_seconds` at least after the close, for records
+   still on their way on AWS), runs the application's `before_switch` (the shop raises
+   the outbox counter past the highest item `_version` seen),
+   switches the flags back (`caught_up=True`, recorded in the phase history through
+   `migration.ops.operate.set_phase`), and releases the fence: waiting writers take the
+   MySQL path of their new phase.
+
+Several items may stand for one row: an item moved to another key (the shop's orders and
+cart lines on an email change: removed at the old key, created at the new one), a row
+left at one key and joined again at another (the registration service's waitlist). A
+stream keeps each item's changes in order, not the changes of two items (they may be in
+different shards). So the driver keeps, for each row, the items that stand for it now
+(the copy's, then each change's: a new image holds the item's rows, an old image's rows
+the new one no longer has let go of it): a row is deleted when its last item lets go,
+never by the removal of one item while another holds it. A row that two items changed
+during the catch-up is set again, after each drain, from an item holding it as DynamoDB
+has it now (a consistent read): the streams' order between items decides nothing.
 
 Writes wait only during step 5 (`CatchUpSummary.paused_seconds`). A row that cannot be
 applied stops the catch-up before the switch, the fence reopened: nothing goes back
@@ -27,6 +41,7 @@ arrive in scan and stream order, not parents first); the final state is DynamoDB
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -43,17 +58,17 @@ from migration.errors import MigrateError, Terminal
 from migration.sync.phases import Phase
 
 Item = Mapping[str, Any]
+ItemId = tuple[str, str]  # an item: its table (physical name) and its key, as JSON
+RowId = tuple[str, tuple[Any, ...]]  # a row: its table and its key values
 
 
 @dataclass(frozen=True)
 class Row:
-    """A MySQL row an item stands for: its key, its other columns, and the columns that
-    must match too for a removal to delete it (a key the item's key does not fix)."""
+    """A MySQL row an item stands for: its key and its other columns."""
 
     table: str
     key: Mapping[str, Any]
     values: Mapping[str, Any] = field(default_factory=dict)
-    guard: tuple[str, ...] = ()
 
 
 class InverseMapping(Protocol):
@@ -92,7 +107,8 @@ class CatchUpSummary:
     records_before_close: int = 0
     paused_seconds: float = 0.0
     switched: list[str] = field(default_factory=list)
-    stream_arn: str = ""
+    stream_arns: list[str] = field(default_factory=list)
+    highest_version: int = 0  # of the items seen (copied or in a stream), by `version_attribute`
 
 
 Switch = Callable[[str, str], None]  # (flag, run id): the flag back to the target phase
@@ -100,11 +116,11 @@ Switch = Callable[[str, str], None]  # (flag, run id): the flag back to the targ
 
 @dataclass
 class CatchUp:
-    """One catch-up of `table` (physical name) into `engine`'s database."""
+    """One catch-up of `tables` (physical names) into `engine`'s database."""
 
     ddb: DynamoDB
     engine: Engine
-    table: str
+    tables: Sequence[str]
     inverse: InverseMapping
     fence: WriteFence
     flags: Sequence[str]  # in the order they go back
@@ -112,10 +128,18 @@ class CatchUp:
     switch: Switch
     settle_seconds: float = 1.0
     page_size: int = 500
+    # The items' version attribute, when they carry one (`CatchUpSummary.highest_version`).
+    version_attribute: str | None = None
+    # Run with the fence closed and MySQL caught up, just before the flags move back.
+    before_switch: Callable[[CatchUpSummary], None] | None = None
     # Tests stage races here: "copied", "drained" (before the close), "closed".
     hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
     _failures: list[str] = field(default_factory=list)
     _failed: int = 0
+    _holders: dict[RowId, set[ItemId]] = field(default_factory=dict)  # the items a row is
+    _contested: set[RowId] = field(default_factory=set)  # changed by two items: set again
+    _key_names: dict[str, list[str]] = field(default_factory=dict)
+    _summary: CatchUpSummary | None = None
 
     def _hook(self, name: str) -> None:
         if name in self.hooks:
@@ -129,11 +153,18 @@ class CatchUp:
             raise CatchUpRefused(f"nothing to catch up: a catch-up starts from dynamodb_only "
                                  f"(now: {shown}); `migrate flags set` moves the others")
         summary = CatchUpSummary(run_id=uuid.uuid4().hex[:12])
-        summary.stream_arn = enable_stream(self.ddb, self.table)
-        cursor = StreamCursor(stream_client(self.ddb), summary.stream_arn)
-        self._copy(summary)
+        self._summary = summary
+        summary.stream_arns = [enable_stream(self.ddb, table) for table in self.tables]
+        streams = stream_client(self.ddb)
+        cursors = [StreamCursor(streams, arn) for arn in summary.stream_arns]
+        for table in self.tables:
+            schema = self.ddb.call("DescribeTable", TableName=table)["Table"]["KeySchema"]
+            self._key_names[table] = [k["AttributeName"] for k in schema]
+            self._copy(table, summary)
+        self._delete_unseen(summary)
         self._hook("copied")
-        summary.records_before_close = self._drain(cursor)
+        summary.records_before_close = self._drain(cursors)
+        self._settle(final=False)
         self._check()
         self._hook("drained")
         self.fence.close(summary.run_id)
@@ -141,12 +172,15 @@ class CatchUp:
         self._hook("closed")
         switched = False
         try:
-            applied = self._drain(cursor)
+            applied = self._drain(cursors)
             while time.perf_counter() - closed < self.settle_seconds:
                 time.sleep(min(0.2, self.settle_seconds))
-                applied += self._drain(cursor)
+                applied += self._drain(cursors)
+            self._settle(final=True)
             self._check()
             summary.records_applied = summary.records_before_close + applied
+            if self.before_switch is not None:
+                self.before_switch(summary)
             for name in self.flags:
                 if phases[name] is Phase.DYNAMODB_ONLY:
                     self.switch(name, summary.run_id)
@@ -166,31 +200,56 @@ class CatchUp:
             raise CatchUpIncomplete(self._failures, self._failed)
 
     # -- the copy ------------------------------------------------------------------------
-    def _copy(self, summary: CatchUpSummary) -> None:
-        seen: dict[str, set[tuple[Any, ...]]] = {t: set() for t in self.inverse.keys}
-        params: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True,
+    def _copy(self, table: str, summary: CatchUpSummary) -> None:
+        params: dict[str, Any] = {"TableName": table, "ConsistentRead": True,
                                   "Limit": self.page_size}
         with self._connection() as conn:
             while True:
                 page = self.ddb.call("Scan", **params)
                 items = page.get("Items", [])
-                rows = [row for item in items for row in self._rows(item)]
-                for row in rows:
-                    seen[row.table].add(tuple(row.key[c] for c in self.inverse.keys[row.table]))
+                rows: list[Row] = []
+                for item in items:
+                    self._version_of(item)
+                    held = self._rows(item)
+                    for row in held:
+                        self._hold(row, self._item_id(table, item))
+                    rows.extend(held)
                 self._apply(conn, rows)
                 summary.items_copied += len(items)
                 last = page.get("LastEvaluatedKey")
                 if not last:
                     break
                 params["ExclusiveStartKey"] = last
-            # Rows no item stands for: deleted, children first.
+
+    def _version_of(self, item: Item | None) -> None:
+        if self.version_attribute is None or item is None or self._summary is None:
+            return
+        version = item.get(self.version_attribute)
+        if version is not None and "N" in version:
+            self._summary.highest_version = max(self._summary.highest_version,
+                                                int(version["N"]))
+
+    def _item_id(self, table: str, item: Item) -> ItemId:
+        return table, json.dumps({k: item[k] for k in self._key_names[table]}, sort_keys=True)
+
+    def _row_id(self, row: Row) -> RowId:
+        return row.table, tuple(row.key[c] for c in self.inverse.keys[row.table])
+
+    def _hold(self, row: Row, item: ItemId) -> set[ItemId]:
+        holders = self._holders.setdefault(self._row_id(row), set())
+        holders.add(item)
+        return holders
+
+    def _delete_unseen(self, summary: CatchUpSummary) -> None:
+        """Rows no item of any table stands for: deleted, children first."""
+        with self._connection() as conn:
             for table in reversed(list(self.inverse.keys)):
                 columns = list(self.inverse.keys[table])
                 with conn.begin():
                     present = conn.execute(sa.text(
                         f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)}")).all()
                     gone = [Row(table, dict(zip(columns, r, strict=True)))
-                            for r in present if tuple(r) not in seen[table]]
+                            for r in present if not self._holders.get((table, tuple(r)))]
                     for row in gone:
                         _delete(conn, row)
                 summary.rows_deleted += len(gone)
@@ -208,29 +267,80 @@ class CatchUp:
             self._failures.append(what)
 
     # -- the stream ----------------------------------------------------------------------
-    def _drain(self, cursor: StreamCursor) -> int:
-        """Apply every record the stream holds now, in order, one transaction a batch."""
+    def _drain(self, cursors: Sequence[StreamCursor]) -> int:
+        """Apply every record the streams hold now, each in order, one transaction a
+        batch (a MySQL row is the rows of one table's items, so the tables' streams are
+        independent of one another)."""
         applied = 0
         with self._connection() as conn:
-            for batch in cursor.read():
-                self._apply_in_order(conn, batch)
-                applied += len(batch)
+            for table, cursor in zip(self.tables, cursors, strict=True):
+                for batch in cursor.read():
+                    self._apply_in_order(conn, table, batch)
+                    applied += len(batch)
         return applied
 
-    def _apply_in_order(self, conn: Connection, batch: Sequence[Mapping[str, Any]]) -> None:
+    def _apply_in_order(self, conn: Connection, table: str,
+                        batch: Sequence[Mapping[str, Any]]) -> None:
         with conn.begin():
             for record in batch:
                 change = record["dynamodb"]
+                old, new = change.get("OldImage"), change.get("NewImage")
+                self._version_of(old)
+                self._version_of(new)
+                if old is None and record["eventName"] == "REMOVE":
+                    old = change["Keys"]  # no image: the mapping says what it can
                 try:
-                    if record["eventName"] == "REMOVE":
-                        for row in self.inverse.rows(change.get("OldImage") or change["Keys"]):
-                            _delete(conn, row, guarded=True)
-                    else:
-                        for row in self.inverse.rows(change["NewImage"]):
-                            _upsert(conn, [row])
+                    self._apply_change(conn, self._item_id(table, change["Keys"]),
+                                       self.inverse.rows(old) if old is not None else [],
+                                       self.inverse.rows(new) if new is not None else [])
                 except Exception as err:  # noqa: BLE001 - counted, and stops the switch
                     self._fail(f"stream record {change.get('SequenceNumber')}: "
                                f"{type(err).__name__}: {err}")
+
+    def _apply_change(self, conn: Connection, item: ItemId, old_rows: Sequence[Row],
+                      new_rows: Sequence[Row]) -> None:
+        """One item's change: its new rows set (held by it), the rows only its old image
+        had let go of (deleted when no other item holds them)."""
+        kept = set()
+        for row in new_rows:
+            kept.add(self._row_id(row))
+            if len(self._hold(row, item)) > 1:
+                self._contested.add(self._row_id(row))
+            _upsert(conn, [row])
+        for row in old_rows:
+            row_id = self._row_id(row)
+            if row_id in kept:
+                continue
+            holders = self._holders.get(row_id, set())
+            holders.discard(item)
+            if holders:
+                self._contested.add(row_id)
+            else:
+                self._holders.pop(row_id, None)
+                _delete(conn, row)
+
+    def _settle(self, *, final: bool) -> None:
+        """Set each row two items changed from one holding it, read as it is now. Before
+        the close a holder may have gone meanwhile (its removal is in the stream: the row
+        stays contested); after it, every holder is there, or something is wrong."""
+        items: dict[ItemId, list[RowId]] = {}
+        for row_id in sorted(self._contested, key=repr):
+            holders = self._holders.get(row_id)
+            if holders:
+                items.setdefault(min(holders), []).append(row_id)
+        self._contested.clear()
+        with self._connection() as conn, conn.begin():
+            for (table, key), row_ids in items.items():
+                found = self.ddb.call("GetItem", TableName=table, Key=json.loads(key),
+                                      ConsistentRead=True).get("Item")
+                if found is None:
+                    if final:
+                        self._fail(f"item {key} of {table} holds {row_ids[0]} and is gone")
+                    else:
+                        self._contested.update(row_ids)
+                    continue
+                for row in self._rows(found):
+                    _upsert(conn, [row])
 
     # -- MySQL ---------------------------------------------------------------------------
     def _connection(self) -> _NoForeignKeys:
@@ -285,10 +395,8 @@ def _upsert(conn: Connection, rows: Sequence[Row]) -> None:
          for r in rows])
 
 
-def _delete(conn: Connection, row: Row, *, guarded: bool = False) -> None:
-    match: dict[str, Any] = dict(row.key)
-    if guarded:
-        match.update({c: row.values[c] for c in row.guard})
+def _delete(conn: Connection, row: Row) -> None:
+    match = row.key
     conn.execute(sa.text(f"DELETE FROM {_q(row.table)} WHERE " + " AND ".join(
         f"{_q(c)} = :c{i}" for i, c in enumerate(match))),
         {f"c{i}": value for i, value in enumerate(match.values())})

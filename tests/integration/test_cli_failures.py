@@ -144,6 +144,7 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
     # Only faults it meets before it listens: a healthy service would serve forever.
     "registration serve": (["registration", "serve", "--port", "0"], MYSQL_FAULTS),
     "registration catch-up": (["registration", "catch-up"], MYSQL_FAULTS),
+    "shop catch-up": (["shop", "catch-up"], MYSQL_FAULTS),
     # It makes a database of its own on the server: a missing one is no fault for it.
     "registration journey": (["registration", "journey", "--seconds-per-phase", "1"],
                              [f for f in MYSQL_FAULTS if f != "unknown database"]

@@ -2,7 +2,7 @@
 switch of one shop entity moves all five in one transaction, through every member's
 gates (refused, with the member and its reason, while one does not hold), records a
 change per entity, and the shop then enters on its first native write. Going back is
-refused with what is true of the shop: no catch-up is declared, so it stays.
+refused for the whole group until the catch-up (`migrate shop catch-up`), which it names.
 Against MariaDB and DynamoDB Local."""
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def test_the_shop_crosses_to_dynamodb_only_as_one(shop: Shop) -> None:
                           ExpressionAttributeValues={":h": {"S": "_held"}})["Items"]
     assert sum(link["SK"]["S"].startswith("HELD#CART#") for link in links) == lines + 1
 
-    # Back: refused for the whole group, with what is true of the shop.
-    with pytest.raises(CatchUpNeeded, match="No catch-up is declared.*stay in dynamodb_only"):
+    # Back: refused for the whole group, naming the shop's catch-up.
+    with pytest.raises(CatchUpNeeded, match=r"Run its catch-up first \(migrate shop catch-up\)"):
         operate.set_phase(collector(), settings, "cart", "dynamodb_read")
     assert set(phases(shop).values()) == {"dynamodb_only"}
     env = {"MIGRATE_CONTRACT": str(SHOP_CONTRACT),
@@ -90,6 +90,6 @@ def test_the_shop_crosses_to_dynamodb_only_as_one(shop: Shop) -> None:
     result = CliRunner().invoke(cli, ["flags", "set", "order", "dual_write"], env=env)
     assert result.exit_code == 2, result.output
     assert "order, user, product, category, cart are dynamodb_only" in result.output
-    assert "No catch-up is declared" in result.output and "Traceback" not in result.output
+    assert "migrate shop catch-up" in result.output and "Traceback" not in result.output
     assert set(phases(shop).values()) == {"dynamodb_only"}
 

@@ -12,6 +12,7 @@ import yaml
 from migration.contract import load_contract
 from migration.contract.model import CoupledGroup
 from migration.errors import ContractError
+from migration.ops.operate import CatchUpNeeded
 from migration.shop import SHOP_CONTRACT
 
 
@@ -29,7 +30,7 @@ def test_the_shop_declares_its_five_entities_one_group() -> None:
     contract = load_contract(SHOP_CONTRACT)
     group = contract.coupled_group("CartItem")
     assert set(group.entities) == {e.name for e in contract.source_entities()}
-    assert group.catch_up is None
+    assert group.catch_up == "migrate shop catch-up"
     assert contract.coupled_group("Nowhere") == CoupledGroup(("Nowhere",))
 
 
@@ -56,3 +57,10 @@ def test_a_malformed_group_is_named_where_it_is(coupled: Any, path: str, message
         load_contract(shop_with(coupled, tmp_path))
     assert any(i.path == path and message in i.message for i in caught.value.issues), \
         [(i.path, i.message) for i in caught.value.issues]
+
+
+def test_a_group_without_a_catch_up_says_it_stays() -> None:
+    refused = str(CatchUpNeeded(["user", "cart"], None))
+    assert "user, cart are dynamodb_only" in refused and "No catch-up is declared" in refused
+    assert "Run its catch-up first (migrate shop catch-up)" in str(
+        CatchUpNeeded(["cart"], "migrate shop catch-up"))
