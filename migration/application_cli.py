@@ -5,7 +5,8 @@
     notes = application_group("notes", Path("notes/contract.yaml"), "notes.schema",
                               "The notes application: its schema and its own commands.")
 
-The application then adds its own commands to the group it gets back.
+The application then adds its own commands to the group it gets back, such as its
+catch-up (`catch_up_command`: going back from `dynamodb_only`).
 """
 
 from __future__ import annotations
@@ -61,3 +62,26 @@ def application_group(name: str, contract: Path, schema_module: str, help_text: 
 
     assert isinstance(group, Group)
     return group
+
+
+def catch_up_command(group: click.Group, module: str, help_text: str) -> None:
+    """Add `<application> catch-up` to `group`: `catch_up(settings, settle_seconds=, by=)`
+    of `module` (imported when run; see `wrappers.catch_up`), its summary on one line."""
+
+    @group.command("catch-up", help=help_text)
+    @click.option("--settle-seconds", type=click.FloatRange(min=0), default=1.0,
+                  show_default=True,
+                  help="After closing the write fence, keep draining the streams at least "
+                       "this long (stream records reach readers within about a second on "
+                       "AWS; DynamoDB Local's at once).")
+    @click.option("--by", default=None,
+                  help="Who switches back (recorded; default: the OS user).")
+    @pass_overrides
+    def catch_up(overrides: Overrides, settle_seconds: float, by: str | None) -> None:
+        run = importlib.import_module(module).catch_up
+        summary = run(overrides.settings, settle_seconds=settle_seconds, by=by)
+        click.echo(f"caught up: {summary.items_copied} items copied, {summary.rows_deleted} "
+                   f"rows without an item deleted, {summary.records_applied} stream records "
+                   f"applied; outbox counter above version {summary.highest_version}; writes "
+                   f"paused {summary.paused_seconds * 1000:.0f} ms; back in dynamodb_read: "
+                   f"{', '.join(summary.switched)}")

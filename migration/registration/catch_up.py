@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from migration.ops import operate
-from migration.ops.status import Collector
 from migration.registration.dual_write import RegistrationApp
 from migration.settings import Settings
-from migration.sync.catch_up import CatchUp, CatchUpSummary, Row
+from migration.sync.catch_up import CatchUpSummary, Row
+from wrappers.catch_up import catch_up_application
 
 # The order the flags go back in (see the module docstring).
 SWITCH_ORDER = ("registration", "waitlist", "user", "event")
@@ -88,26 +87,13 @@ def catch_up(settings: Settings, *, settle_seconds: float = 1.0, by: str | None 
              app: RegistrationApp | None = None, hooks: dict[str, Any] | None = None
              ) -> CatchUpSummary:
     """Bring MySQL up to the seed's table and switch the service back to `dynamodb_read`
-    (see `migration.sync.catch_up`); the service may keep serving meanwhile."""
+    (see `wrappers.catch_up`); the service may keep serving meanwhile."""
     own = app is None
     app = app or RegistrationApp(settings, pool_size=4)
     try:
-        flags = app.flags
-        collector = Collector(app.contract, app.engine, app.ddb, flags)
-
-        def phase_of(name: str) -> Any:
-            flags.invalidate()
-            return flags.flag(name).phase
-
-        def switch(name: str, run_id: str) -> None:
-            operate.set_phase(collector, settings, name, "dynamodb_read", caught_up=True,
-                              by=by, reason=f"catch-up {run_id}: MySQL holds DynamoDB's "
-                                            "changes since dynamodb_only")
-
-        driver = CatchUp(app.ddb, app.engine, [app.fence.table], RegistrationInverse(),
-                         app.fence, SWITCH_ORDER, phase_of, switch,
-                         settle_seconds=settle_seconds, hooks=dict(hooks or {}))
-        return driver.run()
+        return catch_up_application(app, settings, [app.fence.table], RegistrationInverse(),
+                                    app.fence, SWITCH_ORDER, by=by,
+                                    settle_seconds=settle_seconds, hooks=hooks)
     finally:
         if own:
             app.close()

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from migration.application_cli import application_group, pass_overrides
+from migration.application_cli import application_group, catch_up_command, pass_overrides
 from migration.registration import REGISTRATION_CONTRACT
 from migration.settings import Overrides
 
@@ -43,24 +43,11 @@ def serve(overrides: Overrides, host: str, port: int, local: bool) -> None:
     run(overrides.settings, host=host, port=port, local=local, echo=click.echo)
 
 
-@registration.command("catch-up")
-@click.option("--settle-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="After closing the write fence, keep draining the stream at least this "
-                   "long (stream records reach readers within about a second on AWS; "
-                   "DynamoDB Local's at once).")
-@click.option("--by", default=None, help="Who switches back (recorded; default: the OS user).")
-@pass_overrides
-def catch_up(overrides: Overrides, settle_seconds: float, by: str | None) -> None:
-    """Go back from dynamodb_only: bring MySQL up to the DynamoDB table (a copy, then its
-    stream), then switch every entity to dynamodb_read. The service keeps serving; its
-    writes wait only for the final drain and the switch."""
-    from migration.registration.catch_up import catch_up as run
-
-    summary = run(overrides.settings, settle_seconds=settle_seconds, by=by)
-    click.echo(f"caught up: {summary.items_copied} items copied, {summary.rows_deleted} rows "
-               f"without an item deleted, {summary.records_applied} stream records applied; "
-               f"writes paused {summary.paused_seconds * 1000:.0f} ms; back in dynamodb_read: "
-               f"{', '.join(summary.switched)}")
+catch_up_command(
+    registration, "migration.registration.catch_up",
+    "Go back from dynamodb_only: bring MySQL up to the DynamoDB table (a copy, then "
+    "its stream), then switch every entity to dynamodb_read. The service keeps "
+    "serving; its writes wait only for the final drain and the switch.")
 
 
 @registration.command()

@@ -35,13 +35,11 @@ from decimal import Decimal
 from typing import Any
 
 from migration.mapping.item import ItemMapper, mappers
-from migration.ops import operate
-from migration.ops.status import Collector
 from migration.settings import Settings
 from migration.shop.dual_write import SHOP_ENTITIES, Shop, open_shop
 from migration.shop.repositories import CARTS, CATEGORIES, ORDER_ITEMS, ORDERS, PRODUCTS, USERS
-from migration.sync.catch_up import CatchUp, CatchUpSummary, Row
-from migration.sync.versions import raise_counter
+from migration.sync.catch_up import CatchUpSummary, Row
+from wrappers.catch_up import catch_up_application
 
 # The order the flags go back in: the group moves as one, with the first.
 SWITCH_ORDER = tuple(SHOP_ENTITIES)
@@ -121,33 +119,17 @@ def _row(table: Any, values: Mapping[str, Any], key: Sequence[str] = ("id",)) ->
 def catch_up(settings: Settings, *, settle_seconds: float = 1.0, by: str | None = None,
              app: Shop | None = None, hooks: dict[str, Any] | None = None) -> CatchUpSummary:
     """Bring MySQL up to the shop's tables and switch the shop back to `dynamodb_read`
-    (see `migration.sync.catch_up`); the shop may keep serving meanwhile."""
+    (see `wrappers.catch_up`); the shop may keep serving meanwhile."""
     own = app is None
     shop = app or open_shop(settings, pool_size=4)
     try:
-        flags = shop.flags
-        collector = Collector(shop.contract, shop.engine, shop.ddb, flags)
-
-        def phase_of(name: str) -> Any:
-            flags.invalidate()
-            return flags.flag(name).phase
-
-        def switch(name: str, run_id: str) -> None:
-            operate.set_phase(collector, settings, name, "dynamodb_read", caught_up=True,
-                              by=by, reason=f"catch-up {run_id}: MySQL holds DynamoDB's "
-                                            "changes since dynamodb_only")
-            shop.writes.forget_ready()  # the flags are back: nobody enters meanwhile
-
-        def before_switch(summary: CatchUpSummary) -> None:
-            raise_counter(shop.engine, shop.ddb, above=summary.highest_version)
-
         tables = [shop.ddb.table_name(table.name) for table in shop.contract.tables]
         inverse = ShopInverse(mappers(shop.contract), shop.contract.entity_type_attribute)
-        driver = CatchUp(shop.ddb, shop.engine, tables, inverse, shop.writes.fence,
-                         SWITCH_ORDER, phase_of, switch, settle_seconds=settle_seconds,
-                         version_attribute=shop.contract.version_attribute,
-                         before_switch=before_switch, hooks=dict(hooks or {}))
-        return driver.run()
+        return catch_up_application(
+            shop, settings, tables, inverse, shop.writes.fence, SWITCH_ORDER, by=by,
+            settle_seconds=settle_seconds, hooks=hooks,
+            # The flags are back: nobody enters meanwhile.
+            after_switch=lambda _flag: shop.writes.forget_ready())
     finally:
         if own:
             shop.close()

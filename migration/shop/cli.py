@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from migration.application_cli import application_group, pass_overrides
+from migration.application_cli import application_group, catch_up_command, pass_overrides
 from migration.settings import Overrides
 from migration.shop import SHOP_CONTRACT
 
@@ -52,22 +52,8 @@ def demo(overrides: Overrides, users: int, database: str) -> None:
         run_demo(overrides.settings, users=users, database=database, echo=click.echo)
 
 
-@shop.command("catch-up")
-@click.option("--settle-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="After closing the write fence, keep draining the streams at least this "
-                   "long (stream records reach readers within about a second on AWS; "
-                   "DynamoDB Local's at once).")
-@click.option("--by", default=None, help="Who switches back (recorded; default: the OS user).")
-@pass_overrides
-def catch_up(overrides: Overrides, settle_seconds: float, by: str | None) -> None:
-    """Go back from dynamodb_only: bring MySQL up to the shop's DynamoDB tables (a copy,
-    then their streams), then switch the shop to dynamodb_read. The shop keeps serving;
-    its writes wait only for the final drain and the switch."""
-    from migration.shop.catch_up import catch_up as run
-
-    summary = run(overrides.settings, settle_seconds=settle_seconds, by=by)
-    click.echo(f"caught up: {summary.items_copied} items copied, {summary.rows_deleted} rows "
-               f"without an item deleted, {summary.records_applied} stream records applied; "
-               f"outbox counter above version {summary.highest_version}; writes paused "
-               f"{summary.paused_seconds * 1000:.0f} ms; back in dynamodb_read: "
-               f"{', '.join(summary.switched)}")
+catch_up_command(
+    shop, "migration.shop.catch_up",
+    "Go back from dynamodb_only: bring MySQL up to the shop's DynamoDB tables (a "
+    "copy, then their streams), then switch the shop to dynamodb_read. The shop keeps "
+    "serving; its writes wait only for the final drain and the switch.")
