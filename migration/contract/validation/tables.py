@@ -127,8 +127,8 @@ class ContractChecks(EntityChecks):
             for j, name in enumerate(names):
                 where = f"{path}.entities[{j}]"
                 if name in refused:
-                    pass
-                elif name not in sourced:
+                    continue
+                if name not in sourced:
                     self.error(where, f"{name!r} is not an entity with a MySQL source "
                                f"(those: {', '.join(sorted(sourced)) or 'none'})")
                 elif name in seen:
