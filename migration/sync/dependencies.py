@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from migration.contract.model import Contract, Entity
 from migration.source.catalog import Catalog
-from migration.source.records import LOCKS, in_clause, quote_name, run_text
+from migration.source.records import LOCKS, in_clause, quote_name, raw_query
 
 Key = tuple[Any, ...]
 
@@ -162,7 +162,7 @@ class DependencyGraph:
                 where = in_clause(rule.root_columns, chunk, params, "d")
                 sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(source.table)} "
                        f"WHERE {where}{LOCKS[lock]}")
-            found.update(tuple(row) for row in run_text(conn, sql, params))
+            found.update(tuple(row.values()) for row in raw_query(conn, sql, params))
             params.clear()
         return found
 

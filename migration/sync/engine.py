@@ -49,7 +49,7 @@ from migration.mapping.values import Item
 from migration.ops.ledger import Ledger
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.mysql import is_retryable
-from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, run_text
+from migration.source.records import LOCKS, RecordReader, in_clause, quote_name, raw_query
 from migration.sync.dependencies import DependencyGraph, Key, RowChange, unprotected
 from migration.sync.outbox import Outbox, OutboxEntry
 from migration.sync.phases import Phase
@@ -424,11 +424,11 @@ class SyncEngine:
                 where, params = _equal(touch.where, "w")
                 sql = f"SELECT * FROM {quote_name(touch.table)} WHERE {where} FOR UPDATE"
                 seen: set[Key] = set()
-                for row in run_text(conn, sql, params).mappings():
+                for row in raw_query(conn, sql, params):
                     key = tuple(row[c] for c in pk)
                     seen.add(key)
                     expanded.append(Touch(touch.table, key, touch.values, touch.delete))
-                    befores.append(dict(row))
+                    befores.append(row)
                 unseen.append(_Unseen(touch.table, dict(touch.where), frozenset(seen)))
                 continue
             expanded.append(touch)
@@ -454,9 +454,10 @@ class SyncEngine:
                 where, params = _equal(check.where, "u")
                 sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM "
                        f"{quote_name(check.table)} WHERE {where}")
-                for row in run_text(other, sql, params):
-                    if tuple(row) not in check.seen:
-                        raise RowRaced(f"{check.table} row {tuple(row)} was committed by "
+                for row in raw_query(other, sql, params):
+                    key = tuple(row[c] for c in pk)
+                    if key not in check.seen:
+                        raise RowRaced(f"{check.table} row {key} was committed by "
                                        f"another writer after this one looked for it")
 
     def _row(self, conn: Connection, table: str, key: Key,
@@ -465,8 +466,8 @@ class SyncEngine:
         params: dict[str, Any] = {}
         sql = (f"SELECT * FROM {quote_name(table)} WHERE "
                f"{in_clause(pk, [tuple(key)], params, 'k')}{LOCKS[lock]}")
-        row = run_text(conn, sql, params).mappings().first()
-        return dict(row) if row is not None else None
+        rows = raw_query(conn, sql, params)
+        return rows[0] if rows else None
 
     def _cascades(self, conn: Connection, touches: Sequence[Touch],
                   befores: Sequence[Mapping[str, Any] | None]) -> list[RowChange]:
@@ -487,8 +488,7 @@ class SyncEngine:
                 params: dict[str, Any] = {}
                 sql = (f"SELECT * FROM {quote_name(fk.child)} WHERE "
                        f"{in_clause(fk.child_columns, [value], params, 'c')} FOR UPDATE")
-                for found in run_text(conn, sql, params).mappings():
-                    child = dict(found)
+                for child in raw_query(conn, sql, params):
                     ident = (fk.child, tuple(child.get(c) for c in
                                              self.catalog.primary_key(fk.child)))
                     if ident in seen:

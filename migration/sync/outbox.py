@@ -24,19 +24,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from migration.source.mysql import PING_AFTER_IDLE_SECONDS
 from migration.sync.state import outbox as outbox_table
+
+log = logging.getLogger(__name__)
 
 Key = tuple[Any, ...]
 Roots = Mapping[str, Iterable[Key]]
@@ -105,8 +111,59 @@ class OutboxEntry:
     created_at: dt.datetime
 
 
+# A kept connection idle longer than `PING_AFTER_IDLE_SECONDS` is pinged before a record
+# is written on it, as pooled ones are; older than the recycle age, it is closed and
+# replaced, as the pool's `pool_recycle` does.
+_RECYCLE_SECONDS = 3600.0
+_KEPT_IDLE = 8
+
+
+# Errors that mean the connection is gone: server gone away, lost during a query,
+# and PyMySQL's own for a closed socket.
+_GONE = frozenset({2006, 2013, 2055})
+
+
+def _disconnected(err: pymysql.Error) -> bool:
+    code = err.args[0] if err.args and isinstance(err.args[0], int) else None
+    return code in _GONE or isinstance(err, pymysql.err.InterfaceError)
+
+
+class _Kept:
+    """A DBAPI connection detached from the engine's pool, in autocommit: each record is
+    one INSERT, committed as it runs, in one round trip."""
+
+    def __init__(self, engine: Engine):
+        self.fairy = engine.raw_connection()
+        driver: Any = self.fairy.driver_connection
+        self.fairy.detach()  # its pool slot goes back; the connection is ours alone
+        driver.autocommit(True)
+        self.driver = driver
+        self.born = self.used = time.monotonic()
+
+    def usable(self) -> bool:
+        now = time.monotonic()
+        if now - self.born > _RECYCLE_SECONDS:
+            return False
+        if now - self.used > PING_AFTER_IDLE_SECONDS:
+            try:
+                self.driver.ping(reconnect=False)
+            except pymysql.Error:
+                return False
+        return True
+
+    def close(self) -> None:
+        try:
+            self.fairy.close()
+        except Exception:  # noqa: BLE001 - a connection already broken closes as it can
+            log.debug("closing a broken outbox connection", exc_info=True)
+
+
 class Outbox:
-    """Reads and writes `migrate_outbox` on its own autocommit connections."""
+    """Reads and writes `migrate_outbox` on its own autocommit connections.
+
+    `record` is on every dual-write's path: with PyMySQL it writes on connections of
+    its own, kept in autocommit (one round trip, no checkout, no statement compiled);
+    other drivers go through the engine. Both write the same row."""
 
     def __init__(self, engine: Engine, *, clear_interval: float = 0.2):
         self.engine = engine
@@ -118,6 +175,9 @@ class Outbox:
         self._wake = threading.Event()
         self._closed = False
         self._cleaner: threading.Thread | None = None
+        self._kept: list[_Kept] = []
+        self._kept_lock = threading.Lock()
+        self._raw = engine.dialect.driver == "pymysql"
 
     def record(self, kind: str, operation: str, roots: Roots,
                item_keys: Sequence[tuple[str, Mapping[str, Any], str | None]], *,
@@ -131,14 +191,74 @@ class Outbox:
             "item_keys": dumps([[t, k, o] for t, k, o in item_keys]),
             "owner": self.owner,
         }
-        if hold_seconds is not None:
-            row["claimed_until"] = sa.literal_column(
-                f"NOW(6) + INTERVAL {int(hold_seconds * 1e6)} MICROSECOND")
+        hold = None if hold_seconds is None else \
+            f"NOW(6) + INTERVAL {int(hold_seconds * 1e6)} MICROSECOND"
+        if self._raw:
+            return self._insert(row, hold)
+        if hold is not None:
+            row["claimed_until"] = sa.literal_column(hold)
         with self.engine.begin() as conn:
             result = conn.execute(outbox_table.insert().values(**row))
             version = result.inserted_primary_key
             assert version is not None
             return int(version[0])
+
+    def _insert(self, row: dict[str, Any], hold: str | None) -> int:
+        """The record's INSERT on a kept autocommit connection; a connection that fails
+        is closed, and the error raised as SQLAlchemy's (as the engine's path would)."""
+        columns = list(row) + (["claimed_until"] if hold is not None else [])
+        values = ["%s"] * len(row) + ([hold] if hold is not None else [])
+        sql = (f"INSERT INTO {outbox_table.name} ({', '.join(columns)}) "
+               f"VALUES ({', '.join(values)})")
+        params = tuple(row.values())
+        for attempt in (1, 2):
+            kept, fresh = self._checkout()
+            try:
+                with kept.driver.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    version = int(cursor.lastrowid)
+                break
+            except pymysql.Error as err:
+                kept.close()
+                if _disconnected(err):
+                    # The server or a KILL ended it, and likely its idle siblings too (the
+                    # engine's pool drops all of its connections then): start afresh. A
+                    # record the lost statement did commit is an extra one, which repair
+                    # re-syncs harmlessly.
+                    self._drop_kept()
+                    if attempt == 1 and not fresh:
+                        continue
+                raise sa.exc.DBAPIError.instance(sql, params, err, pymysql.Error) from err
+            except BaseException:
+                kept.close()  # interrupted mid-statement: its state is unknown
+                raise
+        kept.used = time.monotonic()
+        with self._kept_lock:
+            if len(self._kept) < _KEPT_IDLE and not self._closed:
+                self._kept.append(kept)
+                return version
+        kept.close()
+        return version
+
+    def _checkout(self) -> tuple[_Kept, bool]:
+        """A kept connection, and whether it is new."""
+        while True:
+            with self._kept_lock:
+                kept = self._kept.pop() if self._kept else None
+            if kept is None:
+                try:
+                    return _Kept(self.engine), True
+                except pymysql.Error as err:
+                    raise sa.exc.DBAPIError.instance(None, None, err, pymysql.Error) from err
+            if kept.usable():
+                return kept, False
+            kept.close()
+
+    def _drop_kept(self) -> None:
+        with self._kept_lock:
+            kept, self._kept = self._kept, []
+        for connection in kept:
+            connection.close()
 
     def probe(self) -> int:
         """The counter as it stands: a version taken and its record deleted at once."""
@@ -189,6 +309,7 @@ class Outbox:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+        self._drop_kept()
         self.flush()
 
     def note_failure(self, entry_id: int, error: BaseException) -> None:
