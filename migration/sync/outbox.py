@@ -115,7 +115,7 @@ class OutboxEntry:
 # is written on it, as pooled ones are; older than the recycle age, it is closed and
 # replaced, as the pool's `pool_recycle` does.
 _RECYCLE_SECONDS = 3600.0
-_KEPT_IDLE = 8
+_KEPT_IDLE = 16  # the rest (bursts beyond it) are closed after their record
 
 
 # Errors that mean the connection is gone: server gone away, lost during a query,
