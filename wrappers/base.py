@@ -134,8 +134,11 @@ class _FenceWait:
                 return  # switched back: the MySQL path
             if state.is_open:
                 return
-            if state.state == "released":
-                closed.fence.reopen(state)  # in dynamodb_only again since the switch back
+            if state.state == "released" and self.wrapper.app.ready_for_dynamodb_only():
+                # In dynamodb_only again since the switch back, and prepared for it: a
+                # process that slept through the catch-up (its memory says ready) passes
+                # the fence only once the application is ready again.
+                closed.fence.reopen(state)
                 return
             if time.monotonic() >= self.deadline:
                 raise FenceTimeout(closed.table, self.operation, limit, state)

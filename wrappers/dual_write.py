@@ -112,6 +112,14 @@ class DualWrite:
         with self.engine.connect() as conn:
             return read(conn)
 
+    def ready_for_dynamodb_only(self) -> bool:
+        """Whether this application may write DynamoDB natively once its phase is
+        `dynamodb_only` again after a catch-up went back: a writer that finds the write
+        fence released reopens it only then (`wrappers.base`). An application that must
+        prepare DynamoDB first (the shop writes its holder links) answers False until it
+        has; the default has nothing to prepare."""
+        return True
+
     def repair(self, *, limit: int | None = None, older_than: float = 0.0) -> tuple[int, int]:
         """Re-sync whatever the outbox names; returns (repaired, failed)."""
         return self.sync.repair(limit=limit, older_than=older_than)

@@ -303,6 +303,11 @@ class Shop(DualWrite):
         dynamodb_only`), then write the holder links; returns the links written."""
         return enter_dynamodb_only(self.flags, self.writes, list(SHOP_ENTITIES))
 
+    def ready_for_dynamodb_only(self) -> bool:
+        """The holder links are written and the shop is marked ready (the first process
+        to ask writes them, under a lease; the others are not ready meanwhile)."""
+        return self.writes.is_ready()
+
     def _entered(self) -> bool:
         """Whether every shop flag says dynamodb_only, read afresh."""
         self.flags.invalidate()

@@ -21,7 +21,7 @@ from migration.dynamodb.streams import Record, StreamCursor
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.catch_up import SWITCH_ORDER, catch_up
-from migration.shop.dual_write import SHOP_ENTITIES, Shop
+from migration.shop.dual_write import SHOP_ENTITIES, Shop, open_shop
 from migration.sync import catch_up as catch_up_driver
 from migration.sync.compare import compare_all
 from migration.sync.phases import Phase
@@ -244,3 +244,82 @@ def test_a_move_read_out_of_order_still_lands(shop: Shop, live_settings: Setting
     assert _rows(shop, "SELECT product_id, quantity FROM shopping_carts WHERE user_id = :u "
                        "ORDER BY product_id", u=mover) == [(carts[0][0], 9), *carts[1:]]
     _level(shop)
+
+
+def test_a_process_that_slept_through_a_catch_up_waits_for_the_links_on_entering_again(
+        shop: Shop, live_settings: Settings) -> None:
+    """Two processes were in dynamodb_only and made no write while a catch-up went back:
+    both still hold "ready" in memory. Back in dual-write, a cart line is added (DynamoDB
+    gets its item, no holder link: links are written on entering). When the shop enters
+    dynamodb_only again, the first writer writes the links (held here mid-way); the
+    other process's price change must wait for them, or the new line keeps the old
+    price."""
+    product_id, seller_id = a_product_in_carts_and_orders(shop)
+    shop.enter_dynamodb_only()
+    other = open_shop(live_settings)
+    try:
+        assert other.writes.is_ready()
+        catch_up(live_settings, settle_seconds=0.0)
+        assert _phases(shop) == {Phase.DYNAMODB_READ}
+        buyer = shop.users.create({"username": "between", "email": "between@example.org",
+                                   "password_hash": "h"})
+        shop.cart.add_item(buyer, product_id, 1)
+        shop.flags.set_phases(list(SHOP_ENTITIES), "dynamodb_only")
+
+        preparing, go = threading.Event(), threading.Event()
+        put_links = shop.writes._put_links
+
+        def held_links(links: list[Any]) -> int:
+            preparing.set()
+            assert go.wait(timeout=60)
+            return put_links(links)
+
+        shop.writes._put_links = held_links  # type: ignore[method-assign]
+        errors: list[BaseException] = []
+        waiting, done = threading.Event(), threading.Event()
+
+        def fence_read(operation: str, params: dict[str, Any]) -> None:
+            if operation == "GetItem" and params["Key"].get("id", {}).get("S", "").startswith(
+                    "fence#"):
+                waiting.set()
+
+        other.ddb.before.append(fence_read)
+
+        def first() -> None:  # refused by the released fence, then writes the links
+            try:
+                shop.products.update_inventory(product_id, 77)
+            except BaseException as err:  # noqa: BLE001 - asserted below
+                errors.append(err)
+
+        def second() -> None:
+            try:
+                other.products.update_product(product_id, seller_id,
+                                              {"price": Decimal("9.75")})
+            except BaseException as err:  # noqa: BLE001 - asserted below
+                errors.append(err)
+            finally:
+                done.set()
+                waiting.set()
+
+        writers = [threading.Thread(target=first)]
+        writers[0].start()
+        assert preparing.wait(timeout=60)
+        writers.append(threading.Thread(target=second))
+        writers[1].start()
+        assert waiting.wait(timeout=60)
+        assert not done.is_set(), "the price changed before the links were written"
+        go.set()
+        for writer in writers:
+            writer.join(timeout=90)
+        assert errors == []
+        for user_id, email in _rows(shop, "SELECT c.user_id, u.email FROM shopping_carts c "
+                                          "JOIN users u ON u.id = c.user_id "
+                                          "WHERE c.product_id = :p", p=product_id):
+            line = shop.ddb.call("GetItem", TableName=shop.ddb.table_name("Users"),
+                                 Key={"PK": {"S": email}, "SK": {"S": f"CART#{product_id}"}},
+                                 ConsistentRead=True)["Item"]
+            assert Decimal(line["product_price"]["N"]) == Decimal("9.75"), (user_id, email)
+        assert any(u == buyer for u, _ in _rows(
+            shop, "SELECT user_id, 1 FROM shopping_carts WHERE product_id = :p", p=product_id))
+    finally:
+        other.close()
