@@ -29,6 +29,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -178,6 +179,17 @@ class Outbox:
         self._kept: list[_Kept] = []
         self._kept_lock = threading.Lock()
         self._raw = engine.dialect.driver == "pymysql"
+        # The kept connections are outside the pool: close them when the engine is
+        # disposed, as its pooled ones are (a weak reference: the engine does not keep
+        # this outbox alive).
+        this = weakref.ref(self)
+
+        def disposed(_engine: Engine) -> None:
+            outbox = this()
+            if outbox is not None:
+                outbox._drop_kept()
+
+        sa.event.listen(engine, "engine_disposed", disposed)
 
     def record(self, kind: str, operation: str, roots: Roots,
                item_keys: Sequence[tuple[str, Mapping[str, Any], str | None]], *,

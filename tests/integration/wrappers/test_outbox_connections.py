@@ -123,3 +123,17 @@ def test_a_record_after_the_server_ended_the_kept_connections_goes_through(
         assert stored(engine, entry_id).operation == "after the kill"
     finally:
         outbox.close()
+
+
+def test_disposing_of_the_engine_closes_the_kept_connections(mysql_url: sa.URL) -> None:
+    engine = create_engine(mysql_url)
+    ensure_state_tables(engine)
+    outbox = Outbox(engine)
+    outbox.record("dual_write", "op", ROOTS, KEYS)
+    kept = outbox._kept[0].driver
+    assert kept.open
+    engine.dispose()
+    assert not kept.open
+    assert outbox.record("dual_write", "after", ROOTS, KEYS) > 0  # a new one, as the pool
+    outbox.close()
+    engine.dispose()
