@@ -152,7 +152,10 @@ class WriteResult:
 
 
 class VersionedWriter:
-    """Sends version-guarded actions through the DynamoDB choke point."""
+    """Sends version-guarded actions through the DynamoDB choke point, on its fast path
+    (`DynamoDB.call_json`: our own encoding and signing, no botocore validation and
+    serialization, which took 0.3 ms of a single write and 0.8 ms of a ten-action
+    transaction); the same requests, retries, hooks and errors."""
 
     def __init__(self, ddb: DynamoDB, version_attribute: str = "_version",
                  conflict_attempts: int = 10, type_attribute: str = "_type"):
@@ -244,8 +247,9 @@ class VersionedWriter:
                 skip_collisions: bool) -> None:
         kind, params = self._request(action, version)
         result.requests += 1
+        params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            self.ddb.call(f"{kind}Item", ReturnValuesOnConditionCheckFailure="ALL_OLD", **params)
+            self.ddb.call_json(f"{kind}Item", params)
         except ConditionFailed as err:
             self._refused(action, err.item, version, result, skip_collisions)
             return
@@ -268,9 +272,9 @@ class VersionedWriter:
                 # Unique per request: the choke point's own retries resend the same params,
                 # so a request that did land is not applied twice; a token must never be
                 # reused for other params (another database may have the same versions).
-                retry_conflicts(functools.partial(
-                    self.ddb.call, "TransactWriteItems", TransactItems=items,
-                    ClientRequestToken=f"{uuid.uuid4().hex[:24]}-{version % 10**11}"),
+                retry_conflicts(functools.partial(self.ddb.call_json, "TransactWriteItems", {
+                    "TransactItems": items,
+                    "ClientRequestToken": f"{uuid.uuid4().hex[:24]}-{version % 10**11}"}),
                     attempts=self.conflict_attempts)
             except TransactionCancelled as err:
                 failed = {r.index: r for r in err.failed}

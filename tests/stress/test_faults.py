@@ -148,7 +148,7 @@ def test_a_cancelled_transaction_rolls_back(fast: Shop, persistent: bool) -> Non
         if operation == "TransactWriteItems" and (persistent or not cancelled):
             cancelled.append(1)
             reasons = [{"Code": "ValidationError", "Message": "injected"}] + \
-                [{"Code": "None"}] * (len(params["TransactItems"]) - 1)
+                [{"Code": "None"}] * (len(params.get("_json", params)["TransactItems"]) - 1)
             raise client_error("TransactionCanceledException", operation,
                                CancellationReasons=reasons)
 
@@ -271,8 +271,8 @@ def test_a_change_of_more_than_100_items_is_chunked(fast: Shop) -> None:
     shop = fast
     user = user_with_many_orders(shop, 70)
     transactions: list[int] = []
-    shop.ddb.before.append(lambda op, p: transactions.append(len(p["TransactItems"]))
-                           if op == "TransactWriteItems" else None)
+    shop.ddb.before.append(lambda op, p: transactions.append(
+        len(p.get("_json", p)["TransactItems"])) if op == "TransactWriteItems" else None)
     shop.users.update(user, {"email": "busy@new.example"})
     assert len(transactions) == 2 and max(transactions) <= 100 and sum(transactions) == 142
     assert_agree(shop)

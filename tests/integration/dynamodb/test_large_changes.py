@@ -41,8 +41,9 @@ def test_a_change_over_4_mb_in_fewer_than_100_actions_is_split_and_lands_whole(
     assert sum(item_size(a.item) for a in actions) > 1.4 * TRANSACTION_LIMIT
 
     transactions: list[list[dict[str, Any]]] = []
-    ddb.before.append(lambda operation, params: transactions.append(params["TransactItems"])
-                      if operation == "TransactWriteItems" else None)
+    ddb.before.append(lambda operation, params: transactions.append(
+        params.get("_json", params)["TransactItems"]) if operation == "TransactWriteItems"
+        else None)
     result = VersionedWriter(ddb).write(actions, 41)
 
     # Split by size: thirteen such items fit under 4 MB, twenty do not, so two
