@@ -57,6 +57,7 @@ from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
 from migration.dynamodb.limits import BATCH_WRITE_ITEMS
 from migration.errors import ConditionFailed, ItemError, MigrateError, Terminal, Transient
+from migration.mapping.compiled import compile_items
 from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
@@ -403,6 +404,7 @@ class _EntityRun:
         self.entity = entity
         self.reader = RecordReader(driver.contract, entity)
         self.mapper = ItemMapper(driver.contract, entity)
+        self.items_of = compile_items(self.mapper)  # `mapper.items`, compiled for the hot loop
         self.table = driver.ddb.table_name(entity.table)
         self.summary = EntitySummary(entity.name)
         self.where = ""
@@ -544,7 +546,7 @@ class _EntityRun:
         owners: dict[str, tuple[dict[str, Any], int, int]] = {}
         for record in records:
             try:
-                mapped = self.mapper.items(record)
+                mapped = self.items_of(record)
             except ItemError as err:
                 dead.append((err.source_key, err.reason))
                 continue
