@@ -953,9 +953,9 @@ def _heap_frozen() -> Iterator[None]:
     its length. A chunk's records and items are freed by reference counting, but they
     live long enough to reach the oldest generation, so a full collection came every few
     thousand rows, and each one walked the whole heap (docs/benchmarks.md: about a third
-    of the mapping's CPU time). Garbage made before is collected first; the objects go
-    back to the collector's care afterwards."""
-    gc.collect()
+    of the mapping's CPU time). The objects go back to the collector's care afterwards
+    (garbage among them waits till then: a full collection first would cost what it
+    saves, about 60 ms)."""
     gc.freeze()
     try:
         yield
