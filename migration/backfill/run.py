@@ -402,7 +402,8 @@ class _EntityRun:
     def __init__(self, driver: Backfill, entity: Entity):
         self.driver = driver
         self.entity = entity
-        self.reader = RecordReader(driver.contract, entity)
+        # With the catalog: lookups by unique integer keys read in their rows' SELECT.
+        self.reader = RecordReader(driver.contract, entity, driver.catalog)
         self.mapper = ItemMapper(driver.contract, entity)
         self.items_of = compile_items(self.mapper)  # `mapper.items`, compiled for the hot loop
         self.table = driver.ddb.table_name(entity.table)
@@ -680,6 +681,7 @@ class Backfill:
         self.rate = RateLimiter(options.rate)
         self._version_attribute = contract.version_attribute
         self.earlier_dead_letter_files: list[str] = []
+        self.catalog: Catalog | None = None  # read when the run starts
 
     def entities(self) -> list[Entity]:
         sources = self.contract.source_entities()
@@ -732,7 +734,7 @@ class Backfill:
             ensure_state_tables(self.engine)
             self.floor.check()  # the batches take no condition: never below a stored version
         with self.engine.connect() as conn:
-            catalog = read_catalog(conn)
+            catalog = self.catalog = read_catalog(conn)
         summaries = []
         progress = self.options.progress
         try:
