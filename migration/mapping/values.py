@@ -132,17 +132,19 @@ def _nested(value: Any) -> AttributeValue:
 
 def _nested_fast(value: Any) -> AttributeValue:
     """`_nested`, with the types an embed's rows hold (plain lists and dicts of text,
-    integers, decimals, datetimes) tested by exact type first; anything else (bool,
-    subclasses, bytes...) goes through `_nested` itself, so the result is the same."""
+    integers, decimals, datetimes) tested by exact type first, and a list's dicts (an
+    embed's rows) converted in one loop each; anything else (bool, subclasses, bytes,
+    integers past 38 digits...) goes through `_nested` itself, so the result is the same."""
     kind = type(value)
     if kind is str:
         return {"S": value}
-    if kind is int:
+    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
         return {"N": str(value)}
     if kind is dict:
-        return {"M": {k if type(k) is str else str(k): _nested_fast(v) for k, v in value.items()}}
+        return {"M": _map_fast(value)}
     if kind is list:
-        return {"L": [_nested_fast(v) for v in value]}
+        return {"L": [{"M": _map_fast(v)} if type(v) is dict else _nested_fast(v)
+                      for v in value]}
     if kind is Decimal:
         return {"N": dynamodb_number(value)}
     if value is None:
@@ -150,6 +152,23 @@ def _nested_fast(value: Any) -> AttributeValue:
     if kind is datetime and value.tzinfo is None and value.year >= 1000:
         return {"S": _timestamp(value)}
     return _nested(value)
+
+
+def _map_fast(value: dict[Any, Any]) -> dict[str, AttributeValue]:
+    """The "M" of `_nested_fast(value)` for a dict, its common values inline."""
+    out: dict[str, AttributeValue] = {}
+    for key, inner in value.items():
+        kind = type(inner)
+        if kind is str:
+            converted: AttributeValue = {"S": inner}
+        elif kind is int and -_INT_LIMIT < inner < _INT_LIMIT:
+            converted = {"N": str(inner)}
+        elif kind is Decimal:
+            converted = {"N": dynamodb_number(inner)}
+        else:
+            converted = _nested_fast(inner)
+        out[key if type(key) is str else str(key)] = converted
+    return out
 
 
 def _set(value: set[Any] | frozenset[Any]) -> AttributeValue | None:

@@ -270,3 +270,19 @@ def test_order_items_map_as_the_general_code_maps_them(embedded: list[dict[str, 
                               for child in embedded]}
     item = mapper.to_item(record)
     assert item["order_items"] == to_attribute(record["order_items"], "array")
+
+
+@pytest.mark.parametrize("value", [
+    [{"id": 10**38}], {"n": -(10**38) - 1}, [10**40 + 1], [{"a": [{"b": 10**39 + 7}]}],
+    [{"id": 10**38 - 1, "price": Decimal("1.50"), "name": "x", 1: None, "t": True}],
+    [{"when": datetime(999, 1, 1), "at": datetime(2024, 1, 1, tzinfo=UTC)}, ["x", 3]]])
+def test_nested_values_past_38_digits_are_refused_as_the_general_code_refuses_them(
+        value: Any) -> None:
+    """An embed's integer DynamoDB cannot hold exactly is refused, not sent (the batch
+    holding it would fail whole); every other value maps as `to_attribute` maps it."""
+    def result(convert: Any) -> Any:
+        try:
+            return encode_json(convert(value))
+        except (TypeError, ValueError, ArithmeticError) as err:
+            return ("error", type(err), str(err))
+    assert result(converter_for("array")) == result(lambda v: to_attribute(v, "array"))
