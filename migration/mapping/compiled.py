@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from migration.mapping.item import (
@@ -32,7 +33,13 @@ from migration.mapping.item import (
     _KeySlot,
     wire_size,
 )
-from migration.mapping.values import _INT_LIMIT, Item, _nested_fast, _timestamp
+from migration.mapping.values import (
+    _INT_LIMIT,
+    Item,
+    _nested_fast,
+    _timestamp,
+    dynamodb_number,
+)
 
 ItemsFunction = Callable[[Mapping[str, Any]], list[Item]]
 
@@ -70,7 +77,8 @@ def _field_lines(name: str, source_name: str, field_type: str | None, index: int
         common = [("k is str", f"item[{n}] = {{'S': v}}; bound += 4 * len(v)")]
     elif field_type in ("integer", "decimal"):
         common = [("k is int and -_INT_LIMIT < v < _INT_LIMIT",
-                   f"item[{n}] = {{'N': str(v)}}; bound += 64")]
+                   f"item[{n}] = {{'N': str(v)}}; bound += 64"),
+                  ("k is Decimal", f"item[{n}] = {{'N': dynamodb_number(v)}}; bound += 64")]
     elif field_type == "boolean":
         common = [("k is int", f"item[{n}] = {{'BOOL': bool(v)}}; bound += 64")]
     elif field_type in ("object", "array"):
@@ -151,7 +159,8 @@ def compile_items(mapper: ItemMapper) -> ItemsFunction:
               "        return mapper_items(record)\n")
     namespace: dict[str, Any] = dict(
         names, _Fallback=_Fallback, _INT_LIMIT=_INT_LIMIT, _SMALL_TYPES=_SMALL_TYPES,
-        _nested_fast=_nested_fast, _timestamp=_timestamp, datetime=datetime,
+        _nested_fast=_nested_fast, _timestamp=_timestamp, datetime=datetime, Decimal=Decimal,
+        dynamodb_number=dynamodb_number,
         wire_size=wire_size, key_value=mapper._key_value, mapper_items=mapper.items,
         BOUND_BASE=mapper._bound_base, TYPE_VALUE=mapper._type_value)
     exec(compile(source, f"<items of {mapper.entity.name}>", "exec"), namespace)  # noqa: S102

@@ -46,7 +46,7 @@ def dynamodb_number(value: Decimal) -> str:
     """A Decimal as DynamoDB number text, exact; ValueError when DynamoDB cannot hold it
     exactly (more than 38 significant digits, or out of its range). Never rounds: a
     rounded number would be another number, stored without a word."""
-    text = canonical_number(value)
+    text = _plain_number(value) or canonical_number(value)
     # 38 characters hold at most 38 digits, and a magnitude well inside the range.
     if len(text) <= MAX_NUMBER_DIGITS:
         return text
@@ -59,6 +59,19 @@ def dynamodb_number(value: Decimal) -> str:
         raise ValueError(f"{value} is outside DynamoDB's number range (1E{MIN_NUMBER_EXPONENT} to "
                          f"9.99...E+{MAX_NUMBER_EXPONENT} in magnitude; {_STRING_ADVICE})")
     return text
+
+
+def _plain_number(value: Decimal) -> str | None:
+    """`canonical_number(value)` read off `str(value)` when that has no exponent (a DECIMAL
+    column's values: "110.40", "-0.00", "7"): the trailing zeros of the fraction dropped,
+    a zero as "0". None for the rest (exponents, NaN, infinities: `str` ends in a letter
+    or holds an "E"), which `canonical_number` takes."""
+    text = str(value)
+    if not text[-1].isdigit() or "E" in text:
+        return None
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("0", "-0") else text
 
 
 def _int_number(value: int) -> AttributeValue:
