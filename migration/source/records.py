@@ -315,11 +315,47 @@ def run_text(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
 class _RowsFromBytes(pymysql.connections.MySQLResult):
     """PyMySQL's result, each row parsed straight from its packet's bytes: the same
     values (same decoders, same NULLs, same handling of a short row), without one
-    method call per column to read its length and its bytes."""
+    method call per column to read its length and its bytes, and, for a row packet
+    already in the connection's buffer, without a packet object."""
+
+    def _read_rowdata_packet(self) -> None:
+        """PyMySQL's loop over the row packets, to the EOF packet. A packet whose header and
+        first byte are in the read buffer (`peek`, which reads nothing away) and that is a
+        plain row (its sequence number the expected one, shorter than the 16 MB that
+        splits a packet, its first byte no EOF or error marker) is read whole with
+        PyMySQL's `_read_bytes` and parsed in place; any other packet, or a buffer holding
+        less, is left to PyMySQL's `_read_packet` and its checks, errors and EOF handling."""
+        connection: Any = getattr(self, "connection")  # noqa: B009 - untyped in PyMySQL
+        peek = connection._rfile.peek
+        read_bytes = connection._read_bytes
+        parse = self._row
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        while True:
+            try:
+                head = peek(5)
+            except OSError:
+                head = b""  # PyMySQL's own read below meets the error and handles it
+            if len(head) >= 5 and head[3] == connection._next_seq_id and head[4] < 0xFE:
+                length = head[0] | head[1] << 8 | head[2] << 16
+                if length < pymysql.connections.MAX_PACKET_LEN:
+                    data = read_bytes(4 + length)
+                    connection._next_seq_id = (head[3] + 1) % 256
+                    append(parse(data, 4))
+                    continue
+            packet = connection._read_packet()
+            if self._check_packet_is_eof(packet):
+                self.connection = None  # as PyMySQL: no cycle left through the connection
+                break
+            append(parse(packet._data, packet._position))
+        self.affected_rows = len(rows)
+        self.rows = tuple(rows)
 
     def _read_row_from_packet(self, packet: Any) -> tuple[Any, ...]:
-        data: bytes = packet._data
-        position: int = packet._position
+        return self._row(packet._data, packet._position)
+
+    def _row(self, data: bytes, position: int) -> tuple[Any, ...]:
+        """The row whose columns start at `position` of `data`."""
         end = len(data)
         row: list[Any] = []
         append = row.append
