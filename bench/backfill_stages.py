@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import sys
 import threading
 import time
@@ -80,12 +81,14 @@ def stages_alone(settings: Settings, entity_name: str) -> None:
             conn.rollback()
             return records
 
+        gc.freeze()  # as `backfill()` does for its copy
         records = per_row("read", len(keys), read)
         items = per_row("map", len(keys), lambda: [i for r in records for i in items_of(r)])
         for item in items:
             item[contract.version_attribute] = {"N": "1"}
         bodies = per_row("encode", len(keys), lambda: batch_bodies(table, items))
         per_row("send", len(keys), lambda: [ddb.call_json("BatchWriteItem", b) for _, b in bodies])
+    gc.unfreeze()
     engine.dispose()
 
 
