@@ -243,12 +243,7 @@ class RecordReader:
         sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(self.source.table)}"
                + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
                + f" ORDER BY {', '.join(map(quote_name, pk))} LIMIT :limit")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(_pyformat(sql), params)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return [tuple(row) for row in raw_rows(conn, sql, params)[1]]
 
     def root_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(record[c] for c in self.source.primary_key)
@@ -409,6 +404,13 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
     statement's parameters and building a row object per row (most of the time of an
     IN list of a thousand keys). tests/integration/source/test_record_paths.py holds
     it to SQLAlchemy's answer."""
+    description, rows = raw_rows(conn, sql, params)
+    names = [d[0] for d in description]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def raw_rows(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, Sequence[Any]]:
+    """(description, rows as tuples) of a SELECT, read as `raw_query` reads it."""
     driver = conn.connection.driver_connection
     cursor = driver.cursor()  # type: ignore[union-attr]
     decoders = getattr(driver, "decoders", None)
@@ -419,14 +421,11 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
             # to the pool as it came).
             driver.decoders = _fast_decoders(decoders)
             try:
-                description, rows = _select(driver, cursor, _pyformat(sql), params)
+                return _select(driver, cursor, _pyformat(sql), params)
             finally:
                 driver.decoders = decoders
-        else:
-            cursor.execute(_pyformat(sql), params)
-            description, rows = cursor.description, cursor.fetchall()
-        names = [d[0] for d in description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        cursor.execute(_pyformat(sql), params)
+        return cursor.description, cursor.fetchall()
     finally:
         cursor.close()
 

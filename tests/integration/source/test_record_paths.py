@@ -182,3 +182,22 @@ def test_rows_not_yet_in_the_buffer_are_read_as_pymysql_reads_them(
             fast, reference = both(reads(reader, conn, keys, lock)["read_range"], monkeypatch)
             assert typed(fast) == typed(reference)
             conn.rollback()
+
+
+def test_keys_read_for_chunks_are_sqlalchemys(shop_engine: Engine) -> None:
+    """`read_keys` (the backfill's chunk planning) reads as `raw_query` does: the same
+    keys, values and types as SQLAlchemy's rows, from the start and after a key."""
+    for entity in CONTRACT.source_entities():
+        reader = records.RecordReader(CONTRACT, entity)
+        assert entity.source is not None
+        pk = ", ".join(map(records.quote_name, entity.source.primary_key))
+        with shop_engine.connect() as conn:
+            everything = [tuple(row) for row in conn.execute(sa.text(
+                f"SELECT {pk} FROM {records.quote_name(entity.source.table)} ORDER BY {pk}"))]
+            def as_lists(keys: list[tuple[Any, ...]]) -> Any:
+                return typed([list(key) for key in keys])  # each value with its type
+
+            assert as_lists(reader.read_keys(conn, None, 10_000)) == as_lists(everything)
+            middle = everything[len(everything) // 2]
+            assert as_lists(reader.read_keys(conn, middle, 7)) == \
+                as_lists(everything[len(everything) // 2 + 1:][:7])
