@@ -4,6 +4,7 @@ next to the same-items ceiling of that endpoint, with peak memory at two sizes.
 
     .venv/bin/python bench/backfill.py [--users 10000] [--workers 4] [--processes N]
                                        [--repeat 3] [--no-local] [--no-large] [--json FILE]
+                                       [--tls-compare | --compare-with REV]
 
 One run seeds the shop with `--users` users (and, unless `--no-large`, a second database
 with ten times as many, measured against the instant endpoint only: memory must not grow
@@ -21,6 +22,9 @@ What each line measures (`conc` is processes x threads):
   them: locks per chunk, versions, owners, checkpoints.
 - command: `migrate backfill --processes N` as a user types it, in a subprocess: its CPU
   is the whole command's (interpreter start, imports, set-up included), from `wait4`.
+- backfill REV (`--compare-with REV`, and nothing else): the same backfill with the package
+  of git revision REV (its files from `git archive`, imported by the child in place of this
+  tree's), right after this tree's, for User and Order rows: before and after, side by side.
 The entity sets: User (one row, two items: the user and its username guard), Order (one
 row, one item with its embedded order items and their product names: the heaviest row),
 shop (every entity; the Category entity is written with conditional puts).
