@@ -72,11 +72,19 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=_tag, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
-def _text_literal(text: str) -> Any:
-    """`text` as a SQL literal the server reads as the same utf8mb4 text: its UTF-8 bytes in
-    hex. A backfill chunk's record holds about 100 KB of JSON, mostly quotes: escaping it
-    character by character (PyMySQL's `escape_string`) took about 2 ms of CPU a chunk,
-    writing it in hex (`bytes.hex`) takes a twentieth of that."""
+# Texts from this length on are sent as hex literals (`_text_value`).
+_HEX_FROM = 4096
+
+
+def _text_value(text: str) -> Any:
+    """`text` as the value of a text column: a bound parameter, or for a long text a SQL
+    literal the server reads as the same utf8mb4 text, its UTF-8 bytes in hex. A backfill
+    chunk's record holds about 100 KB of JSON, mostly quotes: escaping it character by
+    character (PyMySQL's `escape_string`) took about 2 ms of CPU a chunk, writing it in hex
+    (`bytes.hex`) takes a twentieth of that. A short text (a dual-write's record) stays a
+    parameter: its statement is then the same every time, compiled once."""
+    if len(text) < _HEX_FROM:
+        return text
     return sa.literal_column(f"CONVERT(X'{text.encode('utf-8').hex()}' USING utf8mb4)")
 
 
@@ -135,18 +143,19 @@ class Outbox:
         row: dict[str, Any] = {
             "kind": kind,
             "operation": operation[:200],
-            "roots": _text_literal(dumps({e: [list(k) for k in keys] for e, keys in roots.items()})),
-            "item_keys": _text_literal(dumps([[t, k, o] for t, k, o in item_keys])),
+            "roots": _text_value(dumps({e: [list(k) for k in keys] for e, keys in roots.items()})),
+            "item_keys": _text_value(dumps([[t, k, o] for t, k, o in item_keys])),
             "owner": self.owner,
         }
         if hold_seconds is not None:
             row["claimed_until"] = sa.literal_column(
                 f"NOW(6) + INTERVAL {int(hold_seconds * 1e6)} MICROSECOND")
+        # A statement holding hex literals is not cached (SQLAlchemy would keep hundreds
+        # of them, 200 KB each).
+        literal = not (isinstance(row["roots"], str) and isinstance(row["item_keys"], str))
         with self.engine.begin() as conn:
-            # Not cached: each statement holds its own literals (SQLAlchemy would keep
-            # hundreds of them, 200 KB each).
-            result = conn.execute(outbox_table.insert().values(**row),
-                                  execution_options={"compiled_cache": None})
+            result = conn.execute(outbox_table.insert().values(**row), execution_options=(
+                {"compiled_cache": None} if literal else {}))
             version = result.inserted_primary_key
             assert version is not None
             return int(version[0])

@@ -1,5 +1,5 @@
 """An outbox record's roots and item keys are stored as the very text they were encoded
-to, whatever characters they hold (they are sent as hex literals, not escaped text)."""
+to, whatever characters they hold (long ones are sent as hex literals, not escaped text)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from migration.sync import outbox as outbox_module
 from migration.sync.outbox import Outbox, dumps
 from migration.sync.state import ensure_state_tables
 
@@ -21,12 +22,14 @@ AWKWARD = ["a'b\"c\\d", "\x00\x1a\r\n\t", "100%s %(x)s %%", "é€𝄞", "X'00')
            "", "0x41", "'" * 50]
 
 
-def test_roots_and_item_keys_are_stored_as_encoded(mysql_engine: Engine) -> None:
+@pytest.mark.parametrize("copies", [1, 200], ids=["short, bound", "long, in hex"])
+def test_roots_and_item_keys_are_stored_as_encoded(mysql_engine: Engine, copies: int) -> None:
     ensure_state_tables(mysql_engine)
     outbox = Outbox(mysql_engine)
-    roots = {"Thing": [(text, index) for index, text in enumerate(AWKWARD)],
+    texts = AWKWARD * copies
+    roots = {"Thing": [(text, index) for index, text in enumerate(texts)],
              "Other": [(Decimal("1.50"), dt.datetime(2024, 1, 2, 3, 4, 5, 6), b"\x00\xff")]}
-    keys = [("Tab'le", {"PK": {"S": text}, "SK": {"N": "7"}}, text or None) for text in AWKWARD]
+    keys = [("Tab'le", {"PK": {"S": text}, "SK": {"N": "7"}}, text or None) for text in texts]
     try:
         version = outbox.record("backfill", "backfill 'Thing' 100%", roots, keys,
                                 hold_seconds=30)
@@ -34,6 +37,7 @@ def test_roots_and_item_keys_are_stored_as_encoded(mysql_engine: Engine) -> None
             stored = conn.execute(sa.text(
                 "SELECT roots, item_keys, claimed_until > NOW(6) FROM migrate_outbox "
                 "WHERE id = :id"), {"id": version}).one()
+        assert (len(stored[0]) >= outbox_module._HEX_FROM) == (copies > 1)  # the case at hand
         assert stored[0] == dumps({e: [list(k) for k in ks] for e, ks in roots.items()})
         assert stored[1] == dumps([[t, k, o] for t, k, o in keys])
         assert stored[2] == 1
