@@ -4,6 +4,7 @@ next to the same-items ceiling of that endpoint, with peak memory at two sizes.
 
     .venv/bin/python bench/backfill.py [--users 10000] [--workers 4] [--processes N]
                                        [--repeat 3] [--no-local] [--no-large] [--json FILE]
+                                       [--tls-compare | --compare-with REV]
 
 One run seeds the shop with `--users` users (and, unless `--no-large`, a second database
 with ten times as many, measured against the instant endpoint only: memory must not grow
@@ -21,6 +22,9 @@ What each line measures (`conc` is processes x threads):
   them: locks per chunk, versions, owners, checkpoints.
 - command: `migrate backfill --processes N` as a user types it, in a subprocess: its CPU
   is the whole command's (interpreter start, imports, set-up included), from `wait4`.
+- backfill REV (`--compare-with REV`, and nothing else): the same backfill with the package
+  of git revision REV (its files from `git archive`, imported by the child in place of this
+  tree's), right after this tree's, for User and Order rows: before and after, side by side.
 The entity sets: User (one row, two items: the user and its username guard), Order (one
 row, one item with its embedded order items and their product names: the heaviest row),
 shop (every entity; the Category entity is written with conditional puts).
@@ -39,12 +43,15 @@ import argparse
 import concurrent.futures
 import contextlib
 import gc
+import io
 import json
 import multiprocessing
 import os
 import resource
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -53,8 +60,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Runnable as a plain script from a checkout, without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Runnable as a plain script from a checkout, without installing the package. A child of
+# `--compare-with REV` imports the package from REV's tree instead (see `_reference_tree`).
+REFERENCE_TREE = "BENCH_BACKFILL_TREE"
+sys.path.insert(0, os.environ.get(REFERENCE_TREE) or str(Path(__file__).resolve().parent.parent))
 
 import pymysql  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
@@ -320,10 +329,29 @@ def _command(settings: Settings, entities: Sequence[str], processes: int, worker
 
 # -- in the parent ------------------------------------------------------------------------
 
-def in_child(*args: Any) -> Figures:
+def in_child(*args: Any, tree: Path | None = None) -> Figures:
+    """One measurement in a fresh process; `tree`: a checkout whose package it imports."""
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(measure, *args).result()
+    if tree is not None:
+        os.environ[REFERENCE_TREE] = str(tree)  # the spawned child's environment
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(measure, *args).result()
+    finally:
+        os.environ.pop(REFERENCE_TREE, None)
+
+
+@contextlib.contextmanager
+def _reference_tree(revision: str) -> Iterator[Path]:
+    """The files of `revision` (`git archive`) in a temporary directory, for the children
+    that measure it beside the working tree."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", revision],
+                             check=True, capture_output=True).stdout
+    with tempfile.TemporaryDirectory(prefix="bench-backfill-ref-") as directory:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(directory, filter="data")
+        yield Path(directory)
 
 
 HEADER = (f"{'endpoint':<8} {'size':<18} {'measurement':<11} {'conc':>5} {'rows':>8} "
@@ -383,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only: the User backfill against the instant endpoint with one TLS "
                              "context per process (ours) and one per connection (PyMySQL's), "
                              "alternating, --repeat pairs")
+    parser.add_argument("--compare-with", metavar="REV", default=None,
+                        help="only: the User and the Order backfill against the instant "
+                             "endpoint, this tree's and REV's (a git revision, its package "
+                             "imported by the child), alternating, --repeat pairs each")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     name = f"bench_bf_{uuid.uuid4().hex[:8]}"
@@ -396,8 +428,25 @@ def main(argv: list[str] | None = None) -> int:
         print(line(figures, ceiling), flush=True)
         return figures
 
+    def compare(reference: Path, revision: str, users: int, instant: Settings,
+                processes: int) -> None:
+        """This tree's backfill beside REV's, each pair right after its ceiling."""
+        run("instant", "ceiling", "warm-up", instant, ["user"], processes)
+        for entity, size in (("user", f"User {users:,}"), ("order", f"Order {users:,} users")):
+            for _ in range(args.repeat):
+                ceiling = run("instant", "ceiling", size, instant, [entity], processes)
+                run("instant", "backfill", size, instant, [entity], processes, ceiling)
+                figures = in_child("instant", "backfill", size, instant, [entity], processes,
+                                   args.workers, tree=reference)
+                figures.kind = f"backfill {revision}"
+                results.append(figures)
+                print(line(figures, ceiling), flush=True)
+
     with local_services(Settings().model_copy(update={"table_prefix": f"{name}_"})) as live, \
-            instant_dynamodb.start(max_seconds=1800) as (instant_url, _):
+            instant_dynamodb.start(max_seconds=1800) as (instant_url, _), \
+            contextlib.ExitStack() as stack:
+        reference = stack.enter_context(_reference_tree(args.compare_with)) \
+            if args.compare_with else None
         print(f"workers={args.workers} processes={args.processes} cpus={os.cpu_count()} "
               f"instant endpoint {instant_url}; DynamoDB Local {live.dynamodb_endpoint}",
               flush=True)
@@ -426,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
                         run("instant", "backfill", size, instant, ["user"], n, ceiling)
                         run("instant", "backfill, TLS context each connection", size, instant,
                             ["user"], n, ceiling)
+                    continue
+                if reference is not None:
+                    compare(reference, args.compare_with, users, instant, n)
                     continue
                 if index == 0:
                     run("instant", "ceiling", "warm-up", instant, ["user"], n)

@@ -5,8 +5,9 @@ the instant endpoint so that DynamoDB costs nothing.
     .venv/bin/python bench/backfill_stages.py [--users 10000] [--workers 4]
 
 Stages alone (one thread, chunks of 500 rows, for User and Order):
-- read: `RecordReader.read_range` under shared locks, lookups and embeds included;
-- map: `ItemMapper.items` of every record;
+- read: `RecordReader.read_range` under shared locks, lookups and embeds included (given
+  the catalog, as the backfill reads);
+- map: `ItemMapper.items` of every record, compiled (`compile_items`) as the backfill maps;
 - encode: the BatchWriteItem bodies (`batch_bodies`);
 - send: those bodies through the fast path (`DynamoDB.call_json`), signing included.
 Inside `backfill()` (`--workers` threads, one process): the CPU time of the worker
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import sys
 import threading
 import time
@@ -38,10 +40,12 @@ from migration.contract import load_contract  # noqa: E402
 from migration.dynamodb.client import DynamoDB  # noqa: E402
 from migration.dynamodb.schema import apply  # noqa: E402
 from migration.local.services import local_services  # noqa: E402
+from migration.mapping.compiled import compile_items  # noqa: E402
 from migration.mapping.item import ItemMapper  # noqa: E402
 from migration.settings import Settings  # noqa: E402
 from migration.shop import SHOP_CONTRACT, schema  # noqa: E402
 from migration.shop.seed import seed  # noqa: E402
+from migration.source.catalog import read_catalog  # noqa: E402
 from migration.source.mysql import create_engine  # noqa: E402
 from migration.source.records import RecordReader  # noqa: E402
 from migration.sync.outbox import Outbox  # noqa: E402
@@ -57,11 +61,13 @@ def per_row(label: str, rows: int, work: Callable[[], Any]) -> Any:
 def stages_alone(settings: Settings, entity_name: str) -> None:
     contract = load_contract(settings.contract or SHOP_CONTRACT)
     entity = contract.entity(entity_name)
-    reader, mapper = RecordReader(contract, entity), ItemMapper(contract, entity)
+    mapper = ItemMapper(contract, entity)
+    items_of = compile_items(mapper)
     ddb = DynamoDB(settings)
     table = ddb.table_name(entity.table)
     engine = create_engine(settings)
     with engine.connect() as conn:
+        reader = RecordReader(contract, entity, read_catalog(conn))  # as the backfill reads
         keys = reader.read_keys(conn, None, 10**9)
         bounds = [None, *keys[499::500]]
         if bounds[-1] != keys[-1]:
@@ -75,12 +81,14 @@ def stages_alone(settings: Settings, entity_name: str) -> None:
             conn.rollback()
             return records
 
+        gc.freeze()  # as `backfill()` does for its copy
         records = per_row("read", len(keys), read)
-        items = per_row("map", len(keys), lambda: [i for r in records for i in mapper.items(r)])
+        items = per_row("map", len(keys), lambda: [i for r in records for i in items_of(r)])
         for item in items:
             item[contract.version_attribute] = {"N": "1"}
         bodies = per_row("encode", len(keys), lambda: batch_bodies(table, items))
         per_row("send", len(keys), lambda: [ddb.call_json("BatchWriteItem", b) for _, b in bodies])
+    gc.unfreeze()
     engine.dispose()
 
 

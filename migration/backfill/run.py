@@ -28,7 +28,9 @@ through the choke point's fast path.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import random
@@ -55,6 +57,7 @@ from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
 from migration.dynamodb.limits import BATCH_WRITE_ITEMS
 from migration.errors import ConditionFailed, ItemError, MigrateError, Terminal, Transient
+from migration.mapping.compiled import compile_items
 from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
@@ -399,8 +402,10 @@ class _EntityRun:
     def __init__(self, driver: Backfill, entity: Entity):
         self.driver = driver
         self.entity = entity
-        self.reader = RecordReader(driver.contract, entity)
+        # With the catalog: lookups by unique integer keys read in their rows' SELECT.
+        self.reader = RecordReader(driver.contract, entity, driver.catalog)
         self.mapper = ItemMapper(driver.contract, entity)
+        self.items_of = compile_items(self.mapper)  # `mapper.items`, compiled for the hot loop
         self.table = driver.ddb.table_name(entity.table)
         self.summary = EntitySummary(entity.name)
         self.where = ""
@@ -542,7 +547,7 @@ class _EntityRun:
         owners: dict[str, tuple[dict[str, Any], int, int]] = {}
         for record in records:
             try:
-                mapped = self.mapper.items(record)
+                mapped = self.items_of(record)
             except ItemError as err:
                 dead.append((err.source_key, err.reason))
                 continue
@@ -676,6 +681,7 @@ class Backfill:
         self.rate = RateLimiter(options.rate)
         self._version_attribute = contract.version_attribute
         self.earlier_dead_letter_files: list[str] = []
+        self.catalog: Catalog | None = None  # read when the run starts
 
     def entities(self) -> list[Entity]:
         sources = self.contract.source_entities()
@@ -717,6 +723,10 @@ class Backfill:
 
     def run(self) -> BackfillSummary:
         started = time.monotonic()
+        with _heap_frozen():
+            return self._run(started)
+
+    def _run(self, started: float) -> BackfillSummary:
         entities = self.entities()
         # Before a row is read: a contract naming what MySQL lacks stops here, whole.
         require_conformance(self.contract, self.engine, {e.name for e in entities})
@@ -724,7 +734,7 @@ class Backfill:
             ensure_state_tables(self.engine)
             self.floor.check()  # the batches take no condition: never below a stored version
         with self.engine.connect() as conn:
-            catalog = read_catalog(conn)
+            catalog = self.catalog = read_catalog(conn)
         summaries = []
         progress = self.options.progress
         try:
@@ -936,6 +946,23 @@ class Backfill:
                 for future in in_flight:
                     future.cancel()
                 raise
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave the objects alive when the copy starts (modules, the botocore model, the
+    contract: hundreds of thousands) out of the garbage collector's full collections for
+    its length. A chunk's records and items are freed by reference counting, but they
+    live long enough to reach the oldest generation, so a full collection came every few
+    thousand rows, and each one walked the whole heap (docs/benchmarks.md: about a third
+    of the mapping's CPU time). The objects go back to the collector's care afterwards
+    (garbage among them waits till then: a full collection first would cost what it
+    saves, about 60 ms)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _display_file(where: str) -> str:

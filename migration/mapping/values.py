@@ -46,7 +46,7 @@ def dynamodb_number(value: Decimal) -> str:
     """A Decimal as DynamoDB number text, exact; ValueError when DynamoDB cannot hold it
     exactly (more than 38 significant digits, or out of its range). Never rounds: a
     rounded number would be another number, stored without a word."""
-    text = canonical_number(value)
+    text = _plain_number(value) or canonical_number(value)
     # 38 characters hold at most 38 digits, and a magnitude well inside the range.
     if len(text) <= MAX_NUMBER_DIGITS:
         return text
@@ -59,6 +59,19 @@ def dynamodb_number(value: Decimal) -> str:
         raise ValueError(f"{value} is outside DynamoDB's number range (1E{MIN_NUMBER_EXPONENT} to "
                          f"9.99...E+{MAX_NUMBER_EXPONENT} in magnitude; {_STRING_ADVICE})")
     return text
+
+
+def _plain_number(value: Decimal) -> str | None:
+    """`canonical_number(value)` read off `str(value)` when that has no exponent (a DECIMAL
+    column's values: "110.40", "-0.00", "7"): the trailing zeros of the fraction dropped,
+    a zero as "0". None for the rest (exponents, NaN, infinities: `str` ends in a letter
+    or holds an "E"), which `canonical_number` takes."""
+    text = str(value)
+    if not text[-1].isdigit() or "E" in text:
+        return None
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("0", "-0") else text
 
 
 def _int_number(value: int) -> AttributeValue:
@@ -132,17 +145,19 @@ def _nested(value: Any) -> AttributeValue:
 
 def _nested_fast(value: Any) -> AttributeValue:
     """`_nested`, with the types an embed's rows hold (plain lists and dicts of text,
-    integers, decimals, datetimes) tested by exact type first; anything else (bool,
-    subclasses, bytes...) goes through `_nested` itself, so the result is the same."""
+    integers, decimals, datetimes) tested by exact type first, and a list's dicts (an
+    embed's rows) converted in one loop each; anything else (bool, subclasses, bytes,
+    integers past 38 digits...) goes through `_nested` itself, so the result is the same."""
     kind = type(value)
     if kind is str:
         return {"S": value}
-    if kind is int:
+    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
         return {"N": str(value)}
     if kind is dict:
-        return {"M": {k if type(k) is str else str(k): _nested_fast(v) for k, v in value.items()}}
+        return {"M": _map_fast(value)}
     if kind is list:
-        return {"L": [_nested_fast(v) for v in value]}
+        return {"L": [{"M": _map_fast(v)} if type(v) is dict else _nested_fast(v)
+                      for v in value]}
     if kind is Decimal:
         return {"N": dynamodb_number(value)}
     if value is None:
@@ -150,6 +165,23 @@ def _nested_fast(value: Any) -> AttributeValue:
     if kind is datetime and value.tzinfo is None and value.year >= 1000:
         return {"S": _timestamp(value)}
     return _nested(value)
+
+
+def _map_fast(value: dict[Any, Any]) -> dict[str, AttributeValue]:
+    """The "M" of `_nested_fast(value)` for a dict, its common values inline."""
+    out: dict[str, AttributeValue] = {}
+    for key, inner in value.items():
+        kind = type(inner)
+        if kind is str:
+            converted: AttributeValue = {"S": inner}
+        elif kind is int and -_INT_LIMIT < inner < _INT_LIMIT:
+            converted = {"N": str(inner)}
+        elif kind is Decimal:
+            converted = {"N": dynamodb_number(inner)}
+        else:
+            converted = _nested_fast(inner)
+        out[key if type(key) is str else str(key)] = converted
+    return out
 
 
 def _set(value: set[Any] | frozenset[Any]) -> AttributeValue | None:

@@ -1,4 +1,5 @@
-"""What MySQL itself knows about the source tables: primary keys and foreign keys.
+"""What MySQL itself knows about the source tables: primary, unique and foreign keys, and
+which columns hold integers.
 
 Dual-write follows MySQL's own ON DELETE CASCADE and SET NULL actions, which
 change rows no application code touched; the catalog tells it which.
@@ -31,12 +32,19 @@ class Catalog:
     primary_keys: dict[str, tuple[str, ...]]
     foreign_keys: tuple[ForeignKey, ...]
     unique_keys: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    # Columns of an integer type (TINYINT to BIGINT), by table: their values compare in
+    # Python as they do in MySQL (no collation, no conversion between types).
+    integer_columns: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def is_unique(self, table: str, columns: tuple[str, ...]) -> bool:
         """True when `columns` (in any order) are the primary key or a unique index."""
         wanted = set(columns)
         candidates = [self.primary_keys.get(table, ())] + list(self.unique_keys.get(table, ()))
         return any(c and set(c) <= wanted for c in candidates)
+
+    def are_integers(self, table: str, columns: tuple[str, ...]) -> bool:
+        """True when every one of `columns` of `table` is of an integer type."""
+        return set(columns) <= self.integer_columns.get(table, frozenset())
 
     def primary_key(self, table: str) -> tuple[str, ...]:
         try:
@@ -84,5 +92,11 @@ def read_catalog(conn: Connection) -> Catalog:
     unique_keys: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for (table, _), index_columns in unique.items():
         unique_keys[table].append(tuple(c for _, c in sorted(index_columns)))
+    integers: dict[str, set[str]] = defaultdict(set)
+    for table, column in conn.execute(sa.text(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+            "DATABASE() AND DATA_TYPE IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')")):
+        integers[table].add(column)
     return Catalog(primary_keys=primary, foreign_keys=tuple(fks),
-                   unique_keys={t: tuple(v) for t, v in unique_keys.items()})
+                   unique_keys={t: tuple(v) for t, v in unique_keys.items()},
+                   integer_columns={t: frozenset(v) for t, v in integers.items()})

@@ -3,7 +3,10 @@
 A record is a dict of the row's columns plus one key per derived value, ready
 for `ItemMapper.to_item`. Derived values are fetched for a whole chunk of rows
 at once, one query per related table (never one query per row): lookups that
-read the same related table on the same columns share a query.
+read the same related table on the same columns share a query. Given the catalog
+(the backfill gives it), a lookup that can only ever match one row by integer
+columns is read inside its rows' own SELECT instead (see `_joinable`): one query
+and one parsed row fewer per related row, the same records.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from migration.contract.model import Aggregate, Contract, Embed, Entity, Lookup, Source
+from migration.source.catalog import Catalog
 
 Record = dict[str, Any]
 
@@ -49,6 +53,31 @@ def _group_lookups(lookups: Sequence[Lookup]) -> tuple[_LookupGroup, ...]:
     return tuple(_LookupGroup(table, on, tuple(cols)) for (table, on), cols in groups.items())
 
 
+def _joinable(group: _LookupGroup, table: str, catalog: Catalog | None) -> bool:
+    """True when the lookup can be read inside the SELECT of `table`'s rows, as a scalar
+    subquery per column, with the same values as its own query gives: at most one related
+    row can match (a unique key), and the join columns are integers on both sides (its
+    own query's rows are matched to the records by Python's equality, which for integers
+    is MySQL's: no collation, no conversion). A NULL join value matches nothing either way."""
+    if catalog is None:
+        return False
+    targets = tuple(target for target, _ in group.on)
+    return (catalog.is_unique(group.table, targets) and catalog.are_integers(group.table, targets)
+            and catalog.are_integers(table, tuple(source for _, source in group.on)))
+
+
+def _subqueries(table: str, groups: Sequence[_LookupGroup], lock: str | None) -> str:
+    """`, (SELECT j.col FROM related j WHERE j.key = table.key LOCK) AS name` for each
+    column of `groups`: the lookups of the rows of `table`, read in their SELECT. A locking
+    read does not lock the rows of its subqueries: each subquery takes `lock` itself."""
+    return "".join(
+        f", (SELECT j.{quote_name(column)} FROM {quote_name(group.table)} j WHERE "
+        + " AND ".join(f"j.{quote_name(target)} = {quote_name(table)}.{quote_name(source)}"
+                       for target, source in group.on)
+        + f"{LOCKS[lock]}) AS {quote_name(name)}"
+        for group in groups for name, column in group.columns)
+
+
 def in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
                params: dict[str, Any], prefix: str, alias: str | None = None) -> str:
     """`(a, b) IN ((:p0_0, :p0_1), ...)` with bound parameters, or `a IN (...)`;
@@ -75,7 +104,8 @@ def in_clause(columns: Sequence[str], keys: Sequence[tuple[Any, ...]],
 class RecordReader:
     """Reads the records of one entity, by primary key or as a keyset-paginated stream."""
 
-    def __init__(self, contract: Contract, entity: Entity):
+    def __init__(self, contract: Contract, entity: Entity, catalog: Catalog | None = None):
+        """`catalog`: lookups it shows joinable are read inside their rows' SELECT."""
         if entity.source is None:
             raise ValueError(f"entity {entity.name} has no MySQL source")
         self.entity = entity
@@ -100,9 +130,20 @@ class RecordReader:
         for aggregate in self.source.aggregates:
             needed.update(dict.fromkeys(src for _, src in aggregate.on))
         self.columns: tuple[str, ...] = tuple(needed)
-        self._select = "SELECT " + ", ".join(map(quote_name, self.columns)) + \
-            f" FROM {quote_name(self.source.table)}"
-        self._lookup_groups = _group_lookups(self.source.lookups)
+        table = self.source.table
+        groups = _group_lookups(self.source.lookups)
+        self._joined = tuple(g for g in groups if _joinable(g, table, catalog))
+        self._lookup_groups = tuple(g for g in groups if g not in self._joined)
+        # The SELECT of the rows, by the lock their lookups are read with.
+        self._selects = {lock: "SELECT " + ", ".join(map(quote_name, self.columns))
+                         + _subqueries(table, self._joined, lock) + f" FROM {quote_name(table)}"
+                         for lock in LOCKS}
+        self._embed_groups: dict[str, tuple[tuple[_LookupGroup, ...], tuple[_LookupGroup, ...]]]
+        self._embed_groups = {}
+        for embed in self.source.embeds:
+            groups = _group_lookups(embed.lookups)
+            joined = tuple(g for g in groups if _joinable(g, embed.table, catalog))
+            self._embed_groups[embed.name] = (joined, tuple(g for g in groups if g not in joined))
 
     # -- whole records ---------------------------------------------------------
     def fetch(self, conn: Connection, keys: Sequence[tuple[Any, ...]], *,
@@ -117,10 +158,12 @@ class RecordReader:
         if not keys:
             return []
         params: dict[str, Any] = {}
-        sql = (f"{self._select} WHERE {in_clause(self.source.primary_key, keys, params, 'k')}"
+        related = "share" if lock else None
+        sql = (f"{self._selects[related]} WHERE "
+               f"{in_clause(self.source.primary_key, keys, params, 'k')}"
                f" ORDER BY {', '.join(map(quote_name, self.source.primary_key))}{LOCKS[lock]}")
         rows = raw_query(conn, sql, params)
-        self.attach(conn, rows, lock="share" if lock else None)
+        self._attach(conn, rows, related, joined=True)
         return rows
 
     def from_rows(self, conn: Connection, rows: Sequence[Mapping[str, Any]], *,
@@ -153,11 +196,11 @@ class RecordReader:
             if until is not None:
                 clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-            sql = f"{self._select}{where} ORDER BY {order} LIMIT :limit{LOCKS[lock]}"
+            sql = f"{self._selects[lock]}{where} ORDER BY {order} LIMIT :limit{LOCKS[lock]}"
             rows = raw_query(conn, sql, params)
             if not rows:
                 return
-            self.attach(conn, rows, lock=lock)
+            self._attach(conn, rows, lock, joined=True)
             yield rows
             if len(rows) < chunk_size:
                 return
@@ -180,10 +223,11 @@ class RecordReader:
             clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
         if where:
             clauses.append(where)
-        sql = self._select + (f" WHERE {' AND '.join(clauses)}" if clauses else "") + \
+        related = "share" if lock else None
+        sql = self._selects[related] + (f" WHERE {' AND '.join(clauses)}" if clauses else "") + \
             f" ORDER BY {', '.join(map(quote_name, pk))}{LOCKS[lock]}"
         rows = raw_query(conn, sql, params)
-        self.attach(conn, rows, lock="share" if lock else None)
+        self._attach(conn, rows, related, joined=True)
         return rows
 
     def read_keys(self, conn: Connection, after: tuple[Any, ...] | None, limit: int, *,
@@ -199,12 +243,7 @@ class RecordReader:
         sql = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(self.source.table)}"
                + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
                + f" ORDER BY {', '.join(map(quote_name, pk))} LIMIT :limit")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(_pyformat(sql), params)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return [tuple(row) for row in raw_rows(conn, sql, params)[1]]
 
     def root_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(record[c] for c in self.source.primary_key)
@@ -212,12 +251,18 @@ class RecordReader:
     # -- derived values ------------------------------------------------------------
     def attach(self, conn: Connection, rows: list[Record], *, lock: str | None = None) -> None:
         """Add every lookup, embed and aggregate to `rows`, one query per related table."""
+        self._attach(conn, rows, lock, joined=False)
+
+    def _attach(self, conn: Connection, rows: list[Record], lock: str | None, *,
+                joined: bool) -> None:
+        """`attach`; `joined`: the rows were read by `_selects[lock]`, their joinable
+        lookups with them."""
         if not rows:
             return
-        for group in self._lookup_groups:
+        for group in self._lookup_groups if joined else self._lookup_groups + self._joined:
             _attach_lookup(conn, group, rows, lock)
         for embed in self.source.embeds:
-            _attach_embed(conn, embed, rows, lock)
+            _attach_embed(conn, embed, rows, lock, *self._embed_groups[embed.name])
         for aggregate in self.source.aggregates:
             _attach_aggregate(conn, aggregate, rows, lock)
 
@@ -265,11 +310,47 @@ def run_text(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
 class _RowsFromBytes(pymysql.connections.MySQLResult):
     """PyMySQL's result, each row parsed straight from its packet's bytes: the same
     values (same decoders, same NULLs, same handling of a short row), without one
-    method call per column to read its length and its bytes."""
+    method call per column to read its length and its bytes, and, for a row packet
+    already in the connection's buffer, without a packet object."""
+
+    def _read_rowdata_packet(self) -> None:
+        """PyMySQL's loop over the row packets, to the EOF packet. A packet whose header and
+        first byte are in the read buffer (`peek`, which reads nothing away) and that is a
+        plain row (its sequence number the expected one, shorter than the 16 MB that
+        splits a packet, its first byte no EOF or error marker) is read whole with
+        PyMySQL's `_read_bytes` and parsed in place; any other packet, or a buffer holding
+        less, is left to PyMySQL's `_read_packet` and its checks, errors and EOF handling."""
+        connection: Any = getattr(self, "connection")  # noqa: B009 - untyped in PyMySQL
+        peek = connection._rfile.peek
+        read_bytes = connection._read_bytes
+        parse = self._row
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        while True:
+            try:
+                head = peek(5)
+            except OSError:
+                head = b""  # PyMySQL's own read below meets the error and handles it
+            if len(head) >= 5 and head[3] == connection._next_seq_id and head[4] < 0xFE:
+                length = head[0] | head[1] << 8 | head[2] << 16
+                if length < pymysql.connections.MAX_PACKET_LEN:
+                    data = read_bytes(4 + length)
+                    connection._next_seq_id = (head[3] + 1) % 256
+                    append(parse(data, 4))
+                    continue
+            packet = connection._read_packet()
+            if self._check_packet_is_eof(packet):
+                self.connection = None  # as PyMySQL: no cycle left through the connection
+                break
+            append(parse(packet._data, packet._position))
+        self.affected_rows = len(rows)
+        self.rows = tuple(rows)
 
     def _read_row_from_packet(self, packet: Any) -> tuple[Any, ...]:
-        data: bytes = packet._data
-        position: int = packet._position
+        return self._row(packet._data, packet._position)
+
+    def _row(self, data: bytes, position: int) -> tuple[Any, ...]:
+        """The row whose columns start at `position` of `data`."""
         end = len(data)
         row: list[Any] = []
         append = row.append
@@ -323,6 +404,13 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
     statement's parameters and building a row object per row (most of the time of an
     IN list of a thousand keys). tests/integration/source/test_record_paths.py holds
     it to SQLAlchemy's answer."""
+    description, rows = raw_rows(conn, sql, params)
+    names = [d[0] for d in description]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def raw_rows(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, Sequence[Any]]:
+    """(description, rows as tuples) of a SELECT, read as `raw_query` reads it."""
     driver = conn.connection.driver_connection
     cursor = driver.cursor()  # type: ignore[union-attr]
     decoders = getattr(driver, "decoders", None)
@@ -333,14 +421,11 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
             # to the pool as it came).
             driver.decoders = _fast_decoders(decoders)
             try:
-                description, rows = _select(driver, cursor, _pyformat(sql), params)
+                return _select(driver, cursor, _pyformat(sql), params)
             finally:
                 driver.decoders = decoders
-        else:
-            cursor.execute(_pyformat(sql), params)
-            description, rows = cursor.description, cursor.fetchall()
-        names = [d[0] for d in description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        cursor.execute(_pyformat(sql), params)
+        return cursor.description, cursor.fetchall()
     finally:
         cursor.close()
 
@@ -389,8 +474,10 @@ def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record],
             row[name] = related_row[column] if related_row is not None else None
 
 
-def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
-                  lock: str | None = None) -> None:
+def _attach_embed(conn: Connection, embed: Embed, rows: list[Record], lock: str | None,
+                  joined: Sequence[_LookupGroup], separate: Sequence[_LookupGroup]) -> None:
+    """The embed's children of `rows`, their lookups read in their SELECT (`joined`) or
+    by their own queries (`separate`)."""
     source_cols = [src for _, src in embed.on]
     target_cols = [tgt for tgt, _ in embed.on]
     keys = _distinct_keys(rows, source_cols)
@@ -400,11 +487,12 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
         wanted = dict.fromkeys(target_cols + [c for _, c in embed.columns] + list(embed.order_by)
                                + [src for lk in embed.lookups for _, src in lk.on])
         order = ", ".join(map(quote_name, target_cols + list(embed.order_by)))
-        sql = (f"SELECT {', '.join(map(quote_name, wanted))} FROM {quote_name(embed.table)} "
+        sql = (f"SELECT {', '.join(map(quote_name, wanted))}"
+               f"{_subqueries(embed.table, joined, lock)} FROM {quote_name(embed.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'e')} ORDER BY {order}"
                f"{LOCKS[lock]}")
         fetched = raw_query(conn, sql, params)
-        for group in _group_lookups(embed.lookups):
+        for group in separate:
             _attach_lookup(conn, group, fetched, lock)
         for child in fetched:
             children[tuple(child[c] for c in target_cols)].append(child)

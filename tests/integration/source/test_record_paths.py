@@ -17,6 +17,7 @@ from migration.shop import SHOP_CONTRACT
 from migration.shop.schema import upgrade
 from migration.shop.seed import seed
 from migration.source import records
+from migration.source.catalog import read_catalog
 from migration.source.mysql import create_engine
 
 pytestmark = [pytest.mark.mysql]
@@ -92,3 +93,111 @@ def test_every_read_gives_sqlalchemys_records(shop_engine: Engine, lock: str | N
                 assert fast, (entity.name, name)
                 assert typed(fast) == typed(reference), (entity.name, name)
             conn.rollback()
+
+
+@pytest.mark.parametrize("lock", [None, "share"])
+def test_lookups_read_inside_their_rows_select_give_the_same_records(
+        shop_engine: Engine, lock: str | None) -> None:
+    """Given the catalog, a lookup by a unique integer key is read as a subquery of its
+    rows' SELECT (and an embed's, of its children's): the records are those of its own
+    query, for every read, with a reference to no row (foreign key checks off) and NULLs."""
+    with shop_engine.begin() as conn:
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
+        conn.execute(sa.text("INSERT INTO orders (id, user_id, total_amount, status, created_at, "
+                             "updated_at) VALUES (900001, 987654, 1.00, 'pending', NOW(), NOW())"))
+        conn.execute(sa.text("INSERT INTO order_items (order_id, product_id, quantity, "
+                             "price_at_time) VALUES (900001, 987654, 1, 1.00)"))
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 1"))
+    with shop_engine.connect() as conn:
+        catalog = read_catalog(conn)
+    order = records.RecordReader(CONTRACT, CONTRACT.entity("Order"), catalog)
+    assert order._joined and order._embed_groups["order_items"][0]  # the case at hand
+    for entity in CONTRACT.source_entities():
+        separate = records.RecordReader(CONTRACT, entity)
+        joined = records.RecordReader(CONTRACT, entity, catalog)
+        with shop_engine.connect() as conn:
+            keys = separate.read_keys(conn, None, 10_000)
+            plain = {name: read() for name, read in reads(separate, conn, keys, lock).items()}
+            for name, read in reads(joined, conn, keys, lock).items():
+                assert typed(read()) == typed(plain[name]), (entity.name, name)
+            conn.rollback()
+
+
+def test_lookups_read_inside_their_rows_select_are_locked(shop_engine: Engine) -> None:
+    """A locking read locks the rows its subqueries read (each takes the lock itself): a
+    user and a product an order's record holds cannot change until its reader commits."""
+    with shop_engine.connect() as conn:
+        catalog = read_catalog(conn)
+        user_id, product_id = conn.execute(sa.text(
+            "SELECT o.user_id, i.product_id FROM orders o JOIN order_items i "
+            "ON i.order_id = o.id ORDER BY o.id LIMIT 1")).one()
+    reader = records.RecordReader(CONTRACT, CONTRACT.entity("Order"), catalog)
+    with shop_engine.connect() as reading, shop_engine.connect() as writing:
+        first = reader.read_range(reading, None, (reader.read_keys(reading, None, 1)[0][0],),
+                                  lock="share")
+        assert first[0]["user_email"] is not None
+        writing.execute(sa.text("SET SESSION innodb_lock_wait_timeout = 1"))
+        for statement, key in (("UPDATE users SET first_name = 'x' WHERE id = :k", user_id),
+                               ("UPDATE products SET name = 'x' WHERE id = :k", product_id)):
+            with pytest.raises(sa.exc.OperationalError, match="1205"):
+                writing.execute(sa.text(statement), {"k": key})
+            writing.rollback()
+        reading.rollback()
+
+
+class _ShortPeeks:
+    """A connection's read buffer whose `peek` sees less than a packet's start one time in
+    two or three (as at the end of what the socket gave so far)."""
+
+    def __init__(self, rfile: Any):
+        self.rfile = rfile
+        self.calls = 0
+
+    def peek(self, size: int) -> bytes:
+        self.calls += 1
+        return b"" if self.calls % 2 else self.rfile.peek(size)[: self.calls % 5]
+
+    def read(self, size: int) -> bytes:
+        return self.rfile.read(size)
+
+
+@pytest.mark.parametrize("lock", [None, "share"])
+def test_rows_not_yet_in_the_buffer_are_read_as_pymysql_reads_them(
+        shop_engine: Engine, lock: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row packets whose start is not in the read buffer go through PyMySQL's own packet
+    reading: the same records either way."""
+    for entity in CONTRACT.source_entities():
+        reader = records.RecordReader(CONTRACT, entity)
+        with shop_engine.connect() as conn:
+            keys = reader.read_keys(conn, None, 10_000)
+            driver: Any = conn.connection.driver_connection
+            plain = {name: read() for name, read in reads(reader, conn, keys, lock).items()}
+            driver._rfile = _ShortPeeks(driver._rfile)
+            try:
+                for name, read in reads(reader, conn, keys, lock).items():
+                    assert typed(read()) == typed(plain[name]), (entity.name, name)
+                assert driver._rfile.calls > 10
+            finally:
+                driver._rfile = driver._rfile.rfile
+            fast, reference = both(reads(reader, conn, keys, lock)["read_range"], monkeypatch)
+            assert typed(fast) == typed(reference)
+            conn.rollback()
+
+
+def test_keys_read_for_chunks_are_sqlalchemys(shop_engine: Engine) -> None:
+    """`read_keys` (the backfill's chunk planning) reads as `raw_query` does: the same
+    keys, values and types as SQLAlchemy's rows, from the start and after a key."""
+    for entity in CONTRACT.source_entities():
+        reader = records.RecordReader(CONTRACT, entity)
+        assert entity.source is not None
+        pk = ", ".join(map(records.quote_name, entity.source.primary_key))
+        with shop_engine.connect() as conn:
+            everything = [tuple(row) for row in conn.execute(sa.text(
+                f"SELECT {pk} FROM {records.quote_name(entity.source.table)} ORDER BY {pk}"))]
+            def as_lists(keys: list[tuple[Any, ...]]) -> Any:
+                return typed([list(key) for key in keys])  # each value with its type
+
+            assert as_lists(reader.read_keys(conn, None, 10_000)) == as_lists(everything)
+            middle = everything[len(everything) // 2]
+            assert as_lists(reader.read_keys(conn, middle, 7)) == \
+                as_lists(everything[len(everything) // 2 + 1:][:7])

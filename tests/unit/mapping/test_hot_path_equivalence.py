@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from migration.contract import load_contract, parse_contract
-from migration.contract.keys import format_timestamp
+from migration.contract.keys import canonical_number, format_timestamp
 from migration.contract.model import Contract
 from migration.dynamodb.client import batch_write_body, encode_json, reference_json
 from migration.errors import ItemError, KeyTemplateError
@@ -270,3 +270,45 @@ def test_order_items_map_as_the_general_code_maps_them(embedded: list[dict[str, 
                               for child in embedded]}
     item = mapper.to_item(record)
     assert item["order_items"] == to_attribute(record["order_items"], "array")
+
+
+@pytest.mark.parametrize("value", [
+    [{"id": 10**38}], {"n": -(10**38) - 1}, [10**40 + 1], [{"a": [{"b": 10**39 + 7}]}],
+    [{"id": 10**38 - 1, "price": Decimal("1.50"), "name": "x", 1: None, "t": True}],
+    [{"when": datetime(999, 1, 1), "at": datetime(2024, 1, 1, tzinfo=UTC)}, ["x", 3]]])
+def test_nested_values_past_38_digits_are_refused_as_the_general_code_refuses_them(
+        value: Any) -> None:
+    """An embed's integer DynamoDB cannot hold exactly is refused, not sent (the batch
+    holding it would fail whole); every other value maps as `to_attribute` maps it."""
+    def result(convert: Any) -> Any:
+        try:
+            return encode_json(convert(value))
+        except (TypeError, ValueError, ArithmeticError) as err:
+            return ("error", type(err), str(err))
+    assert result(converter_for("array")) == result(lambda v: to_attribute(v, "array"))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.decimals(), st.decimals(places=2, allow_nan=False, allow_infinity=False),
+                 st.integers(min_value=-10**50, max_value=10**50).map(Decimal),
+                 st.sampled_from([Decimal("-0"), Decimal("0.00"), Decimal("-0.000"),
+                                  Decimal("100"), Decimal("1E+2"), Decimal("0.000001"),
+                                  Decimal("1E-7"), Decimal("-12.300"), Decimal("5.")])))
+def test_numbers_read_off_their_text_are_canonical(value: Decimal) -> None:
+    """`dynamodb_number`'s shortcut (the text of a Decimal without exponent) gives what
+    `canonical_number` gives, and refuses what it refuses."""
+    def reference() -> Any:
+        try:
+            text = canonical_number(value)
+        except ValueError:
+            return "refused"
+        digits = len(text.lstrip("-").replace(".", "").strip("0"))
+        if len(text) > 38 and (digits > 38 or not -130 <= value.adjusted() <= 125):
+            return "refused"
+        return text
+
+    try:
+        fast: Any = dynamodb_number(value)
+    except ValueError:
+        fast = "refused"
+    assert fast == reference()
