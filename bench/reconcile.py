@@ -11,8 +11,8 @@ shop is seeded into a fresh database and backfilled into fresh tables, then thre
 measurements run, each in a fresh child process (so its CPU time and peak RSS are
 its own):
 
-- mysql: the MySQL side alone, read as reconcile reads it (chunk boundaries from an
-  index-only keyset scan, `RecordReader.read_range` with every lookup and embed on
+- mysql: the MySQL side alone, read as reconcile reads it (each chunk's last key read
+  from the index, `RecordReader.read_range` with every lookup and embed on
   `--workers` threads), nothing mapped: the MySQL stream ceiling.
 - scan: the DynamoDB side alone, a parallel Scan of every table as reconcile scans
   (`--scan-segments` segments, a thread each, pages of `--scan-page-items`, through
@@ -151,13 +151,13 @@ def _mysql_stream(settings: Settings, workers: int, chunk_size: int) -> tuple[in
             after = None
             with engine.connect() as conn:
                 while True:
-                    keys = reader.read_keys(conn, after, chunk_size)
+                    until, whole = reader.read_chunk_end(conn, after, chunk_size)
                     conn.rollback()
-                    if not keys:
+                    if until is None:
                         break
-                    futures.append(pool.submit(read, reader, after, keys[-1]))
-                    after = keys[-1]
-                    if len(keys) < chunk_size:
+                    futures.append(pool.submit(read, reader, after, until))
+                    after = until
+                    if not whole:
                         break
         for future in futures:
             future.result()

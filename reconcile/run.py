@@ -228,8 +228,8 @@ class _Run:
 
     def _read_entity(self, spill: Spill, pool: ThreadPoolExecutor, entity: EntityScope,
                      parts: Sequence[tuple[str, dict[str, Any]]] | None = None) -> None:
-        """Plan chunk boundaries (an index-only keyset scan of each part of the entity's
-        slice, or of the `parts` given) and map the chunks on the pool."""
+        """Plan chunk boundaries (the end of each chunk read from the index, for each part
+        of the entity's slice, or of the `parts` given) and map the chunks on the pool."""
         limit = 2 * max(1, self.options.mysql_workers)
         in_flight: set[Future[None]] = set()
         if parts is None:
@@ -239,19 +239,20 @@ class _Run:
                 for where, params in parts:
                     after: Root | None = None
                     while not self.stop.is_set():
-                        keys = entity.reader.read_keys(conn, after, self.options.chunk_size,
-                                                       where=where, where_params=params)
+                        until, whole = entity.reader.read_chunk_end(
+                            conn, after, self.options.chunk_size, where=where,
+                            where_params=params)
                         conn.rollback()
-                        if not keys:
+                        if until is None:
                             break
                         while len(in_flight) >= limit:
                             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                             for future in done:
                                 future.result()
                         in_flight.add(pool.submit(self._read_chunk, spill, entity, after,
-                                                  keys[-1], where, params))
-                        after = keys[-1]
-                        if len(keys) < self.options.chunk_size:
+                                                  until, where, params))
+                        after = until
+                        if not whole:
                             break
             for future in in_flight:
                 future.result()

@@ -119,14 +119,19 @@ class Spill:
         with self._lock:
             self._db.execute("BEGIN")
             # Missing, mismatched (no stored item with the expected fingerprint) and
-            # collisions (more than one row maps to the key).
+            # collisions (more than one row maps to the key). The keys are found first:
+            # an aggregate is computed for every group, HAVING or not, and the roots' JSON
+            # is needed for the few that differ only.
             self._db.execute("""
                 INSERT INTO candidates (tbl, k, roots)
                 SELECT e.tbl, e.k, json_group_array(json_array(e.ent, json(e.root)))
                 FROM expected e
+                WHERE (e.tbl, e.k) IN (
+                    SELECT x.tbl, x.k FROM expected x
+                    GROUP BY x.tbl, x.k
+                    HAVING COUNT(*) > 1 OR NOT EXISTS (
+                        SELECT 1 FROM actual a WHERE a.tbl = x.tbl AND a.k = x.k AND a.h = x.h))
                 GROUP BY e.tbl, e.k
-                HAVING COUNT(*) > 1 OR NOT EXISTS (
-                    SELECT 1 FROM actual a WHERE a.tbl = e.tbl AND a.k = e.k AND a.h = e.h)
             """)
             self._db.execute("""
                 INSERT INTO candidates (tbl, k, roots)

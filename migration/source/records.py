@@ -206,6 +206,38 @@ class RecordReader:
         finally:
             cursor.close()
 
+    def read_chunk_end(self, conn: Connection, after: tuple[Any, ...] | None, size: int, *,
+                       where: str = "", where_params: dict[str, Any] | None = None
+                       ) -> tuple[tuple[Any, ...] | None, bool]:
+        """(the last key of the next chunk of `size` keys after `after`, whether the chunk
+        is whole): `read_keys(...)[-1]` and `len(keys) == size`, without reading the keys
+        before it. (None, False) when no key is left. A chunk planner needs only its
+        ends: one key from the index instead of `size`."""
+        if size < 1:
+            raise ValueError(f"a chunk of {size} keys")
+        pk = self.source.primary_key
+        params: dict[str, Any] = dict(where_params or {})
+        clauses = [_keyset_after(pk, after, params, "a")] if after is not None else []
+        if where:
+            clauses.append(where)
+        base = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(self.source.table)}"
+                + (f" WHERE {' AND '.join(clauses)}" if clauses else ""))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            order = ", ".join(quote_name(c) for c in pk)
+            cursor.execute(_pyformat(f"{base} ORDER BY {order} LIMIT 1 OFFSET {size - 1:d}"),
+                           params)
+            row = cursor.fetchone()
+            if row is not None:
+                return tuple(row), True
+            # Fewer than `size` keys left: the chunk ends at the last one.
+            order = ", ".join(f"{quote_name(c)} DESC" for c in pk)
+            cursor.execute(_pyformat(f"{base} ORDER BY {order} LIMIT 1"), params)
+            row = cursor.fetchone()
+            return (tuple(row), False) if row is not None else (None, False)
+        finally:
+            cursor.close()
+
     def root_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(record[c] for c in self.source.primary_key)
 

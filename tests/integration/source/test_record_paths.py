@@ -92,3 +92,27 @@ def test_every_read_gives_sqlalchemys_records(shop_engine: Engine, lock: str | N
                 assert fast, (entity.name, name)
                 assert typed(fast) == typed(reference), (entity.name, name)
             conn.rollback()
+
+
+def test_a_chunk_end_is_the_last_of_the_chunks_keys(shop_engine: Engine) -> None:
+    """`read_chunk_end` plans the chunks `read_keys` plans: the same last key and the same
+    "whole chunk" verdict, for single and composite keys, with and without a condition."""
+    for entity in CONTRACT.source_entities():
+        reader = records.RecordReader(CONTRACT, entity)
+        column = records.quote_name(reader.source.primary_key[0])
+        conditions = [("", {}), (f"MOD({column}, :n) = 1", {"n": 3}),
+                      (f"{column} < :none", {"none": -1})]
+        with shop_engine.connect() as conn:
+            every = reader.read_keys(conn, None, 10_000)
+            assert len(every) > 7, entity.name
+            for where, params in conditions:
+                for size in (1, 2, 7, len(every), len(every) + 1):
+                    for after in (None, every[0], every[len(every) // 2], every[-1]):
+                        keys = reader.read_keys(conn, after, size, where=where,
+                                                where_params=params)
+                        expected = (keys[-1], True) if len(keys) == size else \
+                            (keys[-1] if keys else None, False)
+                        assert reader.read_chunk_end(conn, after, size, where=where,
+                                                     where_params=params) == expected, \
+                            (entity.name, where, size, after)
+            conn.rollback()

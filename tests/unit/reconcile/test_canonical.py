@@ -103,3 +103,11 @@ def test_source_keys_keep_their_types_through_text() -> None:
             dt.date(2024, 5, 1), b"\x00\x01")
     assert roots_from_text(roots_text([(3, root), (0, (1,))])) == [(3, root), (0, (1,))]
     assert json.loads(root_text((5,))) == [5]
+
+
+def test_integer_roots_are_spelled_as_the_encoder_spells_them() -> None:
+    reference = json.JSONEncoder(separators=(",", ":")).encode
+    for root in [(0,), (7,), (-12,), (2**63, 5), (10**40, -(10**30), 3), ()]:
+        assert root_text(root) == reference(list(root)), root
+    assert root_text((True, 1)) == "[true,1]"  # a bool is no integer id
+    assert root_text((5, "a")) == '[5,"a"]'
