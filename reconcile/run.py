@@ -48,10 +48,9 @@ from migration.ops.records import record_reconcile_run
 from migration.source.conformance import require_conformance
 from reconcile.canonical import (
     Root,
-    fingerprint,
     from_wire,
+    key_and_fingerprint,
     key_from_text,
-    key_text,
     plain,
     plain_key,
     root_text,
@@ -283,7 +282,8 @@ class _Run:
                 continue
             root = root_text(root_of(record))
             for item in items:
-                rows.append((table, key_text(item, names), subject, root, fingerprint(item)))
+                key, print_ = key_and_fingerprint(item, names)
+                rows.append((table, key, subject, root, print_))
         spill.add_expected(rows)
         with self.lock:
             self.rows[subject] += len(records)
@@ -324,7 +324,8 @@ class _Run:
                     if part.mode != "all" and not part.contains(
                             entity.root_of_any(item) if entity is not None else None):
                         continue
-                rows.append((table.index, key_text(item, names), subject, fingerprint(item)))
+                key, print_ = key_and_fingerprint(item, names)
+                rows.append((table.index, key, subject, print_))
             spill.add_actual(rows)
             kept += len(rows)
             last = page.get("LastEvaluatedKey")

@@ -73,13 +73,15 @@ class Spill:
     Thread-safe: loaders on several threads append through one connection in turn.
     """
 
-    def __init__(self, directory: Path | None = None, *, cache_mib: int = 16):
+    def __init__(self, directory: Path | None = None, *, cache_mib: int = 4):
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
         self._dir = tempfile.TemporaryDirectory(prefix="reconcile-", dir=directory)
         self.path = Path(self._dir.name) / "spill.db"
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         # A throwaway file: no journal, no fsync; a bounded page cache, sorts on disk.
+        # The sides are appended and indexed once: a bigger cache only grew the
+        # process with the table (16 MiB: as fast, and 12 MiB more at 110,000 items).
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE",
                        f"cache_size = -{cache_mib * 1024}", "locking_mode = EXCLUSIVE"):
             self._db.execute(f"PRAGMA {pragma}")
