@@ -355,6 +355,14 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
     statement's parameters and building a row object per row (most of the time of an
     IN list of a thousand keys). tests/integration/source/test_record_paths.py holds
     it to SQLAlchemy's answer."""
+    names, rows = raw_rows(conn, sql, params)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def raw_rows(conn: Connection, sql: str, params: dict[str, Any]
+             ) -> tuple[list[str], Sequence[tuple[Any, ...]]]:
+    """`raw_query`'s rows as they come, tuples, with their column names: for rows read
+    only to take a few values from (a lookup's related rows), not worth a dict each."""
     driver = conn.connection.driver_connection
     cursor = driver.cursor()  # type: ignore[union-attr]
     decoders = getattr(driver, "decoders", None)
@@ -371,8 +379,7 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
         else:
             cursor.execute(_pyformat(sql), params)
             description, rows = cursor.description, cursor.fetchall()
-        names = [d[0] for d in description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return [d[0] for d in description], rows
     finally:
         cursor.close()
 
@@ -392,40 +399,58 @@ def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
     return "(" + " OR ".join(ors) + ")"
 
 
-def _distinct_keys(rows: Sequence[Record], columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    keys: dict[tuple[Any, ...], None] = {}
-    for row in rows:
-        key = tuple(row.get(c) for c in columns)
-        if None not in key:
-            keys[key] = None
-    return list(keys)
+def _row_keys(rows: Sequence[Record], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Each row's values of `columns` (None where it has none), in the rows' order."""
+    if len(columns) == 1:
+        column = columns[0]
+        return [(row.get(column),) for row in rows]
+    return [tuple(row.get(c) for c in columns) for row in rows]
+
+
+def _distinct_keys(row_keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The keys to look up: each once, in first-seen order, none holding a NULL."""
+    return [key for key in dict.fromkeys(row_keys) if None not in key]
 
 
 def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record],
                    lock: str | None = None) -> None:
     source_cols = [src for _, src in group.on]
     target_cols = [tgt for tgt, _ in group.on]
-    keys = _distinct_keys(rows, source_cols)
-    found: dict[tuple[Any, ...], Record] = {}
+    row_keys = _row_keys(rows, source_cols)
+    keys = _distinct_keys(row_keys)
+    found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    values: list[tuple[str, int]] = []  # (record name, its position in a related row)
     if keys:
         params: dict[str, Any] = {}
         select = ", ".join(quote_name(c) for c in dict.fromkeys(
             target_cols + [col for _, col in group.columns]))
         sql = (f"SELECT {select} FROM {quote_name(group.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'l')}{LOCKS[lock]}")
-        for related in raw_query(conn, sql, params):
-            found[tuple(related[c] for c in target_cols)] = related
-    for row in rows:
-        related_row = found.get(tuple(row.get(c) for c in source_cols))
-        for name, column in group.columns:
-            row[name] = related_row[column] if related_row is not None else None
+        names, related_rows = raw_rows(conn, sql, params)
+        position = {name: i for i, name in enumerate(names)}
+        values = [(name, position[column]) for name, column in group.columns]
+        if len(target_cols) == 1:
+            at = position[target_cols[0]]
+            found = {(related[at],): related for related in related_rows}
+        else:
+            ats = [position[c] for c in target_cols]
+            found = {tuple(related[i] for i in ats): related for related in related_rows}
+    for row, key in zip(rows, row_keys, strict=True):
+        related_row = found.get(key)
+        if related_row is None:
+            for name, _ in group.columns:
+                row[name] = None
+        else:
+            for name, at in values:
+                row[name] = related_row[at]
 
 
 def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
                   lock: str | None = None) -> None:
     source_cols = [src for _, src in embed.on]
     target_cols = [tgt for tgt, _ in embed.on]
-    keys = _distinct_keys(rows, source_cols)
+    row_keys = _row_keys(rows, source_cols)
+    keys = _distinct_keys(row_keys)
     children: dict[tuple[Any, ...], list[Record]] = defaultdict(list)
     if keys:
         params: dict[str, Any] = {}
@@ -438,12 +463,12 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record],
         fetched = raw_query(conn, sql, params)
         for group in _group_lookups(embed.lookups):
             _attach_lookup(conn, group, fetched, lock)
-        for child in fetched:
-            children[tuple(child[c] for c in target_cols)].append(child)
+        for child, child_key in zip(fetched, _row_keys(fetched, target_cols), strict=True):
+            children[child_key].append(child)
     names = [(attr, col) for attr, col in embed.columns] + [(lk.name, lk.name)
                                                            for lk in embed.lookups]
-    for row in rows:
-        related = children.get(tuple(row.get(c) for c in source_cols), [])
+    for row, key in zip(rows, row_keys, strict=True):
+        related = children.get(key, [])
         if embed.limit is not None:
             related = related[: embed.limit]
         row[embed.name] = [
@@ -456,7 +481,8 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
                       lock: str | None = None) -> None:
     source_cols = [src for _, src in aggregate.on]
     target_cols = [tgt for tgt, _ in aggregate.on]
-    keys = _distinct_keys(rows, source_cols)
+    row_keys = _row_keys(rows, source_cols)
+    keys = _distinct_keys(row_keys)
     results: dict[tuple[Any, ...], Any] = {}
     if keys:
         params: dict[str, Any] = {}
@@ -470,8 +496,8 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
         for related in raw_query(conn, sql, params):
             results[tuple(related[c] for c in target_cols)] = related["value"]
     empty = 0 if aggregate.function == "count" else None
-    for row in rows:
-        row[aggregate.name] = results.get(tuple(row.get(c) for c in source_cols), empty)
+    for row, key in zip(rows, row_keys, strict=True):
+        row[aggregate.name] = results.get(key, empty)
 
 
 def readers(contract: Contract) -> dict[str, RecordReader]:
