@@ -21,6 +21,8 @@ its own):
 - both: the two ceilings at once in one process, as reconcile reads them (the MySQL
   stream on `--workers` threads beside the scan's threads): the read ceiling of both
   stores together.
+- (the three run under the garbage collector's settings of reconcile's load,
+  `reconcile.run.fewer_collections`, as reconcile's own reads do)
 - reconcile: `reconcile.run.reconcile` as the CLI runs it (both sides at once,
   mapped, fingerprinted, spilled to SQLite, compared), without writing reports.
 
@@ -202,6 +204,24 @@ def _parallel_scan(settings: Settings, segments: int, page_items: int | None
         return 0, sum(f.result() for f in futures)
 
 
+def _ceiling(kind: str, settings: Settings, workers: int, segments: int, chunk_size: int,
+             page_items: int | None) -> tuple[int, int]:
+    """The reads alone, under the garbage collector's settings of reconcile's load (with
+    the defaults, the collections a page's parsed items set off took half the scan's CPU).
+    Always this tree's: a `--compare-with` child measures only reconcile."""
+    from reconcile.run import fewer_collections
+
+    with fewer_collections():
+        if kind == "mysql":
+            return _mysql_stream(settings, workers, chunk_size)
+        if kind == "scan":
+            return _parallel_scan(settings, segments, page_items)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
+            stream = pair.submit(_mysql_stream, settings, workers, chunk_size)
+            scan = pair.submit(_parallel_scan, settings, segments, page_items)
+            return stream.result()[0], scan.result()[1]
+
+
 def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: int,
             segments: int, chunk_size: int, page_items: int | None) -> Figures:
     """Run one measurement in this (child) process."""
@@ -211,15 +231,8 @@ def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: i
     cpu_before = time.process_time()
     started = time.perf_counter()
     drift = candidates = 0
-    if kind == "mysql":
-        rows, items = _mysql_stream(settings, workers, chunk_size)
-    elif kind == "scan":
-        rows, items = _parallel_scan(settings, segments, page_items)
-    elif kind == "both":
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
-            stream = pair.submit(_mysql_stream, settings, workers, chunk_size)
-            scan = pair.submit(_parallel_scan, settings, segments, page_items)
-            rows, items = stream.result()[0], scan.result()[1]
+    if kind in ("mysql", "scan", "both"):
+        rows, items = _ceiling(kind, settings, workers, segments, chunk_size, page_items)
     elif kind == "reconcile":
         contract = load_contract(settings.contract or SHOP_CONTRACT)
         engine = create_engine(settings, pool_size=workers + 2)
