@@ -4,15 +4,15 @@ endpoint (so that our process is the only limit) and against DynamoDB Local.
 
     .venv/bin/python bench/reconcile.py [--users 2000] [--workers 3] [--scan-segments 4]
                                         [--scan-page-items 500] [--chunk-size 1000]
-                                        [--no-local]
+                                        [--no-local] [--compare-with REV --repeat N]
 
 For each size (`--users` shop users and ten times that; about 8 items a user) the
 shop is seeded into a fresh database and backfilled into fresh tables, then three
 measurements run, each in a fresh child process (so its CPU time and peak RSS are
 its own):
 
-- mysql: the MySQL side alone, read as reconcile reads it (chunk boundaries from an
-  index-only keyset scan, `RecordReader.read_range` with every lookup and embed on
+- mysql: the MySQL side alone, read as reconcile reads it (each chunk's last key read
+  from the index, `RecordReader.read_range` with every lookup and embed on
   `--workers` threads), nothing mapped: the MySQL stream ceiling.
 - scan: the DynamoDB side alone, a parallel Scan of every table as reconcile scans
   (`--scan-segments` segments, a thread each, pages of `--scan-page-items`, through
@@ -21,6 +21,8 @@ its own):
 - both: the two ceilings at once in one process, as reconcile reads them (the MySQL
   stream on `--workers` threads beside the scan's threads): the read ceiling of both
   stores together.
+- (the three run under the garbage collector's settings of reconcile's load,
+  `reconcile.run.fewer_collections`, as reconcile's own reads do)
 - reconcile: `reconcile.run.reconcile` as the CLI runs it (both sides at once,
   mapped, fingerprinted, spilled to SQLite, compared), without writing reports.
 
@@ -39,6 +41,10 @@ other processes and are not in it. Peak RSS +MiB is the
 child's peak RSS during the timed part (VmHWM, reset when it starts) minus its RSS
 then; the two sizes show whether memory grows with the tables.
 
+`--compare-with REV` adds, after each size's four lines, N pairs of reconcile runs:
+this tree's and REV's (`git archive` of the revision, whose package the child imports),
+alternating, beside the same ceilings, and their CPU and time ratios.
+
 Uses MIGRATE_MYSQL_URL's server (or a throwaway MariaDB) and DynamoDB Local (started
 unless MIGRATE_DYNAMODB_ENDPOINT answers); creates and drops its own databases and
 table prefixes.
@@ -50,19 +56,25 @@ import argparse
 import concurrent.futures
 import contextlib
 import gc
+import io
 import multiprocessing
 import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 # Runnable as a plain script from a checkout, without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# A child of `--compare-with REV` imports the package from REV's tree instead.
+REFERENCE_TREE = "BENCH_RECONCILE_TREE"
+sys.path.insert(0, os.environ.get(REFERENCE_TREE) or str(Path(__file__).resolve().parent.parent))
 
 from pydantic import SecretStr  # noqa: E402
 
@@ -151,13 +163,13 @@ def _mysql_stream(settings: Settings, workers: int, chunk_size: int) -> tuple[in
             after = None
             with engine.connect() as conn:
                 while True:
-                    keys = reader.read_keys(conn, after, chunk_size)
+                    until, whole = reader.read_chunk_end(conn, after, chunk_size)
                     conn.rollback()
-                    if not keys:
+                    if until is None:
                         break
-                    futures.append(pool.submit(read, reader, after, keys[-1]))
-                    after = keys[-1]
-                    if len(keys) < chunk_size:
+                    futures.append(pool.submit(read, reader, after, until))
+                    after = until
+                    if not whole:
                         break
         for future in futures:
             future.result()
@@ -192,6 +204,24 @@ def _parallel_scan(settings: Settings, segments: int, page_items: int | None
         return 0, sum(f.result() for f in futures)
 
 
+def _ceiling(kind: str, settings: Settings, workers: int, segments: int, chunk_size: int,
+             page_items: int | None) -> tuple[int, int]:
+    """The reads alone, under the garbage collector's settings of reconcile's load (with
+    the defaults, the collections a page's parsed items set off took half the scan's CPU).
+    Always this tree's: a `--compare-with` child measures only reconcile."""
+    from reconcile.run import fewer_collections
+
+    with fewer_collections():
+        if kind == "mysql":
+            return _mysql_stream(settings, workers, chunk_size)
+        if kind == "scan":
+            return _parallel_scan(settings, segments, page_items)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
+            stream = pair.submit(_mysql_stream, settings, workers, chunk_size)
+            scan = pair.submit(_parallel_scan, settings, segments, page_items)
+            return stream.result()[0], scan.result()[1]
+
+
 def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: int,
             segments: int, chunk_size: int, page_items: int | None) -> Figures:
     """Run one measurement in this (child) process."""
@@ -201,15 +231,8 @@ def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: i
     cpu_before = time.process_time()
     started = time.perf_counter()
     drift = candidates = 0
-    if kind == "mysql":
-        rows, items = _mysql_stream(settings, workers, chunk_size)
-    elif kind == "scan":
-        rows, items = _parallel_scan(settings, segments, page_items)
-    elif kind == "both":
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
-            stream = pair.submit(_mysql_stream, settings, workers, chunk_size)
-            scan = pair.submit(_parallel_scan, settings, segments, page_items)
-            rows, items = stream.result()[0], scan.result()[1]
+    if kind in ("mysql", "scan", "both"):
+        rows, items = _ceiling(kind, settings, workers, segments, chunk_size, page_items)
     elif kind == "reconcile":
         contract = load_contract(settings.contract or SHOP_CONTRACT)
         engine = create_engine(settings, pool_size=workers + 2)
@@ -230,10 +253,29 @@ def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: i
 
 # -- in the parent ------------------------------------------------------------------------
 
-def in_child(*args: Any) -> Figures:
+def in_child(*args: Any, tree: Path | None = None) -> Figures:
+    """One measurement in a fresh process; `tree`: a checkout whose package it imports."""
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(measure, *args).result()
+    if tree is not None:
+        os.environ[REFERENCE_TREE] = str(tree)  # the spawned child's environment
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(measure, *args).result()
+    finally:
+        os.environ.pop(REFERENCE_TREE, None)
+
+
+@contextlib.contextmanager
+def _reference_tree(revision: str) -> Iterator[Path]:
+    """The files of `revision` (`git archive`) in a temporary directory, for the children
+    that measure its reconcile beside the working tree's."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", revision],
+                             check=True, capture_output=True).stdout
+    with tempfile.TemporaryDirectory(prefix="bench-reconcile-ref-") as directory:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(directory, filter="data")
+        yield Path(directory)
 
 
 HEADER = (f"{'endpoint':<8} {'users':>7} {'measurement':<10} {'rows':>9} {'items':>9} {'seconds':>8} "
@@ -267,11 +309,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                         default=ReconcileOptions().scan_page_items,
                         help="Scan Limit per page (default: 1 MB pages)")
     parser.add_argument("--no-local", action="store_true", help="skip DynamoDB Local")
+    parser.add_argument("--compare-with", metavar="REV", default=None,
+                        help="also REV's reconcile (a git revision, its package imported by "
+                             "the child) beside this tree's, alternating, --repeat pairs a size "
+                             "and endpoint (the ceilings are this tree's)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --compare-with: pairs of reconcile runs a size and endpoint")
     args = parser.parse_args(argv)
     name = f"bench_rc_{uuid.uuid4().hex[:8]}"
     results: list[Figures] = []
+
+    def compare(reference: Path, label: str, users: int, settings: Settings,
+                ceilings: dict[str, Figures]) -> None:
+        """This tree's reconcile and REV's, alternating, beside the same ceilings."""
+        pairs: list[tuple[Figures, Figures]] = []
+        for _ in range(args.repeat):
+            ours = in_child(label, "reconcile", users, settings, args.workers,
+                            args.scan_segments, args.chunk_size, args.scan_page_items)
+            theirs = in_child(label, "reconcile", users, settings, args.workers,
+                              args.scan_segments, args.chunk_size, args.scan_page_items,
+                              tree=reference)
+            theirs.kind = f"reconcile {args.compare_with}"
+            for f in (ours, theirs):
+                print(line(f, ceilings["mysql"], ceilings["scan"], ceilings["both"]), flush=True)
+            results.extend((ours, theirs))
+            pairs.append((ours, theirs))
+        cpu = [o.cpu_seconds / t.cpu_seconds for o, t in pairs]
+        wall = [o.seconds / t.seconds for o, t in pairs]
+        print(f"{label} {users}: this tree's reconcile over {args.compare_with}'s: CPU "
+              f"{min(cpu):.2f}-{max(cpu):.2f}, seconds {min(wall):.2f}-{max(wall):.2f} "
+              f"({len(pairs)} pairs)", flush=True)
     with local_services(Settings().model_copy(update={"table_prefix": f"{name}_"})) as live, \
-            instant_dynamodb.start(max_seconds=1800) as (instant_url, _):
+            instant_dynamodb.start(max_seconds=1800) as (instant_url, _), \
+            contextlib.ExitStack() as stack:
+        reference = stack.enter_context(_reference_tree(args.compare_with)) \
+            if args.compare_with else None
         started = time.monotonic()
         print(f"workers={args.workers} scan_segments={args.scan_segments} "
               f"chunk_size={args.chunk_size} scan_page_items={args.scan_page_items} "
@@ -319,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             print(line(f, figures["mysql"], figures["scan"], figures["both"])
                                   if kind == "reconcile" else line(f), flush=True)
                         results += figures.values()
+                        if reference is not None:
+                            compare(reference, label, users, settings, figures)
                     finally:
                         for table in ddb.call("ListTables").get("TableNames", []):
                             if table.startswith(settings.table_prefix):
@@ -327,7 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 schema.drop_database(live.sqlalchemy_url(), database)
         for label, _ in endpoints:
-            small, large = (r for r in results if r.kind == "reconcile" and r.endpoint == label)
+            small, large = (next(r for r in results if r.kind == "reconcile"
+                                 and r.endpoint == label and r.users == users)
+                            for users in (args.users, 10 * args.users))
             print(f"\n{label}: peak RSS growth of reconcile: {small.rss_growth / 2**20:.1f} MiB "
                   f"at {small.items} items, {large.rss_growth / 2**20:.1f} MiB at {large.items} "
                   f"items ({large.rss_growth / max(1, small.rss_growth):.2f}x for "

@@ -73,13 +73,15 @@ class Spill:
     Thread-safe: loaders on several threads append through one connection in turn.
     """
 
-    def __init__(self, directory: Path | None = None, *, cache_mib: int = 16):
+    def __init__(self, directory: Path | None = None, *, cache_mib: int = 4):
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
         self._dir = tempfile.TemporaryDirectory(prefix="reconcile-", dir=directory)
         self.path = Path(self._dir.name) / "spill.db"
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         # A throwaway file: no journal, no fsync; a bounded page cache, sorts on disk.
+        # The sides are appended and indexed once: a bigger cache only grew the
+        # process with the table (16 MiB: as fast, and 12 MiB more at 110,000 items).
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE",
                        f"cache_size = -{cache_mib * 1024}", "locking_mode = EXCLUSIVE"):
             self._db.execute(f"PRAGMA {pragma}")
@@ -119,14 +121,19 @@ class Spill:
         with self._lock:
             self._db.execute("BEGIN")
             # Missing, mismatched (no stored item with the expected fingerprint) and
-            # collisions (more than one row maps to the key).
+            # collisions (more than one row maps to the key). The keys are found first:
+            # an aggregate is computed for every group, HAVING or not, and the roots' JSON
+            # is needed for the few that differ only.
             self._db.execute("""
                 INSERT INTO candidates (tbl, k, roots)
                 SELECT e.tbl, e.k, json_group_array(json_array(e.ent, json(e.root)))
                 FROM expected e
+                WHERE (e.tbl, e.k) IN (
+                    SELECT x.tbl, x.k FROM expected x
+                    GROUP BY x.tbl, x.k
+                    HAVING COUNT(*) > 1 OR NOT EXISTS (
+                        SELECT 1 FROM actual a WHERE a.tbl = x.tbl AND a.k = x.k AND a.h = x.h))
                 GROUP BY e.tbl, e.k
-                HAVING COUNT(*) > 1 OR NOT EXISTS (
-                    SELECT 1 FROM actual a WHERE a.tbl = e.tbl AND a.k = e.k AND a.h = e.h)
             """)
             self._db.execute("""
                 INSERT INTO candidates (tbl, k, roots)

@@ -245,6 +245,38 @@ class RecordReader:
                + f" ORDER BY {', '.join(map(quote_name, pk))} LIMIT :limit")
         return [tuple(row) for row in raw_rows(conn, sql, params)[1]]
 
+    def read_chunk_end(self, conn: Connection, after: tuple[Any, ...] | None, size: int, *,
+                       where: str = "", where_params: dict[str, Any] | None = None
+                       ) -> tuple[tuple[Any, ...] | None, bool]:
+        """(the last key of the next chunk of `size` keys after `after`, whether the chunk
+        is whole): `read_keys(...)[-1]` and `len(keys) == size`, without reading the keys
+        before it. (None, False) when no key is left. A chunk planner needs only its
+        ends: one key from the index instead of `size`."""
+        if size < 1:
+            raise ValueError(f"a chunk of {size} keys")
+        pk = self.source.primary_key
+        params: dict[str, Any] = dict(where_params or {})
+        clauses = [_keyset_after(pk, after, params, "a")] if after is not None else []
+        if where:
+            clauses.append(where)
+        base = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(self.source.table)}"
+                + (f" WHERE {' AND '.join(clauses)}" if clauses else ""))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            order = ", ".join(quote_name(c) for c in pk)
+            cursor.execute(_pyformat(f"{base} ORDER BY {order} LIMIT 1 OFFSET {size - 1:d}"),
+                           params)
+            row = cursor.fetchone()
+            if row is not None:
+                return tuple(row), True
+            # Fewer than `size` keys left: the chunk ends at the last one.
+            order = ", ".join(f"{quote_name(c)} DESC" for c in pk)
+            cursor.execute(_pyformat(f"{base} ORDER BY {order} LIMIT 1"), params)
+            row = cursor.fetchone()
+            return (tuple(row), False) if row is not None else (None, False)
+        finally:
+            cursor.close()
+
     def root_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(record[c] for c in self.source.primary_key)
 
@@ -404,13 +436,14 @@ def raw_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[Record
     statement's parameters and building a row object per row (most of the time of an
     IN list of a thousand keys). tests/integration/source/test_record_paths.py holds
     it to SQLAlchemy's answer."""
-    description, rows = raw_rows(conn, sql, params)
-    names = [d[0] for d in description]
+    names, rows = raw_rows(conn, sql, params)
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def raw_rows(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, Sequence[Any]]:
-    """(description, rows as tuples) of a SELECT, read as `raw_query` reads it."""
+def raw_rows(conn: Connection, sql: str, params: dict[str, Any]
+             ) -> tuple[list[str], Sequence[tuple[Any, ...]]]:
+    """`raw_query`'s rows as they come, tuples, with their column names: for rows read
+    only to take a few values from (a lookup's related rows), not worth a dict each."""
     driver = conn.connection.driver_connection
     cursor = driver.cursor()  # type: ignore[union-attr]
     decoders = getattr(driver, "decoders", None)
@@ -421,11 +454,13 @@ def raw_rows(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, S
             # to the pool as it came).
             driver.decoders = _fast_decoders(decoders)
             try:
-                return _select(driver, cursor, _pyformat(sql), params)
+                description, rows = _select(driver, cursor, _pyformat(sql), params)
             finally:
                 driver.decoders = decoders
-        cursor.execute(_pyformat(sql), params)
-        return cursor.description, cursor.fetchall()
+        else:
+            cursor.execute(_pyformat(sql), params)
+            description, rows = cursor.description, cursor.fetchall()
+        return [d[0] for d in description], rows
     finally:
         cursor.close()
 
@@ -445,33 +480,50 @@ def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
     return "(" + " OR ".join(ors) + ")"
 
 
-def _distinct_keys(rows: Sequence[Record], columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    keys: dict[tuple[Any, ...], None] = {}
-    for row in rows:
-        key = tuple(row.get(c) for c in columns)
-        if None not in key:
-            keys[key] = None
-    return list(keys)
+def _row_keys(rows: Sequence[Record], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Each row's values of `columns` (None where it has none), in the rows' order."""
+    if len(columns) == 1:
+        column = columns[0]
+        return [(row.get(column),) for row in rows]
+    return [tuple(row.get(c) for c in columns) for row in rows]
+
+
+def _distinct_keys(row_keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The keys to look up: each once, in first-seen order, none holding a NULL."""
+    return [key for key in dict.fromkeys(row_keys) if None not in key]
 
 
 def _attach_lookup(conn: Connection, group: _LookupGroup, rows: list[Record],
                    lock: str | None = None) -> None:
     source_cols = [src for _, src in group.on]
     target_cols = [tgt for tgt, _ in group.on]
-    keys = _distinct_keys(rows, source_cols)
-    found: dict[tuple[Any, ...], Record] = {}
+    row_keys = _row_keys(rows, source_cols)
+    keys = _distinct_keys(row_keys)
+    found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    values: list[tuple[str, int]] = []  # (record name, its position in a related row)
     if keys:
         params: dict[str, Any] = {}
         select = ", ".join(quote_name(c) for c in dict.fromkeys(
             target_cols + [col for _, col in group.columns]))
         sql = (f"SELECT {select} FROM {quote_name(group.table)} "
                f"WHERE {in_clause(target_cols, keys, params, 'l')}{LOCKS[lock]}")
-        for related in raw_query(conn, sql, params):
-            found[tuple(related[c] for c in target_cols)] = related
-    for row in rows:
-        related_row = found.get(tuple(row.get(c) for c in source_cols))
-        for name, column in group.columns:
-            row[name] = related_row[column] if related_row is not None else None
+        names, related_rows = raw_rows(conn, sql, params)
+        position = {name: i for i, name in enumerate(names)}
+        values = [(name, position[column]) for name, column in group.columns]
+        if len(target_cols) == 1:
+            at = position[target_cols[0]]
+            found = {(related[at],): related for related in related_rows}
+        else:
+            ats = [position[c] for c in target_cols]
+            found = {tuple(related[i] for i in ats): related for related in related_rows}
+    for row, key in zip(rows, row_keys, strict=True):
+        related_row = found.get(key)
+        if related_row is None:
+            for name, _ in group.columns:
+                row[name] = None
+        else:
+            for name, at in values:
+                row[name] = related_row[at]
 
 
 def _attach_embed(conn: Connection, embed: Embed, rows: list[Record], lock: str | None,
@@ -480,7 +532,8 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record], lock: str 
     by their own queries (`separate`)."""
     source_cols = [src for _, src in embed.on]
     target_cols = [tgt for tgt, _ in embed.on]
-    keys = _distinct_keys(rows, source_cols)
+    row_keys = _row_keys(rows, source_cols)
+    keys = _distinct_keys(row_keys)
     children: dict[tuple[Any, ...], list[Record]] = defaultdict(list)
     if keys:
         params: dict[str, Any] = {}
@@ -494,12 +547,12 @@ def _attach_embed(conn: Connection, embed: Embed, rows: list[Record], lock: str 
         fetched = raw_query(conn, sql, params)
         for group in separate:
             _attach_lookup(conn, group, fetched, lock)
-        for child in fetched:
-            children[tuple(child[c] for c in target_cols)].append(child)
+        for child, child_key in zip(fetched, _row_keys(fetched, target_cols), strict=True):
+            children[child_key].append(child)
     names = [(attr, col) for attr, col in embed.columns] + [(lk.name, lk.name)
                                                            for lk in embed.lookups]
-    for row in rows:
-        related = children.get(tuple(row.get(c) for c in source_cols), [])
+    for row, key in zip(rows, row_keys, strict=True):
+        related = children.get(key, [])
         if embed.limit is not None:
             related = related[: embed.limit]
         row[embed.name] = [
@@ -512,7 +565,8 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
                       lock: str | None = None) -> None:
     source_cols = [src for _, src in aggregate.on]
     target_cols = [tgt for tgt, _ in aggregate.on]
-    keys = _distinct_keys(rows, source_cols)
+    row_keys = _row_keys(rows, source_cols)
+    keys = _distinct_keys(row_keys)
     results: dict[tuple[Any, ...], Any] = {}
     if keys:
         params: dict[str, Any] = {}
@@ -526,8 +580,8 @@ def _attach_aggregate(conn: Connection, aggregate: Aggregate, rows: list[Record]
         for related in raw_query(conn, sql, params):
             results[tuple(related[c] for c in target_cols)] = related["value"]
     empty = 0 if aggregate.function == "count" else None
-    for row in rows:
-        row[aggregate.name] = results.get(tuple(row.get(c) for c in source_cols), empty)
+    for row, key in zip(rows, row_keys, strict=True):
+        row[aggregate.name] = results.get(key, empty)
 
 
 def readers(contract: Contract) -> dict[str, RecordReader]:

@@ -30,6 +30,13 @@ def reference_query(conn: Connection, sql: str, params: dict[str, Any]) -> list[
     return [dict(row) for row in records.run_text(conn, sql, params).mappings()]
 
 
+def reference_rows(conn: Connection, sql: str, params: dict[str, Any]
+                   ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The same statement through SQLAlchemy, as `raw_rows` gives it (a lookup's rows)."""
+    result = records.run_text(conn, sql, params)
+    return list(result.keys()), [tuple(row) for row in result]
+
+
 @pytest.fixture
 def shop_engine(live_settings: Settings) -> Iterator[Engine]:
     upgrade(live_settings)
@@ -54,6 +61,7 @@ def both(read: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     fast = read()
     with monkeypatch.context() as patch:
         patch.setattr(records, "raw_query", reference_query)
+        patch.setattr(records, "raw_rows", reference_rows)
         reference = read()
     return fast, reference
 
@@ -201,3 +209,73 @@ def test_keys_read_for_chunks_are_sqlalchemys(shop_engine: Engine) -> None:
             middle = everything[len(everything) // 2]
             assert as_lists(reader.read_keys(conn, middle, 7)) == \
                 as_lists(everything[len(everything) // 2 + 1:][:7])
+
+
+def test_a_chunk_end_is_the_last_of_the_chunks_keys(shop_engine: Engine) -> None:
+    """`read_chunk_end` plans the chunks `read_keys` plans: the same last key and the same
+    "whole chunk" verdict, for single and composite keys, with and without a condition."""
+    for entity in CONTRACT.source_entities():
+        reader = records.RecordReader(CONTRACT, entity)
+        column = records.quote_name(reader.source.primary_key[0])
+        conditions = [("", {}), (f"MOD({column}, :n) = 1", {"n": 3}),
+                      (f"{column} < :none", {"none": -1})]
+        with shop_engine.connect() as conn:
+            every = reader.read_keys(conn, None, 10_000)
+            assert len(every) > 7, entity.name
+            for where, params in conditions:
+                for size in (1, 2, 7, len(every), len(every) + 1):
+                    for after in (None, every[0], every[len(every) // 2], every[-1]):
+                        keys = reader.read_keys(conn, after, size, where=where,
+                                                where_params=params)
+                        expected = (keys[-1], True) if len(keys) == size else \
+                            (keys[-1] if keys else None, False)
+                        assert reader.read_chunk_end(conn, after, size, where=where,
+                                                     where_params=params) == expected, \
+                            (entity.name, where, size, after)
+            conn.rollback()
+
+
+def _joined(conn: Connection, table: str, keys: tuple[str, ...], lookup: Any
+            ) -> dict[tuple[Any, ...], Any]:
+    """Each row's lookup value by its `keys`, as MySQL's own LEFT JOIN finds it."""
+    on = " AND ".join(f"r.{records.quote_name(target)} = t.{records.quote_name(source)}"
+                      for target, source in lookup.on)
+    selected = ", ".join(f"t.{records.quote_name(k)}" for k in keys)
+    rows = conn.execute(sa.text(
+        f"SELECT {selected}, r.{records.quote_name(lookup.column)} "
+        f"FROM {records.quote_name(table)} t LEFT JOIN {records.quote_name(lookup.table)} r "
+        f"ON {on}")).all()
+    return {tuple(row[:-1]): row[-1] for row in rows}
+
+
+def test_lookups_find_what_a_join_finds(shop_engine: Engine) -> None:
+    """Every lookup of a record and of its embedded rows holds the value MySQL's LEFT JOIN
+    gives (grouped lookups, NULL join columns and rows without a match included)."""
+    with shop_engine.connect() as conn:
+        # A row whose lookup finds nothing (undone by the rollback below).
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
+        conn.execute(sa.text("UPDATE shopping_carts SET product_id = 999999 LIMIT 1"))
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 1"))
+        checked = 0
+        for entity in CONTRACT.source_entities():
+            reader = records.RecordReader(CONTRACT, entity)
+            source = reader.source
+            got = reader.read_range(conn, None, None)
+            for lookup in source.lookups:
+                want = _joined(conn, source.table, source.primary_key, lookup)
+                for record in got:
+                    assert record[lookup.name] == want[reader.root_of(record)], \
+                        (entity.name, lookup.name, reader.root_of(record))
+                    checked += record[lookup.name] is not None
+            for embed in source.embeds:
+                for lookup in embed.lookups:
+                    want = _joined(conn, embed.table, embed.primary_key, lookup)
+                    column = dict((attr, col) for attr, col in embed.columns)
+                    for record in got:
+                        for child in record[embed.name]:
+                            key = tuple(child[next(a for a, c in column.items() if c == k)]
+                                        for k in embed.primary_key)
+                            assert child.get(lookup.name) == want[key], (embed.name, key)
+                            checked += 1
+        conn.rollback()
+    assert checked > 100

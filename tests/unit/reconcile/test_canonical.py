@@ -12,6 +12,7 @@ from typing import Any
 from reconcile.canonical import (
     fingerprint,
     from_wire,
+    key_and_fingerprint,
     key_from_text,
     key_text,
     plain,
@@ -103,3 +104,24 @@ def test_source_keys_keep_their_types_through_text() -> None:
             dt.date(2024, 5, 1), b"\x00\x01")
     assert roots_from_text(roots_text([(3, root), (0, (1,))])) == [(3, root), (0, (1,))]
     assert json.loads(root_text((5,))) == [5]
+
+
+def test_integer_roots_are_spelled_as_the_encoder_spells_them() -> None:
+    reference = json.JSONEncoder(separators=(",", ":")).encode
+    for root in [(0,), (7,), (-12,), (2**63, 5), (10**40, -(10**30), 3), ()]:
+        assert root_text(root) == reference(list(root)), root
+    assert root_text((True, 1)) == "[true,1]"  # a bool is no integer id
+    assert root_text((5, "a")) == '[5,"a"]'
+
+
+def test_the_loaders_key_and_fingerprint_are_key_text_and_fingerprint() -> None:
+    big = mapped()
+    big["huge"] = {"N": "1"}
+    big["raw"] = {"L": [{"N": "1"}, 2**70]}  # over 64 bits: the reference encoder's way
+    for item in [mapped(), scanned(), big, {"PK": {"B": b"\x00k"}, "SK": {"N": "5"}},
+                 {"PK": {"S": "\u2028\"q\"\\"}, "SK": {"S": "x"},
+                  "m": {"M": {"b": {"NULL": True}, "a": {"SS": ["z", "y"]}}}}]:
+        assert key_and_fingerprint(item, KEYS) == (key_text(item, KEYS), fingerprint(item))
+    scanned_item = scanned()
+    del scanned_item["_version"]
+    assert key_and_fingerprint(scanned_item, KEYS) == key_and_fingerprint(mapped(), KEYS)
