@@ -22,7 +22,7 @@ its own):
   stream on `--workers` threads beside the scan's threads): the read ceiling of both
   stores together.
 - (the three run under the garbage collector's settings of reconcile's load,
-  `reconcile.run.fewer_collections`, as reconcile's own reads do)
+  `migration.collector.fewer_collections`, as reconcile's own reads do)
 - reconcile: `reconcile.run.reconcile` as the CLI runs it (both sides at once,
   mapped, fingerprinted, spilled to SQLite, compared), without writing reports.
 
@@ -209,7 +209,7 @@ def _ceiling(kind: str, settings: Settings, workers: int, segments: int, chunk_s
     """The reads alone, under the garbage collector's settings of reconcile's load (with
     the defaults, the collections a page's parsed items set off took half the scan's CPU).
     Always this tree's: a `--compare-with` child measures only reconcile."""
-    from reconcile.run import fewer_collections
+    from migration.collector import fewer_collections
 
     with fewer_collections():
         if kind == "mysql":

@@ -20,9 +20,7 @@ and `reconcile.report` writes the reports.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import json
 import resource
 import threading
@@ -38,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.engine import Engine
 
 from migration.backfill.run import Segment
+from migration.collector import fewer_collections
 from migration.contract.model import Contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.limits import BATCH_GET_KEYS
@@ -271,7 +270,7 @@ class _Run:
                                                after, until, where=where, where_params=params)
             conn.rollback()
         table, names, subject = entity.table.index, entity.table.key_names, entity.index
-        items_of, root_of = entity.mapper.items, entity.reader.root_of
+        items_of, root_of = entity.items_of, entity.reader.root_of
         rows = []
         refused: list[tuple[Root, str]] = []
         for record in records:
@@ -471,40 +470,6 @@ class _Run:
                 setattr(result, kind, counts[kind])
             results.append(result)
         return results
-
-
-# The load makes tens of container objects an item (a scanned page's attribute values,
-# a chunk's records and items), most freed within the page or chunk. With the
-# collector's defaults, the collections they trigger each walk everything alive,
-# the process's imported modules included: a quarter of the CPU of a run. While any
-# run loads, the objects alive before it are set aside (`gc.freeze`) and the youngest
-# generation collected every 50,000 allocations instead of 700; cycles are still
-# collected, and both are put back when the last loading run ends.
-_COLLECTOR_LOAD_THRESHOLDS = (50_000, 20, 10)
-_collector_lock = threading.Lock()
-_collector_users = 0
-_collector_saved: tuple[int, ...] = ()
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Fewer and smaller garbage collections while the body runs (see above); runs in
-    several threads may overlap: the first sets them up, the last puts them back."""
-    global _collector_users, _collector_saved
-    with _collector_lock:
-        _collector_users += 1
-        if _collector_users == 1:
-            _collector_saved = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(*_COLLECTOR_LOAD_THRESHOLDS)
-    try:
-        yield
-    finally:
-        with _collector_lock:
-            _collector_users -= 1
-            if _collector_users == 0:
-                gc.set_threshold(*_collector_saved)
-                gc.unfreeze()
 
 
 def _sample_order(sample: Sample) -> str:

@@ -43,6 +43,7 @@ from migration.contract.keys import KeyTemplate
 from migration.contract.model import Contract, Entity
 from migration.dynamodb.client import DynamoDB
 from migration.errors import KeyTemplateError
+from migration.mapping.compiled import compile_items
 from migration.mapping.item import GUARD_PREFIX, GUARD_TYPE, OWNER_ATTRIBUTE, ItemMapper
 from migration.mapping.values import AttributeValue
 from migration.source.records import RecordReader, quote_name
@@ -145,6 +146,7 @@ class EntityScope:
         self.table = table
         self.reader = RecordReader(contract, entity)
         self.mapper = ItemMapper(contract, entity)
+        self.items_of = compile_items(self.mapper)  # `mapper.items`, compiled for the load
         self.primary_key = self.reader.source.primary_key
         self.slice = Slice()
         self.guard_prefix = f"{GUARD_PREFIX}{entity.entity_type}#"

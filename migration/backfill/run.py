@@ -28,9 +28,7 @@ through the choke point's fast path.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import json
 import logging
 import random
@@ -52,6 +50,7 @@ from migration.backfill.checkpoints import Checkpoint, CheckpointStore
 from migration.backfill.progress import Progress
 from migration.backfill.segments import SegmentPlan, make_plan
 from migration.backoff import pause
+from migration.collector import fewer_collections
 from migration.contract.model import Contract, Entity, Table
 from migration.dynamodb.batches import until_processed
 from migration.dynamodb.client import DynamoDB, batch_write_body, encode_json
@@ -723,7 +722,7 @@ class Backfill:
 
     def run(self) -> BackfillSummary:
         started = time.monotonic()
-        with _heap_frozen():
+        with fewer_collections():  # the heap alive now kept out of full collections
             return self._run(started)
 
     def _run(self, started: float) -> BackfillSummary:
@@ -946,23 +945,6 @@ class Backfill:
                 for future in in_flight:
                     future.cancel()
                 raise
-
-
-@contextlib.contextmanager
-def _heap_frozen() -> Iterator[None]:
-    """Leave the objects alive when the copy starts (modules, the botocore model, the
-    contract: hundreds of thousands) out of the garbage collector's full collections for
-    its length. A chunk's records and items are freed by reference counting, but they
-    live long enough to reach the oldest generation, so a full collection came every few
-    thousand rows, and each one walked the whole heap (docs/benchmarks.md: about a third
-    of the mapping's CPU time). The objects go back to the collector's care afterwards
-    (garbage among them waits till then: a full collection first would cost what it
-    saves, about 60 ms)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _display_file(where: str) -> str:

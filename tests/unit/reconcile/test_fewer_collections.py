@@ -1,4 +1,5 @@
-"""The collector settings of reconcile's load: set while any run loads, put back after."""
+"""The collector settings of a backfill's or reconcile's load: set while any load runs, put
+back after."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import threading
 
 import pytest
 
-from reconcile.run import _COLLECTOR_LOAD_THRESHOLDS, fewer_collections
+from migration.collector import LOAD_THRESHOLDS, fewer_collections
 
 
 def test_the_load_collects_less_often_and_sets_the_old_objects_aside() -> None:
     before = gc.get_threshold()
     kept = object()  # alive before the load: set aside while it runs
     with fewer_collections():
-        assert gc.get_threshold() == _COLLECTOR_LOAD_THRESHOLDS
+        assert gc.get_threshold() == LOAD_THRESHOLDS
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
@@ -44,7 +45,7 @@ def test_overlapping_runs_put_the_settings_back_once_the_last_ends() -> None:
         thread.start()
     for thread in threads:
         thread.join(10)
-    assert seen == [_COLLECTOR_LOAD_THRESHOLDS]
+    assert seen == [LOAD_THRESHOLDS]
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
