@@ -56,13 +56,8 @@ import argparse
 import concurrent.futures
 import contextlib
 import gc
-import io
-import multiprocessing
 import os
-import subprocess
 import sys
-import tarfile
-import tempfile
 import threading
 import time
 import uuid
@@ -255,27 +250,17 @@ def measure(endpoint: str, kind: str, users: int, settings: Settings, workers: i
 
 def in_child(*args: Any, tree: Path | None = None) -> Figures:
     """One measurement in a fresh process; `tree`: a checkout whose package it imports."""
-    context = multiprocessing.get_context("spawn")
-    if tree is not None:
-        os.environ[REFERENCE_TREE] = str(tree)  # the spawned child's environment
-    try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(measure, *args).result()
-    finally:
-        os.environ.pop(REFERENCE_TREE, None)
+    from bench.compare import in_child as run_in_child  # the parent only (see bench.compare)
+
+    return run_in_child(measure, *args, variable=REFERENCE_TREE, tree=tree)
 
 
 @contextlib.contextmanager
 def _reference_tree(revision: str) -> Iterator[Path]:
-    """The files of `revision` (`git archive`) in a temporary directory, for the children
-    that measure its reconcile beside the working tree's."""
-    root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", revision],
-                             check=True, capture_output=True).stdout
-    with tempfile.TemporaryDirectory(prefix="bench-reconcile-ref-") as directory:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(directory, filter="data")
-        yield Path(directory)
+    from bench.compare import reference_tree
+
+    with reference_tree(revision, "bench-reconcile-ref-") as directory:
+        yield directory
 
 
 HEADER = (f"{'endpoint':<8} {'users':>7} {'measurement':<10} {'rows':>9} {'items':>9} {'seconds':>8} "
