@@ -55,6 +55,8 @@ def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
 
 # A pooled connection idle longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 1.0
+# A connection older than this is closed and replaced (the pool's `pool_recycle`).
+RECYCLE_SECONDS = 3600
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -101,7 +103,7 @@ def create_engine(settings: Settings | URL | str, *, pool_size: int = 10,
     query.setdefault("charset", "utf8mb4")
     url = url.set(query=query)
     engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                              pool_recycle=3600, **kwargs)
+                              pool_recycle=RECYCLE_SECONDS, **kwargs)
     sa.event.listen(engine, "connect", _on_connect)
     _ping_when_idle(engine)
     if engine.dialect.driver == "pymysql":

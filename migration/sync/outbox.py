@@ -40,7 +40,7 @@ import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from migration.source.mysql import PING_AFTER_IDLE_SECONDS
+from migration.source.mysql import PING_AFTER_IDLE_SECONDS, RECYCLE_SECONDS, mysql_error_code
 from migration.sync.state import outbox as outbox_table
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,7 @@ class OutboxEntry:
 
 
 # A kept connection idle longer than `PING_AFTER_IDLE_SECONDS` is pinged before a record
-# is written on it, as pooled ones are; older than the recycle age, it is closed and
-# replaced, as the pool's `pool_recycle` does.
-_RECYCLE_SECONDS = 3600.0
+# is written on it, and one older than `RECYCLE_SECONDS` replaced, as pooled ones are.
 _KEPT_IDLE = 16  # the rest (bursts beyond it) are closed after their record
 
 
@@ -147,8 +145,7 @@ _GONE = frozenset({2006, 2013, 2055})
 
 
 def _disconnected(err: pymysql.Error) -> bool:
-    code = err.args[0] if err.args and isinstance(err.args[0], int) else None
-    return code in _GONE or isinstance(err, pymysql.err.InterfaceError)
+    return mysql_error_code(err) in _GONE or isinstance(err, pymysql.err.InterfaceError)
 
 
 class _Kept:
@@ -165,7 +162,7 @@ class _Kept:
 
     def usable(self) -> bool:
         now = time.monotonic()
-        if now - self.born > _RECYCLE_SECONDS:
+        if now - self.born > RECYCLE_SECONDS:
             return False
         if now - self.used > PING_AFTER_IDLE_SECONDS:
             try:
