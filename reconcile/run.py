@@ -1,7 +1,8 @@
 """The reconcile driver: compare every entity of the contract between MySQL and DynamoDB.
 
 1. Both sides at once, spilled to disk (`reconcile.store`): the MySQL rows in
-   primary-key chunks (`RecordReader.read_range`, several workers) mapped by the
+   primary-key chunks (`RecordReader.read_range`, several workers; a chunk's rows
+   and their related rows read in one snapshot, without locks) mapped by the
    one row-to-item function (`ItemMapper.items`), and every table read with a
    parallel Scan through the choke point's JSON fast path. Each item is kept as
    (key, fingerprint), never whole.
@@ -45,6 +46,7 @@ from migration.mapping.item import OWNER_ATTRIBUTE
 from migration.mapping.values import Item
 from migration.ops.records import record_reconcile_run
 from migration.source.conformance import require_conformance
+from migration.source.mysql import consistent_snapshot
 from reconcile.canonical import (
     Root,
     from_wire,
@@ -263,6 +265,12 @@ class _Run:
         if self.stop.is_set():
             return
         with self.engine.connect() as conn:
+            # The chunk's rows and their lookups, embeds and aggregates are separate
+            # SELECTs: read at one instant, or a row could meet a related row that a
+            # dual-write deleted just after (it would look unmappable: drift no re-read
+            # clears) or changed (a needless re-read).
+            conn.begin()
+            consistent_snapshot(conn)
             # The lookup and embed queries name every key of the chunk, so nearly every
             # chunk is a new SQL text: SQLAlchemy's compiled cache would keep about 1 MB
             # for each, hundreds of MB over a large table. They are compiled afresh.

@@ -61,7 +61,7 @@ from migration.mapping.item import OWNER_ATTRIBUTE, ItemMapper, item_size
 from migration.mapping.values import Item
 from migration.source.catalog import Catalog, read_catalog
 from migration.source.conformance import require_conformance
-from migration.source.mysql import is_retryable
+from migration.source.mysql import consistent_snapshot, is_retryable
 from migration.source.records import RecordReader, quote_name
 from migration.sync.outbox import Outbox
 from migration.sync.state import ensure_state_tables, flags
@@ -484,6 +484,8 @@ class _EntityRun:
         with driver.engine.connect() as conn:
             transaction = conn.begin()
             try:
+                if dry:  # no locks: the rows and their related rows read at one instant
+                    consistent_snapshot(conn)
                 records = self.reader.read_range(
                     conn, chunk.after, chunk.until, lock=None if dry else "share",
                     where=self.where, where_params=self.where_params)

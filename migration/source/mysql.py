@@ -111,6 +111,21 @@ def create_engine(settings: Settings | URL | str, *, pool_size: int = 10,
     return engine
 
 
+def consistent_snapshot(conn: sa.engine.Connection) -> None:
+    """Begin a read-only REPEATABLE READ transaction on `conn` whose snapshot is taken
+    now: every SELECT until its rollback sees the same instant. For reads that take a
+    row and its related rows in separate statements without locking them (reconcile's
+    first pass); under READ COMMITTED each statement sees the latest commit, and a row
+    could meet a related row deleted or changed a moment after it was read. `SET
+    TRANSACTION` covers the next transaction only: the connection stays READ COMMITTED."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    finally:
+        cursor.close()
+
+
 # InnoDB deadlock and lock wait timeout: the transaction was rolled back; run it again.
 RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
 

@@ -29,7 +29,9 @@ from migration.dynamodb.client import DynamoDB
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.dual_write import SHOP_ENTITIES
+from migration.source import records
 from migration.source.catalog import read_catalog
+from migration.source.records import RecordReader
 from migration.sync.compare import actual_items, compare_all
 from wrappers.flags import FlagStore
 
@@ -136,6 +138,36 @@ def test_dry_run_writes_nothing_and_counts_sizes(seeded: tuple[Engine, DynamoDB]
     real = backfill(CONTRACT, engine, ddb, BackfillOptions())
     assert {e.entity: e.items_written for e in real.entities} == \
         {e.entity: e.would_write for e in summary.entities}
+
+
+
+def test_a_dry_run_reads_a_chunk_and_its_lookups_at_one_instant(
+        seeded: tuple[Engine, DynamoDB], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run takes no locks. Its chunk of cart lines is read, then a user is deleted
+    (its cart lines go with it) before the chunk's lookups are read: read as two
+    instants, the lines had no email and were counted as dead letters. (The email is read
+    in its own query, as any lookup whose key is not a unique integer is.)"""
+    engine, ddb = seeded
+    monkeypatch.setattr(records, "_joinable", lambda *_: False)
+    with engine.connect() as conn:
+        user = conn.execute(sa.text("SELECT MIN(user_id) FROM shopping_carts")).scalar_one()
+    deleted: list[int] = []
+    attach = RecordReader._attach
+
+    def between(reader: RecordReader, conn: Any, rows: list[dict[str, Any]],
+                *args: Any, **kwargs: Any) -> None:
+        if reader.source.table == "shopping_carts" and not deleted:
+            with engine.begin() as other:
+                deleted.append(other.execute(sa.text("DELETE FROM users WHERE id = :id"),
+                                             {"id": user}).rowcount)
+        attach(reader, conn, rows, *args, **kwargs)
+
+    monkeypatch.setattr(RecordReader, "_attach", between)
+    summary = backfill(CONTRACT, engine, ddb, BackfillOptions(entities=["CartItem"],
+                                                              dry_run=True))
+    assert deleted == [1]
+    assert summary.dead_lettered == 0 and summary.exit_code == 0, summary.text()
+    assert summary.entities[0].would_write == summary.entities[0].rows_read > 0
 
 
 def test_rows_that_cannot_become_items_are_dead_lettered(seeded: tuple[Engine, DynamoDB],

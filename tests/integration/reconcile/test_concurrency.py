@@ -10,9 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from migration.dynamodb.client import DynamoDB
 from migration.shop.dual_write import Shop
+from migration.source.records import RecordReader
 from reconcile.result import ReconcileResult
 from reconcile.run import ReconcileOptions, reconcile
 from tests.stress import test_dual_write_stress as stress
@@ -51,6 +54,33 @@ def test_a_write_between_the_two_sides_is_cleared_by_the_re_reads(shop: Shop) ->
     # The old and the new key of the User item were both seen differing, then cleared.
     assert result.entity("User").cleared >= 2
     assert result.candidates >= 2
+
+
+def test_a_row_whose_lookup_goes_between_two_reads_of_a_chunk_is_not_unmappable(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic: a chunk of cart lines is read, then a dual-write deletes one line's
+    user (its cart lines go with it) before the chunk's lookups (the user's email) are
+    read. Read as two instants, the line had no email and could not become an item;
+    read as one, it maps, and the difference it makes is cleared by the re-reads."""
+    with shop.engine.connect() as conn:
+        user = conn.execute(sa.text("SELECT MIN(user_id) FROM shopping_carts")).scalar_one()
+    deleted = threading.Event()
+    attach = RecordReader._attach
+
+    def between(reader: RecordReader, conn: Connection, rows: list[dict[str, Any]],
+                *args: Any, **kwargs: Any) -> None:
+        # Once only (the dual-write's own reads come through here too).
+        if reader.source.table == "shopping_carts" and not deleted.is_set() and \
+                any(row["user_id"] == user for row in rows):
+            deleted.set()
+            shop.users.delete(user)
+        attach(reader, conn, rows, *args, **kwargs)
+
+    monkeypatch.setattr(RecordReader, "_attach", between)
+    result = reconcile(shop.contract, shop.engine, DynamoDB(shop.settings),
+                       ReconcileOptions(entities=["CartItem"]))
+    assert deleted.is_set()
+    assert not result.has_drift, result.to_json()["entities"]
 
 
 class Overlap:
