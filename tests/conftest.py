@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, Engine
 from migration.contract import load_contract
 from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.schema import apply
-from migration.local.services import local_services
+from migration.local.services import local_services, sigterm_interrupts
 from migration.settings import Settings
 from migration.shop import SHOP_CONTRACT
 from migration.shop.dual_write import SHOP_ENTITIES, Shop, open_shop
@@ -31,6 +31,16 @@ from migration.source.mysql import create_engine, server_url
 from migration.source.records import RecordReader
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sigterm_ends_the_session() -> Iterator[None]:
+    """SIGTERM (`kill`, a CI runner's timeout) ends the run as Ctrl-C does: pytest then
+    tears the session's fixtures down, and they stop the DynamoDB Local and MariaDB they
+    started. Those run in process sessions of their own, so no signal sent to pytest
+    alone reaches them; without this they outlived a terminated run."""
+    with sigterm_interrupts():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -146,3 +146,54 @@ def test_services_up_stops_dynamodb_local_on_sigterm(mysql_url: sa.engine.URL) -
         for pid in java:  # whatever this test started ends with it, pass or fail
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_terminated_test_run_stops_the_dynamodb_local_it_started(tmp_path: Path) -> None:
+    """pytest in a process of its own, holding a test that needs DynamoDB where none
+    answers: the session starts DynamoDB Local. SIGTERM to pytest alone (as a CI runner
+    sends at its time limit) stops it too."""
+    (tmp_path / "test_hold.py").write_text(
+        "import threading\n\n"
+        "def test_hold(dynamodb_settings):\n"
+        "    print('READY', dynamodb_settings.dynamodb_endpoint, flush=True)\n"
+        "    threading.Event().wait(300)\n")
+    root = Path(__file__).resolve().parents[3]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MIGRATE_")}
+    env["MIGRATE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    env["PYTHONPATH"] = str(root)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+         "-p", "tests.conftest", "--rootdir", str(tmp_path), str(tmp_path / "test_hold.py")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    java: list[int] = []
+    try:
+        lines: list[str] = []
+        ready = threading.Event()
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line.rstrip())
+                if "READY" in line:
+                    ready.set()
+            ready.set()  # or pytest ended first
+
+        threading.Thread(target=read, daemon=True).start()
+        assert ready.wait(180) and any("READY" in line for line in lines), lines
+        endpoint = next(line for line in lines if "READY" in line).split()[-1]
+        assert dynamodb_answers(endpoint)
+        java += [pid for pid in _children(process.pid)
+                 if "java" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(java) == 1, "DynamoDB Local runs as pytest's child"
+
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        assert not _alive(java[0]), "DynamoDB Local outlived the terminated test run"
+        assert not dynamodb_answers(endpoint, timeout=1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in java:  # whatever this test started ends with it, pass or fail
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
