@@ -192,9 +192,9 @@ class RecordReader:
             params: dict[str, Any] = {"limit": chunk_size}
             clauses = []
             if last is not None:
-                clauses.append(_keyset_after(pk, last, params, "a"))
+                clauses.append(keyset_after(pk, last, params, "a"))
             if until is not None:
-                clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
+                clauses.append("NOT " + keyset_after(pk, until, params, "u"))
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
             sql = f"{self._selects[lock]}{where} ORDER BY {order} LIMIT :limit{LOCKS[lock]}"
             rows = raw_query(conn, sql, params)
@@ -218,9 +218,9 @@ class RecordReader:
         params: dict[str, Any] = dict(where_params or {})
         clauses = []
         if after is not None:
-            clauses.append(_keyset_after(pk, after, params, "a"))
+            clauses.append(keyset_after(pk, after, params, "a"))
         if until is not None:
-            clauses.append("NOT " + _keyset_after(pk, until, params, "u"))
+            clauses.append("NOT " + keyset_after(pk, until, params, "u"))
         if where:
             clauses.append(where)
         related = "share" if lock else None
@@ -236,7 +236,7 @@ class RecordReader:
         """The next `limit` primary keys after `after` (an index-only keyset scan)."""
         pk = self.source.primary_key
         params: dict[str, Any] = dict(where_params or {})
-        clauses = [_keyset_after(pk, after, params, "a")] if after is not None else []
+        clauses = [keyset_after(pk, after, params, "a")] if after is not None else []
         if where:
             clauses.append(where)
         params["limit"] = limit
@@ -256,7 +256,7 @@ class RecordReader:
             raise ValueError(f"a chunk of {size} keys")
         pk = self.source.primary_key
         params: dict[str, Any] = dict(where_params or {})
-        clauses = [_keyset_after(pk, after, params, "a")] if after is not None else []
+        clauses = [keyset_after(pk, after, params, "a")] if after is not None else []
         if where:
             clauses.append(where)
         base = (f"SELECT {', '.join(map(quote_name, pk))} FROM {quote_name(self.source.table)}"
@@ -465,7 +465,7 @@ def raw_rows(conn: Connection, sql: str, params: dict[str, Any]
         cursor.close()
 
 
-def _keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
+def keyset_after(pk: Sequence[str], key: Sequence[Any], params: dict[str, Any],
                   prefix: str) -> str:
     """`pk > key` for a composite key, spelled so that MySQL and MariaDB use the index."""
     ors = []

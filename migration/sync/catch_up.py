@@ -28,7 +28,8 @@ left at one key and joined again at another (the registration service's waitlist
 stream keeps each item's changes in order, not the changes of two items (they may be in
 different shards). So the driver keeps, for each row, the items that stand for it now
 (the copy's, then each change's: a new image holds the item's rows, an old image's rows
-the new one no longer has let go of it): a row is deleted when its last item lets go,
+the new one no longer has let go of it; in a file, `migration.sync.holders`, so memory
+does not grow with the tables): a row is deleted when its last item lets go,
 never by the removal of one item while another holds it. A row that two items changed
 during the catch-up is set again, after each drain, from an item holding it as DynamoDB
 has it now (a consistent read): the streams' order between items decides nothing.
@@ -55,11 +56,13 @@ from migration.dynamodb.client import DynamoDB
 from migration.dynamodb.fence import WriteFence
 from migration.dynamodb.streams import StreamCursor, enable_stream, stream_client
 from migration.errors import MigrateError, Terminal
+from migration.source.records import keyset_after
+from migration.sync.holders import Holders, ItemId, RowId
 from migration.sync.phases import Phase
 
 Item = Mapping[str, Any]
-ItemId = tuple[str, str]  # an item: its table (physical name) and its key, as JSON
-RowId = tuple[str, tuple[Any, ...]]  # a row: its table and its key values
+
+UNSEEN_PAGE = 5000  # MySQL keys read at a time when looking for rows no item holds
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class CatchUp:
     hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
     _failures: list[str] = field(default_factory=list)
     _failed: int = 0
-    _holders: dict[RowId, set[ItemId]] = field(default_factory=dict)  # the items a row is
+    _holders: Holders | None = None  # the items each row is (on disk: one entry a row)
     _contested: set[RowId] = field(default_factory=set)  # changed by two items: set again
     _key_names: dict[str, list[str]] = field(default_factory=dict)
     _summary: CatchUpSummary | None = None
@@ -152,6 +155,19 @@ class CatchUp:
             shown = ", ".join(f"{n} {p.value}" for n, p in phases.items())
             raise CatchUpRefused(f"nothing to catch up: a catch-up starts from dynamodb_only "
                                  f"(now: {shown}); `migrate flags set` moves the others")
+        self._holders = Holders()
+        try:
+            return self._run(phases)
+        finally:
+            self._holders.close()
+            self._holders = None
+
+    @property
+    def holders(self) -> Holders:
+        assert self._holders is not None, "only while the catch-up runs"
+        return self._holders
+
+    def _run(self, phases: dict[str, Phase]) -> CatchUpSummary:
         summary = CatchUpSummary(run_id=uuid.uuid4().hex[:12])
         self._summary = summary
         summary.stream_arns = [enable_stream(self.ddb, table) for table in self.tables]
@@ -208,12 +224,14 @@ class CatchUp:
                 page = self.ddb.call("Scan", **params)
                 items = page.get("Items", [])
                 rows: list[Row] = []
+                holding: list[tuple[RowId, ItemId]] = []
                 for item in items:
                     self._version_of(item)
                     held = self._rows(item)
-                    for row in held:
-                        self._hold(row, self._item_id(table, item))
+                    item_id = self._item_id(table, item)
+                    holding += [(self._row_id(row), item_id) for row in held]
                     rows.extend(held)
+                self.holders.add(holding)
                 self._apply(conn, rows)
                 summary.items_copied += len(items)
                 last = page.get("LastEvaluatedKey")
@@ -235,24 +253,29 @@ class CatchUp:
     def _row_id(self, row: Row) -> RowId:
         return row.table, tuple(row.key[c] for c in self.inverse.keys[row.table])
 
-    def _hold(self, row: Row, item: ItemId) -> set[ItemId]:
-        holders = self._holders.setdefault(self._row_id(row), set())
-        holders.add(item)
-        return holders
-
     def _delete_unseen(self, summary: CatchUpSummary) -> None:
-        """Rows no item of any table stands for: deleted, children first."""
+        """Rows no item of any table stands for: deleted, children first, a page of keys
+        at a time (read in key order, never all at once)."""
         with self._connection() as conn:
             for table in reversed(list(self.inverse.keys)):
                 columns = list(self.inverse.keys[table])
-                with conn.begin():
-                    present = conn.execute(sa.text(
-                        f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)}")).all()
-                    gone = [Row(table, dict(zip(columns, r, strict=True)))
-                            for r in present if not self._holders.get((table, tuple(r)))]
-                    for row in gone:
-                        _delete(conn, row)
-                summary.rows_deleted += len(gone)
+                names = ", ".join(_q(c) for c in columns)
+                after: tuple[Any, ...] | None = None
+                while True:
+                    params: dict[str, Any] = {"page": UNSEEN_PAGE}
+                    where = f" WHERE {keyset_after(columns, after, params, 'a')}" \
+                        if after is not None else ""
+                    with conn.begin():
+                        keys = [tuple(r) for r in conn.execute(sa.text(
+                            f"SELECT {names} FROM {_q(table)}{where} ORDER BY {names} "
+                            f"LIMIT :page"), params)]
+                        gone = self.holders.unheld([(table, key) for key in keys])
+                        for _, key in gone:
+                            _delete(conn, Row(table, dict(zip(columns, key, strict=True))))
+                    summary.rows_deleted += len(gone)
+                    if len(keys) < UNSEEN_PAGE:
+                        break
+                    after = keys[-1]
 
     def _rows(self, item: Item) -> Sequence[Row]:
         try:
@@ -303,20 +326,18 @@ class CatchUp:
         had let go of (deleted when no other item holds them)."""
         kept = set()
         for row in new_rows:
-            kept.add(self._row_id(row))
-            if len(self._hold(row, item)) > 1:
-                self._contested.add(self._row_id(row))
+            row_id = self._row_id(row)
+            kept.add(row_id)
+            if self.holders.hold(row_id, item) > 1:
+                self._contested.add(row_id)
             _upsert(conn, [row])
         for row in old_rows:
             row_id = self._row_id(row)
             if row_id in kept:
                 continue
-            holders = self._holders.get(row_id, set())
-            holders.discard(item)
-            if holders:
+            if self.holders.release(row_id, item):
                 self._contested.add(row_id)
             else:
-                self._holders.pop(row_id, None)
                 _delete(conn, row)
 
     def _settle(self, *, final: bool) -> None:
@@ -325,7 +346,7 @@ class CatchUp:
         stays contested); after it, every holder is there, or something is wrong."""
         items: dict[ItemId, list[RowId]] = {}
         for row_id in sorted(self._contested, key=repr):
-            holders = self._holders.get(row_id)
+            holders = self.holders.of(row_id)
             if holders:
                 items.setdefault(min(holders), []).append(row_id)
         self._contested.clear()

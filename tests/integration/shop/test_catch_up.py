@@ -323,3 +323,31 @@ def test_a_process_that_slept_through_a_catch_up_waits_for_the_links_on_entering
             shop, "SELECT user_id, 1 FROM shopping_carts WHERE product_id = :p", p=product_id))
     finally:
         other.close()
+
+
+def test_rows_no_item_holds_are_deleted_a_page_of_keys_at_a_time(
+        shop: Shop, live_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows MySQL holds that no item stands for (here written to MySQL behind the shop's
+    back while it ran on DynamoDB) are deleted, read two keys a page: across the pages
+    of a one-column key (categories) and of a two-column key (cart lines), every
+    stray row goes and every row an item holds stays."""
+    monkeypatch.setattr(catch_up_driver, "UNSEEN_PAGE", 2)
+    assert shop.enter_dynamodb_only() > 0
+    carts = set(_rows(shop, "SELECT user_id, product_id FROM shopping_carts"))
+    categories = set(_rows(shop, "SELECT id FROM categories"))
+    users = [u for (u,) in _rows(shop, "SELECT id FROM users ORDER BY id")]
+    products = [p for (p,) in _rows(shop, "SELECT id FROM products ORDER BY id")]
+    strays = [(u, p) for u in users for p in products if (u, p) not in carts][:5]
+    with shop.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO shopping_carts (user_id, product_id, quantity) "
+                             "VALUES (:u, :p, 1)"), [{"u": u, "p": p} for u, p in strays])
+        for n in range(3):
+            conn.execute(sa.text("INSERT INTO categories (name) VALUES (:n)"),
+                         {"n": f"stray {n}"})
+    assert len(strays) == 5 and len(carts) > 2 and len(categories) > 2
+
+    summary = catch_up(live_settings, settle_seconds=0)
+    assert summary.rows_deleted == 8
+    assert set(_rows(shop, "SELECT user_id, product_id FROM shopping_carts")) == carts
+    assert set(_rows(shop, "SELECT id FROM categories")) == categories
+    _level(shop)
