@@ -100,7 +100,7 @@ class WriteFence:
         when the fence refused it, the `TransactionCancelled` as it is otherwise."""
         fenced = [*actions, self.check()]
         try:
-            self.ddb.call("TransactWriteItems", TransactItems=fenced)
+            self.ddb.call_json("TransactWriteItems", {"TransactItems": fenced})
         except TransactionCancelled as err:
             if any(r.index == len(actions) and r.code == "ConditionalCheckFailed"
                    for r in err.reasons):

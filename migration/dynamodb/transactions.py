@@ -387,7 +387,11 @@ class TransactionBuilder:
         def send() -> dict[str, Any]:
             nonlocal attempts
             attempts += 1
-            return self.ddb.call(operation, **params)
+            if reading:  # items come back as botocore gives them (binary values as bytes)
+                return self.ddb.call(operation, **params)
+            # Writes on the fast path: no botocore validation and serialization, about
+            # 0.3-0.8 ms of CPU a transaction; the same retries, errors and hooks.
+            return self.ddb.call_json(operation, params)
 
         try:
             response = retry_conflicts(send, attempts=self.max_attempts, base=self.base_delay,

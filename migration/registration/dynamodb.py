@@ -194,7 +194,7 @@ class _Writes:
 
     def transact(self, actions: Sequence[Item]) -> None:
         if self.fence is None:
-            self.ddb.call("TransactWriteItems", TransactItems=list(actions))
+            self.ddb.call_json("TransactWriteItems", {"TransactItems": list(actions)})
         else:
             self.fence.transact(actions)
 

@@ -108,7 +108,7 @@ def test_conflicts_are_retried_with_the_same_token(module_ddb: DynamoDB, registr
     def conflict_twice(operation: str, params: dict[str, Any]) -> None:
         if operation != "TransactWriteItems":
             return
-        tokens.append(params["ClientRequestToken"])
+        tokens.append(params.get("_json", params)["ClientRequestToken"])
         if next(conflicts, False):
             raise TransactionCancelled(operation, "conflict", [
                 CancellationReason(0, "TransactionConflict", "busy"), CancellationReason(1, "None")])

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -17,91 +15,9 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from pydantic import SecretStr
 
-from migration.dynamodb.client import DynamoDB
 from migration.errors import ConditionFailed, DynamoDBUnavailable
-from migration.settings import Settings
-
-Request = tuple[int, int, dict[str, str], bytes]  # connection, request on it, headers, body
-Handler = Callable[[Request], bytes | None]  # None: close the connection without answering
-
-
-def answer(payload: dict[str, Any], status: int = 200, extra: str = "") -> bytes:
-    body = json.dumps(payload).encode()
-    return (f"HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.0\r\n{extra}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-class Endpoint:
-    """A loopback HTTP/1.1 server running `handler` for each request (one thread per
-    connection); records every request it read."""
-
-    def __init__(self, handler: Handler):
-        self.handler = handler
-        self.requests: list[Request] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn, self.connections),
-                             daemon=True).start()
-
-    def _serve(self, conn: socket.socket, number: int) -> None:
-        buffer, index = b"", 0
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines[1:])}
-                length = int(headers.get("content-length", 0))
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
-                index += 1
-                request = (number, index, headers, body)
-                self.requests.append(request)
-                response = self.handler(request)
-                if response is None:
-                    return
-                conn.sendall(response)
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-@pytest.fixture
-def endpoint() -> Iterator[Callable[[Handler], Endpoint]]:
-    made: list[Endpoint] = []
-
-    def make(handler: Handler) -> Endpoint:
-        made.append(Endpoint(handler))
-        return made[-1]
-
-    yield make
-    for server in made:
-        server.close()
-
-
-def client(url: str, **kwargs: Any) -> DynamoDB:
-    settings = Settings(dynamodb_endpoint=url, aws_region="eu-west-1",
-                        aws_access_key_id=SecretStr("AKIDTEST"),
-                        aws_secret_access_key=SecretStr("secret/key"))
-    return DynamoDB(settings, base_delay=0.001, **kwargs)
+from tests.unit.dynamodb.loopback import answer, client
 
 
 def test_the_request_on_the_wire_is_signed_as_botocore_signs_it(endpoint: Any) -> None:
