@@ -3,13 +3,16 @@ MariaDB and DynamoDB Local, each answering and each gone after stop()."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -98,6 +101,42 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@contextlib.contextmanager
+def _holding_dynamodb_local(command: list[str], env: dict[str, str],
+                            ready: Callable[[str], bool], **popen: Any
+                            ) -> Iterator[tuple[subprocess.Popen[str], list[str], int]]:
+    """`command` in a process of its own, once a line of its output is `ready` (within
+    180 s), holding the DynamoDB Local it started: (the process, its output lines, the
+    JVM's pid). Afterwards both are gone, pass or fail."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, **popen)
+    java: list[int] = []
+    try:
+        lines: list[str] = []
+        seen = threading.Event()
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line.strip())
+                if ready(line):
+                    seen.set()
+            seen.set()  # or the process ended first
+
+        threading.Thread(target=read, daemon=True).start()
+        assert seen.wait(180) and any(ready(line) for line in lines), (lines, process.poll())
+        java += [pid for pid in _children(process.pid)
+                 if "java" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(java) == 1, "DynamoDB Local runs as the command's child"
+        yield process, lines, java[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in java:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.mysql
 def test_services_up_stops_dynamodb_local_on_sigterm(mysql_url: sa.engine.URL) -> None:
     """`migrate services up` in a process of its own: it prints the `export` lines to paste,
@@ -108,44 +147,22 @@ def test_services_up_stops_dynamodb_local_on_sigterm(mysql_url: sa.engine.URL) -
     # A local endpoint nothing answers on: services up starts DynamoDB Local itself.
     env["MIGRATE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
     migrate = Path(sys.executable).parent / "migrate"
-    process = subprocess.Popen([str(migrate), "services", "up"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    java: list[int] = []
-    try:
-        exports: list[str] = []
-        ready = threading.Event()
-
-        def read() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                exports.append(line.strip())
-                if line.startswith("export MIGRATE_TABLE_PREFIX="):
-                    ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        assert ready.wait(180), (exports, process.poll())
+    with _holding_dynamodb_local(
+            [str(migrate), "services", "up"], env,
+            lambda line: line.startswith("export MIGRATE_TABLE_PREFIX="),
+            stderr=subprocess.PIPE) as (process, exports, java):
         variables = dict(line.removeprefix("export ").split("=", 1) for line in exports)
         assert set(variables) == {"MIGRATE_MYSQL_URL", "MIGRATE_DYNAMODB_ENDPOINT",
                                   "MIGRATE_AWS_REGION", "MIGRATE_TABLE_PREFIX"}
         endpoint = variables["MIGRATE_DYNAMODB_ENDPOINT"].strip("'")
         assert dynamodb_answers(endpoint)
-        java += [pid for pid in _children(process.pid)
-                 if "java" in Path(f"/proc/{pid}/cmdline").read_text()]
-        assert len(java) == 1, "DynamoDB Local runs as the command's child"
 
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=60)
-        assert not _alive(java[0]), "DynamoDB Local outlived `migrate services up`"
+        assert not _alive(java), "DynamoDB Local outlived `migrate services up`"
         assert not dynamodb_answers(endpoint, timeout=1)
         assert status == 0
         assert process.stderr is not None and "services stopped" in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pid in java:  # whatever this test started ends with it, pass or fail
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_terminated_test_run_stops_the_dynamodb_local_it_started(tmp_path: Path) -> None:
@@ -157,43 +174,18 @@ def test_a_terminated_test_run_stops_the_dynamodb_local_it_started(tmp_path: Pat
         "def test_hold(dynamodb_settings):\n"
         "    print('READY', dynamodb_settings.dynamodb_endpoint, flush=True)\n"
         "    threading.Event().wait(300)\n")
-    root = Path(__file__).resolve().parents[3]
     env = {name: value for name, value in os.environ.items() if not name.startswith("MIGRATE_")}
     env["MIGRATE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
-    env["PYTHONPATH"] = str(root)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-         "-p", "tests.conftest", "--rootdir", str(tmp_path), str(tmp_path / "test_hold.py")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    java: list[int] = []
-    try:
-        lines: list[str] = []
-        ready = threading.Event()
-
-        def read() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                lines.append(line.rstrip())
-                if "READY" in line:
-                    ready.set()
-            ready.set()  # or pytest ended first
-
-        threading.Thread(target=read, daemon=True).start()
-        assert ready.wait(180) and any("READY" in line for line in lines), lines
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
+    with _holding_dynamodb_local(
+            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+             "-p", "tests.conftest", "--rootdir", str(tmp_path), str(tmp_path / "test_hold.py")],
+            env, lambda line: "READY" in line, cwd=tmp_path, stderr=subprocess.STDOUT
+    ) as (process, lines, java):
         endpoint = next(line for line in lines if "READY" in line).split()[-1]
         assert dynamodb_answers(endpoint)
-        java += [pid for pid in _children(process.pid)
-                 if "java" in Path(f"/proc/{pid}/cmdline").read_text()]
-        assert len(java) == 1, "DynamoDB Local runs as pytest's child"
 
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-        assert not _alive(java[0]), "DynamoDB Local outlived the terminated test run"
+        assert not _alive(java), "DynamoDB Local outlived the terminated test run"
         assert not dynamodb_answers(endpoint, timeout=1)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pid in java:  # whatever this test started ends with it, pass or fail
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
