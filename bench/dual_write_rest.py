@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dual_write  # noqa: E402
+from bench.transactions import through_botocore  # noqa: E402
 from migration.shop.dual_write import SHOP_ENTITIES, Shop  # noqa: E402
 from migration.source import mysql  # noqa: E402
 from migration.source.records import RecordReader, run_text  # noqa: E402
@@ -49,22 +50,18 @@ def as_before(shop: Shop) -> Iterator[None]:
                 known: Any) -> list[dict[str, Any]]:
         return reader.fetch(conn, keys, lock="update")
 
-    def through_botocore(operation: str, payload: Any, *, retry: bool = True) -> Any:
-        return shop.ddb.call(operation, retry=retry, **payload)
-
-    shop.ddb.call_json = through_botocore  # type: ignore[method-assign]
     engine_module.raw_query = through_sqlalchemy
     SyncEngine._records = fetched  # type: ignore[method-assign]
     mysql.PING_AFTER_IDLE_SECONDS = -1.0  # every checkout pings
     shop.sync.outbox._raw = False
     try:
-        yield
+        with through_botocore(shop.ddb):
+            yield
     finally:
         engine_module.raw_query = raw_query
         SyncEngine._records = records  # type: ignore[method-assign]
         mysql.PING_AFTER_IDLE_SECONDS = ping
         shop.sync.outbox._raw = True
-        del shop.ddb.call_json  # the class's own again
 
 
 @contextmanager

@@ -3,8 +3,8 @@
 A catch-up notes, for every row its copy and its streams touch, the items holding
 it (`migration.sync.catch_up`): a row is deleted when its last item lets go, and
 rows no item holds are deleted after the copy. That is one entry per row of every
-table copied, so it lives in a SQLite file (in the system's temp directory, gone
-with `close()`), not in memory: a catch-up of a table of tens of millions of rows
+table copied, so it lives in a throwaway SQLite file (`migration.scratch`, gone with
+`close()`), not in memory: a catch-up of a table of tens of millions of rows
 holds a few pages at a time.
 
 Rows are named by their table and key values, with the equality Python's dict had
@@ -14,16 +14,14 @@ string), so a key read back from MySQL finds the key an item's rows named.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import sqlite3
-import tempfile
-import threading
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+from migration.scratch import ScratchDB
 
 ItemId = tuple[str, str]  # an item: its table (physical name) and its key, as JSON
 RowId = tuple[str, tuple[Any, ...]]  # a row: its table and its key values
@@ -66,25 +64,15 @@ class Holders:
     """The items holding each row; see the module docstring. Safe to share between
     threads (one lock around the file's one connection)."""
 
-    def __init__(self, directory: str | None = None):
-        handle, self.path = tempfile.mkstemp(prefix="catch-up-", suffix=".sqlite",
-                                             dir=directory)
-        os.close(handle)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.executescript("""
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            PRAGMA temp_store = FILE;
-            CREATE TABLE holders (row TEXT NOT NULL, item TEXT NOT NULL,
-                                  PRIMARY KEY (row, item)) WITHOUT ROWID;
-        """)
+    def __init__(self, directory: Path | None = None):
+        self._scratch = ScratchDB("catch-up-", directory)
+        self.path = self._scratch.path
+        self._db, self._lock = self._scratch.db, self._scratch.lock
+        self._db.execute("CREATE TABLE holders (row TEXT NOT NULL, item TEXT NOT NULL, "
+                         "PRIMARY KEY (row, item)) WITHOUT ROWID")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        self._scratch.close()
 
     def __enter__(self) -> Holders:
         return self

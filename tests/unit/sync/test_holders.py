@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from decimal import Decimal
+from pathlib import Path
 
 from migration.sync.holders import Holders
 
@@ -46,9 +46,9 @@ def test_unheld_answers_for_more_keys_than_one_query_takes() -> None:
             [("t", (n,)) for n in range(1, 3000, 2)]
 
 
-def test_the_file_is_gone_after_close(tmp_path: os.PathLike[str]) -> None:
-    holders = Holders(str(tmp_path))
+def test_the_file_is_gone_after_close(tmp_path: Path) -> None:
+    holders = Holders(tmp_path)
     holders.add([(("t", (1,)), A)])
-    assert os.listdir(tmp_path) == [os.path.basename(holders.path)]
+    assert holders.path.exists() and holders.path.is_relative_to(tmp_path)
     holders.close()
-    assert os.listdir(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
